@@ -1,0 +1,1 @@
+"""HTTP layer: thin routers that read parameters, call one query and build the schema."""

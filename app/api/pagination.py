@@ -1,0 +1,45 @@
+"""Cursor links for keyset pages: the next/prev URLs in the body and the Link header."""
+
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+
+from app.queries import cursor as cursors
+from app.queries.articles import Page
+from app.queries.cursor import Cursor
+
+
+def _url(request: Request, token: str) -> str:
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    params.append(("cursor", token))
+    path = request.scope.get("root_path", "") + request.url.path
+    return f"{path}?{urlencode(params)}"
+
+
+def page_links(
+    request: Request, page: Page, given: Cursor | None, fingerprint: str, secret: str
+) -> tuple[str | None, str | None]:
+    """URLs of the next and previous pages, carrying every filter of this request."""
+    next_key = page.keys[-1] if page.keys and page.has_next else None
+    prev_key = page.keys[0] if page.keys and page.has_prev else None
+    if not page.keys and given is not None:
+        # An empty page reached by cursor: offer the way back to where the rows are.
+        if given.direction == "after":
+            prev_key = given.key
+        else:
+            next_key = given.key
+    next_url = prev_url = None
+    if next_key is not None:
+        token = cursors.encode(Cursor(next_key, "after", fingerprint), secret)
+        next_url = _url(request, token)
+    if prev_key is not None:
+        token = cursors.encode(Cursor(prev_key, "before", fingerprint), secret)
+        prev_url = _url(request, token)
+    return next_url, prev_url
+
+
+def link_header(next_url: str | None, prev_url: str | None) -> str | None:
+    links = [
+        f'<{url}>; rel="{rel}"' for rel, url in (("next", next_url), ("prev", prev_url)) if url
+    ]
+    return ", ".join(links) or None

@@ -1,0 +1,145 @@
+"""The one place errors become RFC 9457 `application/problem+json` bodies.
+
+`install(app)` maps domain errors, validation errors, Starlette's HTTP errors (unknown
+routes, wrong methods) and database outages; anything else is a logged, bodiless-of-detail
+500. No response ever carries a traceback.
+"""
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from app import schemas
+from app.errors import CorpusError, InvalidParameter, ServiceUnavailable
+
+log = logging.getLogger("app.problems")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_S = 2
+
+
+def _problem_response(status: int, description: str) -> dict[str, Any]:
+    return {
+        "model": schemas.Problem,
+        "description": description,
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem_response(400, "Bad request: a cursor that does not parse or does not fit."),
+    404: _problem_response(404, "No such resource."),
+    422: _problem_response(422, "A parameter is invalid; `errors` names each one."),
+    503: _problem_response(503, "The database is unreachable or saturated; retry later."),
+}
+
+
+def problem(
+    request: Request,
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    slug: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": f"urn:article-corpus:problem:{slug}" if slug else "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    errors = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ())]
+        errors.append(
+            {
+                "location": loc[0] if loc else "request",
+                "name": loc[1] if len(loc) > 1 else "",
+                "message": str(err.get("msg", "")),
+                "type": str(err.get("type", "")),
+            }
+        )
+    return errors
+
+
+def install(app: FastAPI) -> None:
+    """Register every handler: called once from create_app."""
+
+    async def on_corpus_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, CorpusError)
+        errors = None
+        if isinstance(exc, InvalidParameter):
+            errors = [
+                {
+                    "location": "query",
+                    "name": exc.parameter,
+                    "message": exc.detail,
+                    "type": "value_error",
+                }
+            ]
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
+        return problem(
+            request,
+            exc.status,
+            exc.detail,
+            title=exc.title,
+            slug=exc.slug,
+            errors=errors,
+            headers=headers,
+        )
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = _validation_errors(exc)
+        names = ", ".join(sorted({e["name"] for e in errors if e["name"]})) or "the request"
+        return problem(
+            request,
+            422,
+            f"Invalid parameter: {names}.",
+            title="Invalid parameter",
+            slug="invalid-parameter",
+            errors=errors,
+        )
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"No route matches {request.url.path}."
+        return problem(request, exc.status_code, detail, headers=dict(exc.headers or {}))
+
+    async def on_database_unavailable(request: Request, exc: Exception) -> Response:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        err = ServiceUnavailable("The database is unreachable or busy; retry shortly.")
+        return await on_corpus_error(request, err)
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(request, 500, "An unexpected error occurred; it has been logged.")
+
+    app.add_exception_handler(CorpusError, on_corpus_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(OperationalError, on_database_unavailable)
+    app.add_exception_handler(PoolTimeoutError, on_database_unavailable)
+    app.add_exception_handler(DBAPIError, on_database_unavailable)
+    app.add_exception_handler(Exception, on_unexpected)

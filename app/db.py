@@ -1,0 +1,129 @@
+"""Engines and migrations: the only module that branches on the database backend."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.pool import NullPool
+from sqlalchemy.types import TypeDecorator
+
+from app.settings import Settings
+
+# Set on a connection (`execution_options(sqlite_begin="IMMEDIATE")`) to take SQLite's write
+# lock when the transaction starts: a deferred one that upgrades later gets SQLITE_BUSY at once.
+SQLITE_BEGIN_OPTION = "sqlite_begin"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both backends (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def backend(url: str) -> str:
+    """`sqlite` or `postgresql`, from a database URL."""
+    return make_url(url).get_backend_name()
+
+
+def make_engine(settings: Settings, *, pooled: bool = True) -> Engine:
+    """Build the engine for `settings.database_url`, tuned for its backend."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(settings, pooled=pooled)
+    kwargs: dict[str, Any] = {
+        "pool_pre_ping": True,  # survive a database restart without a process restart
+        "connect_args": {
+            "connect_timeout": settings.connect_timeout_s,
+            "options": f"-c statement_timeout={settings.statement_timeout_ms}",
+        },
+    }
+    return create_engine(url, **kwargs, **_pool_kwargs(settings, pooled))
+
+
+def _pool_kwargs(settings: Settings, pooled: bool) -> dict[str, Any]:
+    """A bounded pool for the API (a wait turns into a fast 503); none for one-shot commands."""
+    if not pooled:
+        return {"poolclass": NullPool}
+    return {
+        "pool_size": settings.pool_size,
+        "max_overflow": settings.pool_max_overflow,
+        "pool_timeout": settings.pool_timeout_s,
+    }
+
+
+def _sqlite_engine(settings: Settings, *, pooled: bool) -> Engine:
+    url = make_url(settings.database_url)
+    database = url.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    kwargs: dict[str, Any] = {
+        "connect_args": {
+            "check_same_thread": False,
+            "timeout": settings.sqlite_busy_timeout_ms / 1000,
+        },
+    }
+    engine = create_engine(url, **kwargs, **_pool_kwargs(settings, pooled))
+    busy_timeout_ms = settings.sqlite_busy_timeout_ms
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode = WAL")  # readers run during an ingest
+        cursor.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {'IMMEDIATE' if mode == 'IMMEDIATE' else 'DEFERRED'}")
+
+    return engine
+
+
+def migrations_dir() -> Path:
+    """The Alembic scripts: beside the package in a checkout, else under the working dir."""
+    beside = Path(__file__).resolve().parent.parent / "migrations"
+    return beside if beside.is_dir() else Path.cwd() / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def migrate(database_url: str, revision: str = "head") -> None:
+    """Upgrade the database to `revision`: the only way our schema is created or changed."""
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    command.downgrade(alembic_config(database_url), revision)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,42 @@
+"""Domain errors. Imports nothing from the web stack: queries and ingest raise these,
+and `app/api/problems.py` alone turns them into HTTP problem bodies.
+
+    CorpusError                  (status 500)
+    ├── NotFound                 (404) an article or source id that does not exist
+    ├── InvalidCursor            (400) a cursor that does not parse, was altered, or was
+    │                                  made for another filter or sort
+    ├── InvalidParameter         (422) a parameter that parses but cannot be honoured
+    └── ServiceUnavailable       (503) the database cannot be reached or is saturated
+"""
+
+from typing import ClassVar
+
+
+class CorpusError(Exception):
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal server error"
+    slug: ClassVar[str] = "internal-error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(CorpusError):
+    status, title, slug = 404, "Not found", "not-found"
+
+
+class InvalidCursor(CorpusError):
+    status, title, slug = 400, "Invalid cursor", "invalid-cursor"
+
+
+class InvalidParameter(CorpusError):
+    status, title, slug = 422, "Invalid parameter", "invalid-parameter"
+
+    def __init__(self, detail: str, *, parameter: str) -> None:
+        super().__init__(detail)
+        self.parameter = parameter
+
+
+class ServiceUnavailable(CorpusError):
+    status, title, slug = 503, "Service unavailable", "service-unavailable"

@@ -1,0 +1,1 @@
+"""Ingestion as generator stages: read → validate → write, each testable on a plain list."""

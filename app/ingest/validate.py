@@ -1,0 +1,87 @@
+"""JSON values → ArticleIn, or a Reject with its reason. Each rule has its one place here."""
+
+import hashlib
+from collections.abc import Iterable, Iterator
+
+import orjson
+
+from app.ingest.records import ArticleIn, Located, OnReject, Reject, raw_text
+
+MAX_ID = 2**63 - 1
+KNOWN_FIELDS = frozenset({"article_id", "source_id", "title", "content"})
+
+
+def record_hash(source_id: int, title: str, content: str, extra: object) -> str:
+    """Digest of every stored field: equal hashes mean a re-ingest changes nothing."""
+    payload = orjson.dumps([source_id, title, content, extra], option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(payload, digest_size=16).hexdigest()
+
+
+def _positive_id(record: dict[str, object], name: str) -> int | str:
+    value = record.get(name)
+    if name not in record:
+        return f"missing {name}"
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{name} must be an integer, got {_json_type(value)}"
+    if not 1 <= value <= MAX_ID:
+        return f"{name} must be between 1 and {MAX_ID}, got {value}"
+    return value
+
+
+def _text(record: dict[str, object], name: str, *, non_blank: bool) -> str | None:
+    if name not in record:
+        return f"missing {name}"
+    value = record[name]
+    if not isinstance(value, str):
+        return f"{name} must be a string, got {_json_type(value)}"
+    if non_blank and not value.strip():
+        return f"{name} must not be empty"
+    if "\x00" in value:
+        return f"{name} contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{name} is not valid UTF-8 (invalid bytes or a lone surrogate)"
+    return None
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        return f"a non-integer number ({value!r})"
+    return names.get(type(value), type(value).__name__)
+
+
+def check(item: Located) -> ArticleIn | str:
+    """The validated record, or the reason it cannot load."""
+    record = item.value
+    if not isinstance(record, dict):
+        return f"expected a JSON object, got {_json_type(record)}"
+    article_id = _positive_id(record, "article_id")
+    if isinstance(article_id, str):
+        return article_id
+    source_id = _positive_id(record, "source_id")
+    if isinstance(source_id, str):
+        return source_id
+    for name, non_blank in (("title", True), ("content", False)):
+        problem = _text(record, name, non_blank=non_blank)
+        if problem is not None:
+            return problem
+    title, content = str(record["title"]), str(record["content"])
+    extra = {k: v for k, v in record.items() if k not in KNOWN_FIELDS} or None
+    try:
+        digest = record_hash(source_id, title, content, extra)
+    except (orjson.JSONEncodeError, TypeError):
+        return "extra fields are not valid UTF-8 JSON"
+    return ArticleIn(article_id, source_id, title, content, extra, digest)
+
+
+def validate(values: Iterable[Located], on_reject: OnReject) -> Iterator[ArticleIn]:
+    for item in values:
+        result = check(item)
+        if isinstance(result, str):
+            on_reject(Reject(item.path, item.line, result, raw_text(item.raw), item.index))
+        else:
+            yield result

@@ -1,0 +1,66 @@
+"""SQLModel tables: the single source of schema truth. Alembic revisions mirror these."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, Index, Integer, MetaData, Table, Text
+from sqlmodel import Field, SQLModel
+
+from app.db import UTCDateTime
+
+# Named constraints and indexes, so a downgrade can drop them by name on both backends.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata: MetaData = SQLModel.metadata
+
+# Backend-specific objects (full-text tables, triggers) that revisions create by hand and
+# autogenerate must not try to drop.
+MANUAL_OBJECTS: frozenset[str] = frozenset()
+
+# On SQLite only `INTEGER PRIMARY KEY` makes the column the rowid: the fast path for id order.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Source(SQLModel, table=True):
+    """A publisher. Rows appear as articles name them; names come from a sources file."""
+
+    source_id: int = Field(sa_column=Column("source_id", Id, primary_key=True, autoincrement=False))
+    name: str | None = Field(default=None, sa_column=Column("name", Text, nullable=True))
+
+
+class Article(SQLModel, table=True):
+    """One article, keyed by the corpus's own id (never generated here)."""
+
+    __table_args__ = (Index("ix_article_source_id_article_id", "source_id", "article_id"),)
+
+    article_id: int = Field(
+        sa_column=Column("article_id", Id, primary_key=True, autoincrement=False)
+    )
+    source_id: int = Field(
+        sa_column=Column(
+            "source_id",
+            Id,
+            ForeignKey("source.source_id", name="fk_article_source_id_source"),
+            nullable=False,
+        )
+    )
+    title: str = Field(sa_column=Column("title", Text, nullable=False))
+    content: str = Field(sa_column=Column("content", Text, nullable=False))
+    # Fields a record carried beyond the known ones: kept, so nothing a corpus holds is lost.
+    extra: dict[str, Any] | None = Field(
+        default=None, sa_column=Column("extra", JSON, nullable=True)
+    )
+    # Hash over every stored field of the record: a re-ingest tells unchanged from changed.
+    content_hash: str = Field(sa_column=Column("content_hash", Text, nullable=False))
+    ingested_at: datetime = Field(sa_column=Column("ingested_at", UTCDateTime, nullable=False))
+    updated_at: datetime = Field(sa_column=Column("updated_at", UTCDateTime, nullable=False))
+
+
+# Core views of the tables, for SQL built without the ORM (bulk writes, keyset pages).
+article_table: Table = Article.__table__  # type: ignore[attr-defined]
+source_table: Table = Source.__table__  # type: ignore[attr-defined]

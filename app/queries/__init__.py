@@ -1,0 +1,1 @@
+"""SQL lives here. Functions take a Session and return rows; they know nothing of HTTP."""

@@ -1,0 +1,68 @@
+"""Opaque, signed keyset cursors.
+
+A cursor carries the sort key of the row it points past, the direction of travel and a
+fingerprint of the filter and sort it was made under, signed with HMAC so that an altered
+cursor is rejected rather than silently followed. It knows nothing of HTTP or SQL.
+"""
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Literal
+
+import orjson
+
+from app.errors import InvalidCursor
+
+Direction = Literal["after", "before"]
+KeyValue = int | str | float | None
+_SIG_BYTES = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    key: tuple[KeyValue, ...]
+    direction: Direction
+    fingerprint: str
+
+
+def fingerprint(*parts: object) -> str:
+    """A short stable digest of the filter and sort a cursor belongs to."""
+    return hashlib.blake2b(orjson.dumps(parts), digest_size=8).hexdigest()
+
+
+def encode(cursor: Cursor, secret: str) -> str:
+    payload = orjson.dumps([list(cursor.key), cursor.direction[0], cursor.fingerprint])
+    sig = hmac.new(secret.encode(), payload, hashlib.sha256).digest()[:_SIG_BYTES]
+    return base64.urlsafe_b64encode(sig + payload).rstrip(b"=").decode("ascii")
+
+
+def decode(token: str, secret: str, *, expected_fingerprint: str, key_arity: int) -> Cursor:
+    """Parse and verify `token`; anything wrong with it raises InvalidCursor."""
+    if len(token) > 2048:
+        raise InvalidCursor("The cursor is too long to be one of ours.")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise InvalidCursor("The cursor is not valid base64url.") from exc
+    sig, payload = raw[:_SIG_BYTES], raw[_SIG_BYTES:]
+    good = hmac.new(secret.encode(), payload, hashlib.sha256).digest()[:_SIG_BYTES]
+    if not payload or not hmac.compare_digest(sig, good):
+        raise InvalidCursor("The cursor was altered or was not issued by this service.")
+    try:
+        key, direction, fp = orjson.loads(payload)
+    except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+        raise InvalidCursor("The cursor does not parse.") from exc
+    if fp != expected_fingerprint:
+        raise InvalidCursor(
+            "The cursor was made for another filter or sort; start again without it."
+        )
+    if (
+        not isinstance(key, list)
+        or len(key) != key_arity
+        or direction not in ("a", "b")
+        or not all(v is None or isinstance(v, int | str | float) for v in key)
+    ):
+        raise InvalidCursor("The cursor does not parse.")
+    return Cursor(tuple(key), "after" if direction == "a" else "before", fp)
