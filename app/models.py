@@ -18,12 +18,24 @@ SQLModel.metadata.naming_convention = {
 }
 metadata: MetaData = SQLModel.metadata
 
-# Backend-specific objects (full-text tables, triggers) that revisions create by hand and
-# autogenerate must not try to drop.
-MANUAL_OBJECTS: frozenset[str] = frozenset()
+# Backend-specific objects that revisions create by hand (0002: the SQLite FTS5 table and
+# its triggers, PostgreSQL's generated tsvector column and GIN index); autogenerate skips them.
+FTS_TABLE = "article_fts"
+SEARCH_VECTOR = "search_vector"
+MANUAL_OBJECTS: frozenset[str] = frozenset(
+    {
+        FTS_TABLE,
+        *(f"{FTS_TABLE}_{suffix}" for suffix in ("data", "idx", "docsize", "config", "content")),
+        SEARCH_VECTOR,
+        "ix_article_search_vector",
+    }
+)
 
 # On SQLite only `INTEGER PRIMARY KEY` makes the column the rowid: the fast path for id order.
 Id = BigInteger().with_variant(Integer(), "sqlite")
+# Binary (code-point) order for titles on both backends: SQLite's default, "C" on PostgreSQL.
+Title = Text().with_variant(Text(collation="C"), "postgresql")
+TITLE_MAX_CHARS = 500  # keeps every title within a btree index entry on PostgreSQL
 
 
 class Source(SQLModel, table=True):
@@ -36,7 +48,11 @@ class Source(SQLModel, table=True):
 class Article(SQLModel, table=True):
     """One article, keyed by the corpus's own id (never generated here)."""
 
-    __table_args__ = (Index("ix_article_source_id_article_id", "source_id", "article_id"),)
+    __table_args__ = (
+        Index("ix_article_source_id_article_id", "source_id", "article_id"),
+        Index("ix_article_title_article_id", "title", "article_id"),
+        Index("ix_article_revision", "revision", unique=True),
+    )
 
     article_id: int = Field(
         sa_column=Column("article_id", Id, primary_key=True, autoincrement=False)
@@ -49,8 +65,12 @@ class Article(SQLModel, table=True):
             nullable=False,
         )
     )
-    title: str = Field(sa_column=Column("title", Text, nullable=False))
+    title: str = Field(sa_column=Column("title", Title, nullable=False))
     content: str = Field(sa_column=Column("content", Text, nullable=False))
+    # Whitespace-separated tokens of content, counted once at ingest.
+    word_count: int = Field(sa_column=Column("word_count", Integer, nullable=False))
+    # Strictly increasing across all writes: the change feed's position.
+    revision: int = Field(sa_column=Column("revision", BigInteger, nullable=False))
     # Fields a record carried beyond the known ones: kept, so nothing a corpus holds is lost.
     extra: dict[str, Any] | None = Field(
         default=None, sa_column=Column("extra", JSON, nullable=True)

@@ -41,6 +41,7 @@ def article_in(rec: dict[str, Any]) -> ArticleIn:
         rec["content"],
         extra,
         record_hash(rec["source_id"], rec["title"], rec["content"], extra),
+        len(rec["content"].split()),
     )
 
 

@@ -42,3 +42,45 @@ def _ours(obj: object, name: str | None, type_: str, reflected: bool, compare_to
     return not (type_ == "table" and name == "alembic_version") and (
         name not in models.MANUAL_OBJECTS
     )
+
+
+def test_0002_backfills_rows_loaded_before_it(database_url: str) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    downgrade(database_url, "0001")
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    now = datetime.now(UTC)
+    try:
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO source (source_id) VALUES (2)"))
+            for article_id, content in ((5, "one two  three"), (3, "alpha beta")):
+                c.execute(
+                    text(
+                        "INSERT INTO article (article_id, source_id, title, content, "
+                        "content_hash, ingested_at, updated_at) "
+                        "VALUES (:id, 2, 'Palmyra news', :content, 'h', :now, :now)"
+                    ),
+                    {"id": article_id, "content": content, "now": now},
+                )
+        migrate(database_url)
+        with engine.connect() as c:
+            rows = c.execute(
+                text("SELECT article_id, word_count, revision FROM article ORDER BY article_id")
+            ).all()
+            assert [tuple(r) for r in rows] == [(3, 2, 1), (5, 3, 2)]
+            if engine.dialect.name == "sqlite":
+                hits = c.execute(
+                    text("SELECT rowid FROM article_fts WHERE article_fts MATCH 'alpha'")
+                ).scalars()
+            else:
+                hits = c.execute(
+                    text(
+                        "SELECT article_id FROM article "
+                        "WHERE search_vector @@ websearch_to_tsquery('english', 'alpha')"
+                    )
+                ).scalars()
+            assert list(hits) == [3]
+    finally:
+        engine.dispose()

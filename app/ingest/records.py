@@ -43,6 +43,7 @@ class ArticleIn:
     content: str
     extra: dict[str, Any] | None
     content_hash: str
+    word_count: int
 
 
 OnReject = Callable[[Reject], None]

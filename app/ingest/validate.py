@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator
 import orjson
 
 from app.ingest.records import ArticleIn, Located, OnReject, Reject, raw_text
+from app.models import TITLE_MAX_CHARS
 
 MAX_ID = 2**63 - 1
 KNOWN_FIELDS = frozenset({"article_id", "source_id", "title", "content"})
@@ -70,12 +71,14 @@ def check(item: Located) -> ArticleIn | str:
         if problem is not None:
             return problem
     title, content = str(record["title"]), str(record["content"])
+    if len(title) > TITLE_MAX_CHARS:
+        return f"title is longer than {TITLE_MAX_CHARS} characters"
     extra = {k: v for k, v in record.items() if k not in KNOWN_FIELDS} or None
     try:
         digest = record_hash(source_id, title, content, extra)
     except (orjson.JSONEncodeError, TypeError):
         return "extra fields are not valid UTF-8 JSON"
-    return ArticleIn(article_id, source_id, title, content, extra, digest)
+    return ArticleIn(article_id, source_id, title, content, extra, digest, len(content.split()))
 
 
 def validate(values: Iterable[Located], on_reject: OnReject) -> Iterator[ArticleIn]:

@@ -12,7 +12,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
@@ -23,7 +23,20 @@ from app.ingest.records import ArticleIn
 
 T = TypeVar("T")
 
-UPDATABLE = ("source_id", "title", "content", "extra", "content_hash", "updated_at")
+UPDATABLE = (
+    "source_id",
+    "title",
+    "content",
+    "extra",
+    "content_hash",
+    "word_count",
+    "revision",
+    "updated_at",
+)
+# Serialises PostgreSQL writers per batch, so revisions commit in the order they are
+# numbered and a change-feed reader never sees revision N+1 before N. (SQLite's write lock,
+# taken by BEGIN IMMEDIATE, does the same there.)
+WRITE_LOCK_KEY = 0x61727469636C65  # "article"
 DEADLOCK_RETRIES = 5
 
 
@@ -79,7 +92,16 @@ def upsert_sources(connection: Connection, names: dict[int, str | None]) -> None
         connection.execute(insert(models.Source).on_conflict_do_nothing(), bare)
 
 
+def _last_revision(connection: Connection) -> int:
+    """The newest revision, read under the write lock so no other writer can interleave."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK_KEY)))
+    revision = models.article_table.c.revision
+    return int(connection.execute(select(func.coalesce(func.max(revision), 0))).scalar_one())
+
+
 def _write_batch(connection: Connection, batch: Sequence[ArticleIn], now: datetime) -> BatchCounts:
+    revision = _last_revision(connection)
     upsert_sources(connection, {r.source_id: None for r in batch})
     ids = [r.article_id for r in batch]
     stored = dict(
@@ -100,6 +122,7 @@ def _write_batch(connection: Connection, batch: Sequence[ArticleIn], now: dateti
         else:
             unchanged += 1
             continue
+        revision += 1
         rows.append(
             {
                 "article_id": r.article_id,
@@ -108,6 +131,8 @@ def _write_batch(connection: Connection, batch: Sequence[ArticleIn], now: dateti
                 "content": r.content,
                 "extra": r.extra,
                 "content_hash": r.content_hash,
+                "word_count": r.word_count,
+                "revision": revision,
                 "ingested_at": now,
                 "updated_at": now,
             }
