@@ -37,11 +37,12 @@ async def test_first_page_is_newest_first_with_default_limit(seeded: httpx.Async
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     page = response.json()
-    assert set(page) == {"items", "next", "prev"}
+    assert set(page) == {"items", "next", "prev", "total", "total_is_exact"}
+    assert (page["total"], page["total_is_exact"]) == (None, None)
     assert ids(page) == ALL_IDS[:20]
     assert page["prev"] is None
     assert page["next"].startswith("/v1/articles?cursor=")
-    assert set(page["items"][0]) == {"article_id", "source_id", "title", "excerpt"}
+    assert set(page["items"][0]) == {"article_id", "source_id", "title", "excerpt", "word_count"}
 
 
 async def test_list_items_carry_an_excerpt_not_the_content(seeded: httpx.AsyncClient) -> None:
@@ -94,7 +95,7 @@ async def test_source_filter_walks_exactly_that_source(
 
 async def test_unknown_source_filter_is_an_empty_page(seeded: httpx.AsyncClient) -> None:
     page = (await seeded.get("/v1/articles?source_id=999")).json()
-    assert page == {"items": [], "next": None, "prev": None}
+    assert page == {"items": [], "next": None, "prev": None, "total": None, "total_is_exact": None}
 
 
 async def test_cursor_replayed_under_another_filter_is_400(seeded: httpx.AsyncClient) -> None:
@@ -138,7 +139,9 @@ async def test_unknown_article_is_a_404_problem(seeded: httpx.AsyncClient) -> No
     response = await seeded.get("/v1/articles/424242")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json() == {
+    body = response.json()
+    body.pop("request_id", None)  # added by the request-id middleware, where installed
+    assert body == {
         "type": "urn:article-corpus:problem:not-found",
         "title": "Not found",
         "status": 404,

@@ -1,78 +1,129 @@
-"""/v1/articles: keyset pages of summaries, and one article in full."""
+"""/v1/articles: keyset pages of summaries (filtered, searched, counted), and one article."""
 
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app import schemas
-from app.api.deps import ArticleId, CursorParam, Limit, SessionDep, SettingsDep, SourceIds
+from app.api.calls import run_db, run_db_short
+from app.api.deps import (
+    ArticleId,
+    CacheDep,
+    ListOptions,
+    ListOptionsDep,
+    SessionDep,
+    SettingsDep,
+    SourceIds,
+)
 from app.api.pagination import link_header, page_links
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.responses import json_response
 from app.queries import articles as article_queries
+from app.queries import counts
 from app.queries import cursor as cursors
-from app.queries.articles import ArticleFilter, Page, Sort
+from app.queries.articles import ArticleFilter, Item
+from app.queries.cache import RevisionCache
+from app.queries.counts import CountMode
 
 router = APIRouter(prefix="/v1/articles", tags=["articles"], responses=PROBLEM_RESPONSES)
 
 
-def list_page(
+def _project(rows: Iterable[Item], fields: frozenset[str] | None) -> list[Item]:
+    if fields is None:
+        return list(rows)
+    return [{k: v for k, v in row.items() if k in fields} for row in rows]
+
+
+async def list_page(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    cache: RevisionCache,
+    options: ListOptions,
     flt: ArticleFilter,
-    limit: int,
-    cursor: str | None,
-    sort: Sort = Sort.NEWEST,
 ) -> Response:
-    """Shared by every list of articles: decode the cursor, fetch, link the neighbours."""
+    """A page, built inline when it is a pure index walk, else in one threadpool hop."""
+    short = flt.q is None and options.count is CountMode.NONE and not options.facets
+    call = run_db_short if short else run_db
+    return await call(session, _build_page, request, session, settings, cache, options, flt)
+
+
+def _build_page(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    cache: RevisionCache,
+    options: ListOptions,
+    flt: ArticleFilter,
+) -> Response:
+    """Shared by every list of articles: decode the cursor, fetch, count, link the neighbours.
+
+    The body is built as plain dicts and serialised once by orjson: with `fields` an item
+    holds only the keys asked for, which a pydantic model with defaults could not express.
+    """
+    sort = article_queries.resolve_sort(options.sort, flt)
     fingerprint = cursors.fingerprint("articles", sort.value, *flt.fingerprint_parts())
     given = None
-    if cursor is not None:
+    if options.cursor is not None:
         given = cursors.decode(
-            cursor,
+            options.cursor,
             settings.cursor_secret,
             expected_fingerprint=fingerprint,
             key_arity=article_queries.key_arity(sort),
         )
-    page: Page = article_queries.list_articles(session, flt, sort=sort, limit=limit, cursor=given)
-    next_url, prev_url = page_links(request, page, given, fingerprint, settings.cursor_secret)
-    body = schemas.ArticlePage.model_construct(
-        items=[
-            schemas.ArticleSummary.model_construct(
-                article_id=row.article_id,
-                source_id=row.source_id,
-                title=row.title,
-                excerpt=article_queries.excerpt(row.excerpt),
-            )
-            for row in page.rows
-        ],
-        next=next_url,
-        prev=prev_url,
+    page = article_queries.list_articles(
+        session,
+        flt,
+        sort=sort,
+        limit=options.limit,
+        cursor=given,
+        content=options.content,
+        cache=cache,
     )
+    total = counts.total(session, flt, options.count, cache)
+    next_url, prev_url = page_links(request, page, given, fingerprint, settings.cursor_secret)
+    body: dict[str, Any] = {
+        "items": _project(page.rows, options.fields),
+        "next": next_url,
+        "prev": prev_url,
+        "total": total.value,
+        "total_is_exact": total.is_exact,
+    }
+    if options.facets:
+        body["facets"] = counts.facets(session, flt, options.facets, cache)
     link = link_header(next_url, prev_url)
-    return json_response(body, headers={"Link": link} if link else None)
+    return Response(
+        orjson.dumps(body), media_type="application/json", headers={"Link": link} if link else None
+    )
 
 
 @router.get("", operation_id="list_articles", response_model=schemas.ArticlePage)
-def list_articles(
+async def list_articles(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
+    cache: CacheDep,
+    options: ListOptionsDep,
     source_id: SourceIds = [],  # noqa: B006 - FastAPI copies defaults per request
-    limit: Limit = 20,
-    cursor: CursorParam = None,
 ) -> Response:
-    """Articles, newest `article_id` first, one keyset page at a time.
+    """Articles, newest `article_id` first (or as `sort` says), one keyset page at a time.
 
-    Follow `next` (or the `Link` header) to walk forward and `prev` to walk back; the cursor
-    in those URLs is opaque and only valid with the same filters.
+    `q` searches title and content: words are ANDed, `"a phrase"`, `-excluded`, `OR`
+    between two items; any text is safe. Hits are ranked by relevance unless `sort` says
+    otherwise and carry `score` (higher is better) and a `snippet` of HTML whose matches
+    are wrapped in `<mark>`…`</mark>`, the rest escaped. Follow `next` (or the `Link`
+    header) to walk forward and `prev` to walk back; the cursor in those URLs is opaque and
+    only valid with the same search, filters and sort.
     """
-    flt = ArticleFilter(source_ids=tuple(source_id))
-    return list_page(request, session, settings, flt, limit, cursor)
+    flt = article_queries.with_sources(options.flt, source_id)
+    return await list_page(request, session, settings, cache, options, flt)
 
 
 @router.get("/{article_id}", operation_id="get_article", response_model=schemas.Article)
-def get_article(article_id: ArticleId, session: SessionDep) -> Response:
+async def get_article(article_id: ArticleId, session: SessionDep) -> Response:
     """One article, its content byte for byte as ingested."""
-    row = article_queries.get_article(session, article_id)
-    return json_response(schemas.Article.model_validate(row, from_attributes=True))
+    fields = await run_db_short(session, article_queries.get_article_fields, session, article_id)
+    return json_response(schemas.Article.model_construct(**fields))

@@ -5,19 +5,20 @@ from starlette.responses import Response
 
 from app import schemas
 from app.api.articles import list_page
-from app.api.deps import CursorParam, Limit, SessionDep, SettingsDep, SourceId
+from app.api.calls import run_db, run_db_short
+from app.api.deps import CacheDep, ListOptionsDep, SessionDep, SettingsDep, SourceId
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.responses import json_response
 from app.queries import sources as source_queries
-from app.queries.articles import ArticleFilter
+from app.queries.articles import with_sources
 
 router = APIRouter(prefix="/v1/sources", tags=["sources"], responses=PROBLEM_RESPONSES)
 
 
 @router.get("", operation_id="list_sources", response_model=schemas.SourcePage)
-def list_sources(session: SessionDep) -> Response:
+async def list_sources(session: SessionDep) -> Response:
     """Every source, by id, with its article count."""
-    rows = source_queries.list_sources(session)
+    rows = await run_db(session, source_queries.list_sources, session)
     items = [
         schemas.Source.model_construct(
             source_id=r.source_id, name=r.name, article_count=r.article_count
@@ -28,9 +29,9 @@ def list_sources(session: SessionDep) -> Response:
 
 
 @router.get("/{source_id}", operation_id="get_source", response_model=schemas.Source)
-def get_source(source_id: SourceId, session: SessionDep) -> Response:
+async def get_source(source_id: SourceId, session: SessionDep) -> Response:
     """One source with its article count."""
-    r = source_queries.get_source(session, source_id)
+    r = await run_db(session, source_queries.get_source, session, source_id)
     return json_response(
         schemas.Source.model_construct(
             source_id=r.source_id, name=r.name, article_count=r.article_count
@@ -43,15 +44,16 @@ def get_source(source_id: SourceId, session: SessionDep) -> Response:
     operation_id="list_source_articles",
     response_model=schemas.ArticlePage,
 )
-def list_source_articles(
+async def list_source_articles(
     request: Request,
     source_id: SourceId,
     session: SessionDep,
     settings: SettingsDep,
-    limit: Limit = 20,
-    cursor: CursorParam = None,
+    cache: CacheDep,
+    options: ListOptionsDep,
 ) -> Response:
-    """The articles of one source, newest first; same page shape as `list_articles`."""
-    source_queries.ensure_source_exists(session, source_id)
-    flt = ArticleFilter(source_ids=(source_id,))
-    return list_page(request, session, settings, flt, limit, cursor)
+    """The articles of one source: the same parameters (but `source_id`) and page shape as
+    `list_articles`."""
+    await run_db_short(session, source_queries.ensure_source_exists, session, source_id)
+    flt = with_sources(options.flt, (source_id,))
+    return await list_page(request, session, settings, cache, options, flt)

@@ -1,22 +1,54 @@
-"""Reads of the article table: one article, and keyset pages of summaries.
+"""Reads of the article table: one article, and keyset pages of summaries, searched or not.
 
 Takes a Session, returns rows; knows nothing of HTTP. Pages never use OFFSET: each walks an
-index from the last key seen, fetching one row more than asked to learn if another page exists.
+index (or, for relevance, the ranked matches) from the last key seen, fetching one row more
+than asked to learn if another page exists. Searches fetch a page of keys first, then the
+columns, score and snippet of just those rows.
 """
 
+import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, func, or_, select
-from sqlmodel import Session, col
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
+from sqlmodel import Session
 
 from app import models
-from app.errors import NotFound
+from app.errors import InvalidCursor, NotFound
+from app.queries import search
+from app.queries.cache import RevisionCache, newest_revision
 from app.queries.cursor import Cursor, KeyValue
+from app.queries.filters import ArticleFilter, filter_clauses, where_clauses, with_sources
+from app.queries.ranking import Ranking, ranking
+from app.queries.search import SearchQuery
+
+__all__ = [  # the filter names are re-exported: the export engine imports them from here
+    "EXCERPT_CHARS",
+    "ArticleFilter",
+    "Content",
+    "Item",
+    "Page",
+    "Sort",
+    "check_key",
+    "excerpt",
+    "filter_clauses",
+    "get_article",
+    "get_article_fields",
+    "key_arity",
+    "list_articles",
+    "resolve_sort",
+    "summary_select",
+    "where_clauses",
+    "with_sources",
+]
 
 EXCERPT_CHARS = 240  # a couple of lines of a result list
+
+Item = dict[str, Any]
 
 
 class Sort(StrEnum):
@@ -24,22 +56,20 @@ class Sort(StrEnum):
     OLDEST = "article_id"
     TITLE = "title"
     TITLE_DESC = "-title"
+    RELEVANCE = "relevance"
 
 
-@dataclass(frozen=True, slots=True)
-class ArticleFilter:
-    source_ids: tuple[int, ...] = ()
-    id_min: int | None = None
-    id_max: int | None = None
-    ids: tuple[int, ...] = ()
+class Content(StrEnum):
+    """How much of the body a list item carries."""
 
-    def fingerprint_parts(self) -> tuple[object, ...]:
-        return (sorted(set(self.source_ids)), self.id_min, self.id_max, sorted(set(self.ids)))
+    NONE = "none"
+    EXCERPT = "excerpt"
+    FULL = "full"
 
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    rows: Sequence[Row[int, int, str, str]]
+    rows: Sequence[Item]
     has_next: bool
     has_prev: bool
     keys: list[tuple[KeyValue, ...]] = field(default_factory=list)
@@ -52,31 +82,59 @@ def get_article(session: Session, article_id: int) -> models.Article:
     return article
 
 
-def _sort_columns(sort: Sort) -> tuple[list[ColumnElement[Any]], bool]:
-    """The key columns for `sort`, and whether the walk is descending."""
-    article_id: ColumnElement[Any] = models.article_table.c.article_id
-    if sort in (Sort.NEWEST, Sort.OLDEST):
-        return [article_id], sort is Sort.NEWEST
-    title: ColumnElement[Any] = models.article_table.c.title
-    return [title, article_id], sort is Sort.TITLE_DESC
+_DETAIL_COLUMNS = (
+    "article_id",
+    "source_id",
+    "title",
+    "content",
+    "word_count",
+    "extra",
+    "ingested_at",
+    "updated_at",
+)
 
 
-def _filters(flt: ArticleFilter) -> list[ColumnElement[bool]]:
-    article_id = col(models.Article.article_id)
-    clauses: list[ColumnElement[bool]] = []
-    if flt.source_ids:
-        source_ids = sorted(set(flt.source_ids))
-        source_id = col(models.Article.source_id)
-        clauses.append(
-            source_id == source_ids[0] if len(source_ids) == 1 else source_id.in_(source_ids)
-        )
-    if flt.id_min is not None:
-        clauses.append(article_id >= flt.id_min)
-    if flt.id_max is not None:
-        clauses.append(article_id <= flt.id_max)
-    if flt.ids:
-        clauses.append(article_id.in_(sorted(set(flt.ids))))
-    return clauses
+_DETAIL = select(*(models.article_table.c[name] for name in _DETAIL_COLUMNS)).where(
+    models.article_table.c.article_id == bindparam("article_id")
+)
+
+
+def get_article_fields(session: Session, article_id: int) -> dict[str, Any]:
+    """One article's public fields as a dict: one prebuilt Core SELECT, no ORM identity map."""
+    row = session.execute(_DETAIL, {"article_id": article_id}).one_or_none()
+    if row is None:
+        raise NotFound(f"No article with article_id {article_id}.")
+    return dict(row._mapping)
+
+
+def resolve_sort(sort: Sort | None, flt: ArticleFilter) -> Sort:
+    """Relevance is the default with a search; without positive terms there is no rank."""
+    query = flt.search
+    ranked = query is not None and query.ranked
+    if sort is None:
+        return Sort.RELEVANCE if ranked else Sort.NEWEST
+    return sort if sort is not Sort.RELEVANCE or ranked else Sort.NEWEST
+
+
+def key_arity(sort: Sort) -> int:
+    return 1 if sort in (Sort.NEWEST, Sort.OLDEST) else 2
+
+
+_MAX_ID = 2**63 - 1
+
+
+def check_key(sort: Sort, key: tuple[KeyValue, ...]) -> None:
+    """Refuse a cursor key no page of `sort` could have made, even if correctly signed
+    (the default secret is public): an id past 64 bits would overflow the driver."""
+    *first, article_id = key
+    ok = type(article_id) is int and 0 <= article_id <= _MAX_ID
+    if first and sort is Sort.RELEVANCE:
+        score = first[0]
+        ok = ok and type(score) in (int, float) and math.isfinite(float(score or 0))
+    elif first:
+        ok = ok and isinstance(first[0], str)
+    if not ok:
+        raise InvalidCursor("The cursor does not fit this list.")
 
 
 def _after(
@@ -92,13 +150,70 @@ def _after(
     return or_(first > key[0], and_(first == key[0], second > key[1]))
 
 
-def summary_select() -> Select[int, int, str, str]:
-    return select(
-        col(models.Article.article_id),
-        col(models.Article.source_id),
-        col(models.Article.title),
-        func.substr(col(models.Article.content), 1, EXCERPT_CHARS + 1).label("excerpt"),
+def summary_select(content: Content = Content.EXCERPT, *, head: bool = False) -> Select[Any]:
+    """The columns of a list item; the body only as far as `content` asks (cut in SQL)."""
+    article = models.article_table
+    columns: list[ColumnElement[Any]] = [
+        article.c.article_id,
+        article.c.source_id,
+        article.c.title,
+        article.c.word_count,
+    ]
+    if content is Content.FULL:
+        columns.append(article.c.content)
+    elif content is Content.EXCERPT or head:
+        columns.append(func.substr(article.c.content, 1, EXCERPT_CHARS + 1).label("head"))
+    return select(*columns)
+
+
+@cache
+def _by_ids(content: Content) -> Select[Any]:
+    """Built once per content mode: statement building costs more than the lookup itself."""
+    article_id = models.article_table.c.article_id
+    return summary_select(content, head=True).where(
+        article_id.in_(bindparam("ids", expanding=True))
     )
+
+
+def _fetch(session: Session, ids: list[int], content: Content) -> dict[int, Item]:
+    """The list items for `ids`, by id (a missing id is simply absent)."""
+    rows = session.execute(_by_ids(content), {"ids": ids})
+    return {row.article_id: _item(row, content) for row in rows}
+
+
+def _item(row: Any, content: Content) -> Item:
+    mapping = row._mapping
+    item: Item = {
+        "article_id": mapping["article_id"],
+        "source_id": mapping["source_id"],
+        "title": mapping["title"],
+        "word_count": mapping["word_count"],
+    }
+    if content is Content.FULL:
+        item["content"] = mapping["content"]
+    elif content is Content.EXCERPT:
+        item["excerpt"] = excerpt(mapping["head"])
+    if "head" in mapping:
+        item["_head"] = mapping["head"]
+    return item
+
+
+def _walk(cursor: Cursor | None, descending: bool) -> tuple[bool, bool]:
+    """(backward, walk_descending) for a page reached by `cursor`."""
+    backward = cursor is not None and cursor.direction == "before"
+    return backward, descending != backward
+
+
+def _paged(
+    rows: list[Item], keys: list[tuple[KeyValue, ...]], limit: int, cursor: Cursor | None
+) -> Page:
+    more = len(rows) > limit
+    rows, keys = rows[:limit], keys[:limit]
+    if cursor is not None and cursor.direction == "before":
+        rows.reverse()
+        keys.reverse()
+        return Page(rows, has_next=True, has_prev=more, keys=keys)
+    return Page(rows, has_next=more, has_prev=cursor is not None, keys=keys)
 
 
 def list_articles(
@@ -108,34 +223,142 @@ def list_articles(
     sort: Sort = Sort.NEWEST,
     limit: int = 20,
     cursor: Cursor | None = None,
+    content: Content = Content.EXCERPT,
+    cache: RevisionCache | None = None,
 ) -> Page:
-    """One keyset page of article summaries in `sort` order."""
-    columns, descending = _sort_columns(sort)
-    backward = cursor is not None and cursor.direction == "before"
-    walk_descending = descending != backward
-    stmt = summary_select().where(*_filters(flt))
+    """One keyset page of article summaries in `sort` order (see `resolve_sort`).
+
+    With a search, each item also carries `score` and `snippet` (HTML, matches in <mark>).
+    Given a `cache`, a relevance order is computed once per data revision and later pages
+    are slices of it; without one, every page ranks the matches again.
+    """
+    if cursor is not None:
+        check_key(sort, cursor.key)
+    dialect = session.get_bind().dialect.name
+    query = flt.search
+    if query is not None and query.matches_nothing:
+        return Page([], has_next=False, has_prev=False)
+    if sort is Sort.RELEVANCE and query is not None and query.ranked:
+        ranked = None
+        if cache is not None:
+            ranked = ranking(session, flt, cache, newest_revision(session))
+        if ranked is not None:
+            page = _slice_page(session, ranked, limit, cursor, content)
+        else:
+            page = _ranked_page(session, dialect, query, flt, limit, cursor, content)
+    else:
+        page = _index_page(session, dialect, flt, sort, limit, cursor, content, query)
+    if query is not None:
+        _decorate(session, query, page.rows)
+    for item in page.rows:
+        item.pop("_head", None)
+    return page
+
+
+def _index_page(
+    session: Session,
+    dialect: str,
+    flt: ArticleFilter,
+    sort: Sort,
+    limit: int,
+    cursor: Cursor | None,
+    content: Content,
+    query: SearchQuery | None,
+) -> Page:
+    """A page walked along an index: article_id, or (title, article_id)."""
+    article = models.article_table
+    columns: list[ColumnElement[Any]] = (
+        [article.c.article_id]
+        if sort in (Sort.NEWEST, Sort.OLDEST)
+        else [article.c.title, article.c.article_id]
+    )
+    descending = sort in (Sort.NEWEST, Sort.TITLE_DESC)
+    _, walk_descending = _walk(cursor, descending)
+    stmt = summary_select(content, head=query is not None).where(*where_clauses(dialect, flt))
     if cursor is not None:
         stmt = stmt.where(_after(columns, cursor.key, walk_descending))
     stmt = stmt.order_by(*(c.desc() if walk_descending else c.asc() for c in columns))
-    rows = list(session.execute(stmt.limit(limit + 1)).all())
-    more = len(rows) > limit
-    rows = rows[:limit]
-    if backward:
-        rows.reverse()
-    keys = [_key_of(row, sort) for row in rows]
-    if backward:
-        return Page(rows, has_next=True, has_prev=more, keys=keys)
-    return Page(rows, has_next=more, has_prev=cursor is not None, keys=keys)
+    rows = [_item(row, content) for row in session.execute(stmt.limit(limit + 1))]
+    if len(columns) == 1:
+        keys: list[tuple[KeyValue, ...]] = [(r["article_id"],) for r in rows]
+    else:
+        keys = [(r["title"], r["article_id"]) for r in rows]
+    return _paged(rows, keys, limit, cursor)
 
 
-def _key_of(row: Row[int, int, str, str], sort: Sort) -> tuple[KeyValue, ...]:
-    if sort in (Sort.NEWEST, Sort.OLDEST):
-        return (row.article_id,)
-    return (row.title, row.article_id)
+def _ranked_page(
+    session: Session,
+    dialect: str,
+    query: SearchQuery,
+    flt: ArticleFilter,
+    limit: int,
+    cursor: Cursor | None,
+    content: Content,
+) -> Page:
+    """A page of matches by relevance: rank keys first, then fetch just those rows."""
+    hits = search.ranked_hits(dialect, query, filter_clauses(flt)).subquery("hits")
+    columns: list[ColumnElement[Any]] = [hits.c.score, hits.c.article_id]
+    _, walk_descending = _walk(cursor, True)
+    stmt = select(hits.c.article_id, hits.c.score)
+    if cursor is not None:
+        stmt = stmt.where(_after(columns, cursor.key, walk_descending))
+    stmt = stmt.order_by(*(c.desc() if walk_descending else c.asc() for c in columns))
+    ranked = session.execute(stmt.limit(limit + 1)).all()
+    ids = [row.article_id for row in ranked]
+    by_id = _fetch(session, ids, content)
+    rows: list[Item] = []
+    keys: list[tuple[KeyValue, ...]] = []
+    for article_id, score in ranked:
+        item = by_id.get(article_id)
+        if item is not None:  # deleted between the two reads: skip it
+            item["score"] = score
+            rows.append(item)
+            keys.append((score, article_id))
+    return _paged(rows, keys, limit, cursor)
 
 
-def key_arity(sort: Sort) -> int:
-    return 1 if sort in (Sort.NEWEST, Sort.OLDEST) else 2
+def _slice_page(
+    session: Session, ranked: Ranking, limit: int, cursor: Cursor | None, content: Content
+) -> Page:
+    """A keyset page cut from a kept ranking: a binary search for the cursor's position."""
+    n = len(ranked)
+    positions: Sequence[int]
+    if cursor is None:
+        positions = range(min(n, limit + 1))
+    else:
+        score, article_id = cursor.key
+        if not isinstance(score, int | float) or not isinstance(article_id, int):
+            return Page([], has_next=False, has_prev=False)
+        target = (-float(score), -article_id)
+        if cursor.direction == "after":
+            start = bisect_right(range(n), target, key=ranked.sort_key)
+            positions = range(start, min(n, start + limit + 1))
+        else:
+            end = bisect_left(range(n), target, key=ranked.sort_key)
+            positions = range(end - 1, max(-1, end - limit - 2), -1)
+    ids = [ranked.ids[i] for i in positions]
+    by_id = _fetch(session, ids, content)
+    rows: list[Item] = []
+    keys: list[tuple[KeyValue, ...]] = []
+    for i in positions:
+        item = by_id.get(ranked.ids[i])
+        if item is not None:
+            item["score"] = ranked.scores[i]
+            rows.append(item)
+            keys.append((ranked.scores[i], ranked.ids[i]))
+    return _paged(rows, keys, limit, cursor)
+
+
+def _decorate(session: Session, query: SearchQuery, rows: Sequence[Item]) -> None:
+    """Add `score` (unless ranked already) and `snippet` to the page's rows, in place."""
+    scored = all("score" in item for item in rows)
+    ids = [r["article_id"] for r in rows]
+    found = search.decorations(session, query, ids, scores=not scored)
+    for item in rows:
+        score, raw = found.get(item["article_id"], (0.0, None))
+        if "score" not in item:
+            item["score"] = score if score is not None else 0.0
+        item["snippet"] = search.highlight(raw if raw is not None else excerpt(item["_head"]))
 
 
 def excerpt(head: str) -> str:

@@ -1,0 +1,68 @@
+"""Figures that are costly to compute (totals, facets, whole rankings), kept per data revision.
+
+Every ingest that changes a row raises the newest `revision` in the article table, so a
+value tagged with the revision it was computed at is served only while the data it was
+computed from is unchanged; the probe is one index lookup (`max(revision)`). The LRU is
+bounded by weight (a ranking weighs its hit count), so memory stays flat. No HTTP here.
+"""
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from app import models
+
+T = TypeVar("T")
+# ~16 bytes a unit (a ranked hit: float8 score + int64 id): 2M units stay near 32 MB.
+MAX_WEIGHT = 2_000_000
+
+
+class RevisionCache:
+    """A thread-safe LRU whose entries are valid for the revision they were computed at."""
+
+    def __init__(self, max_weight: int = MAX_WEIGHT) -> None:
+        self._entries: OrderedDict[str, tuple[int, int, object]] = OrderedDict()
+        self._weight = 0
+        self._max = max_weight
+        self._lock = threading.Lock()
+
+    def get(self, key: str, revision: int) -> object | None:
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None or hit[0] != revision:
+                return None
+            self._entries.move_to_end(key)
+            return hit[2]
+
+    def put(self, key: str, revision: int, value: object, weight: int = 1) -> None:
+        if weight > self._max // 4:
+            return  # one entry must not evict most of the others
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._weight -= old[1]
+            self._entries[key] = (revision, weight, value)
+            self._weight += weight
+            while self._weight > self._max and self._entries:
+                _, (_, dropped, _) = self._entries.popitem(last=False)
+                self._weight -= dropped
+
+    def get_or_compute(self, key: str, revision: int, compute: Callable[[], T]) -> T:
+        hit = self.get(key, revision)
+        if hit is not None:
+            return hit  # type: ignore[return-value]
+        value = compute()  # outside the lock: a slow count must not block other requests
+        self.put(key, revision, value)
+        return value
+
+
+_NEWEST = select(func.coalesce(func.max(models.article_table.c.revision), 0))
+
+
+def newest_revision(session: Session) -> int:
+    """The data's version: any write raises it (an index lookup on ix_article_revision)."""
+    return int(session.execute(_NEWEST).scalar_one())

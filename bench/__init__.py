@@ -1,0 +1,1 @@
+"""Benchmark scripts: each prints ours against a reference measured in the same run."""
