@@ -1,5 +1,6 @@
 """`corpus ingest` end to end through CliRunner, on both backends: rows, stderr, exit status."""
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typer.testing import CliRunner
 
 from app import models
 from app.cli import cli
+from app.ingest.pipeline import Summary
+from app.ingest.progress import Progress
 from tests.factories import record
 
 SEED = Path(__file__).resolve().parents[1] / "seeds" / "000_8f258d90936aba6f.txt"
@@ -188,3 +191,150 @@ def test_unreachable_database_is_exit_2() -> None:
 @pytest.mark.parametrize("batch_size", ["0", "abc"])
 def test_bad_batch_size_is_a_usage_error(database_url: str, batch_size: str) -> None:
     assert run(database_url, "--batch-size", batch_size, str(SEED)).exit_code == 2
+
+
+def test_dry_run_writes_nothing_and_reports_what_a_real_run_would(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    write_jsonl(tmp_path / "old.jsonl", [record(1), record(2)])
+    run(database_url, str(tmp_path / "old.jsonl"))
+    before = rows(engine)
+    path = tmp_path / "new.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in [record(1), record(2, content="new"), record(3), record(3, title="again")]
+        )
+        + "{broken\n"
+    )
+    dry = run(database_url, "--json", "--dry-run", str(path))
+    assert dry.exit_code == 1  # as a real run: one record would be rejected
+    assert rows(engine) == before
+    assert source_names(engine) == {2: None}
+    real = run(database_url, "--json", str(path))
+    assert real.exit_code == 1
+    keys = ("read", "inserted", "updated", "unchanged", "rejected")
+    assert [summary(dry)[k] for k in keys] == [summary(real)[k] for k in keys] == [5, 1, 2, 1, 1]
+
+
+def test_dry_run_counts_a_record_repeated_across_batches_once(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", [record(1), record(2), record(1, content="x")])
+    data = summary(run(database_url, "--json", "--dry-run", "--batch-size", "1", str(path)))
+    assert (data["inserted"], data["updated"], data["unchanged"]) == (2, 1, 0)
+    assert rows(engine) == {}
+
+
+def test_rejects_file_holds_file_line_index_reason_and_raw(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    lines = tmp_path / "a.jsonl"
+    lines.write_text(json.dumps(record(1)) + "\n\n{broken\n" + json.dumps(record(2, title="")))
+    array = tmp_path / "b.json"
+    array.write_text(json.dumps([record(3), {"article_id": "x"}], indent=1))
+    rejects = tmp_path / "rejects.jsonl"
+    result = run(database_url, "--rejects", str(rejects), str(lines), str(array))
+    assert result.exit_code == 1
+    entries = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert entries == [
+        {"file": str(lines), "line": 3, "reason": entries[0]["reason"], "raw": "{broken\n"},
+        {
+            "file": str(lines),
+            "line": 4,
+            "reason": "title must not be empty",
+            "raw": json.dumps(record(2, title="")),
+        },
+        {
+            "file": str(array),
+            "line": 8,
+            "index": 1,
+            "reason": "article_id must be an integer, got a string",
+            "raw": entries[2]["raw"],
+        },
+    ]
+    assert entries[0]["reason"].startswith("malformed JSON")
+    assert json.loads(entries[2]["raw"]) == {"article_id": "x"}
+    assert sorted(rows(engine)) == [1, 3]
+
+
+def test_field_mapping_renames_and_names_sources(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    (tmp_path / "sources.json").write_text('{"4": "BBC"}')
+    run(database_url, "--sources", str(tmp_path / "sources.json"), str(SEED))
+    kaggle = [
+        {"id": 10, "publication": "BBC", "title": "a", "content": "x", "author": "Ann"},
+        {"id": 11, "publication": "Breitbart", "title": "b", "content": "y"},
+        {"id": 12, "publication": 2, "title": "c", "content": "z"},
+        {"id": 13, "publication": "Breitbart", "title": "d", "content": "w"},
+        {"id": 14, "article_id": 99, "publication": "BBC", "title": "e", "content": "v"},
+    ]
+    path = write_jsonl(tmp_path / "kaggle.jsonl", kaggle)
+    result = run(
+        database_url, "--map", "id=article_id", "--map", "publication=source_id", str(path)
+    )
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"{path}:5: both id and article_id are present (--map id=article_id)"
+    )
+    stored = rows(engine)
+    assert {i: stored[i].source_id for i in (10, 11, 12, 13)} == {10: 4, 11: 5, 12: 2, 13: 5}
+    assert stored[10].extra == {"author": "Ann"}
+    assert source_names(engine) == {2: None, 4: "BBC", 5: "Breitbart"}
+
+
+@pytest.mark.parametrize("spec", ["id", "=article_id", "id=", "a=x,a=y"])
+def test_bad_field_map_is_a_usage_error(database_url: str, spec: str) -> None:
+    args = [a for s in spec.split(",") for a in ("--map", s)]
+    result = run(database_url, *args, str(SEED))
+    assert result.exit_code == 2
+    assert "--map" in result.stderr
+
+
+def test_csv_files_load_with_typed_ids_and_extra(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text(
+        "article_id,source_id,title,content,extra\n"
+        '1,2,"A, title","multi\nline",\n'
+        '2,3,B,body,"{""url"": ""https://x""}"\n'
+        "x,3,C,body,\n"
+    )
+    result = run(database_url, str(path))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"{path}:5: article_id must be an integer, got a string"
+    )
+    stored = rows(engine)
+    assert (stored[1].title, stored[1].content, stored[1].extra) == (
+        "A, title",
+        "multi\nline",
+        None,
+    )
+    assert stored[2].extra == {"url": "https://x"}
+
+
+def test_quiet_run_prints_no_progress(database_url: str, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", [record(i) for i in range(1, 30)])
+    result = run(database_url, "--quiet", str(path))
+    assert result.exit_code == 0
+    assert "progress" not in result.stderr
+
+
+def test_progress_writes_plain_lines_off_a_terminal_and_a_bar_on_one() -> None:
+    tally = Summary(inserted=450, rejected=50, bytes_read=250, bytes_total=1000)
+    plain = io.StringIO()
+    Progress(plain, tty=False, interval_s=0).update(tally, force=True)
+    assert plain.getvalue().startswith("progress: 500 records, ")
+    assert ", 25%, ETA " in plain.getvalue()
+    bar = io.StringIO()
+    progress = Progress(bar, tty=True)
+    progress.update(tally, force=True)
+    progress.message("a.jsonl:3: title must not be empty")
+    progress.close()
+    text = bar.getvalue()
+    assert text.startswith("\r[######------------------]  25%  500 records  ")
+    assert "\r\x1b[Ka.jsonl:3: title must not be empty\n" in text
+    assert text.endswith("\r\x1b[K")

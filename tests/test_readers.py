@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from app.ingest.fields import FieldMap
 from app.ingest.readers import iter_files, read_values
 from app.ingest.records import Located, Reject
-from app.ingest.validate import check
+from app.ingest.validate import check, word_count
 
 SEED = Path(__file__).resolve().parents[1] / "seeds" / "000_8f258d90936aba6f.txt"
 
@@ -257,3 +258,33 @@ def test_extra_fields_are_kept_and_empty_content_is_allowed() -> None:
     assert not isinstance(result, str)
     assert result.extra == {"url": "u", "tags": [1]}
     assert result.content == ""
+
+
+def test_csv_rows_start_where_their_record_starts(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text(
+        'article_id,source_id,title,content,extra,url\n1,2,T,"two\nlines",,u\n3,2,T,C,[1],\n'
+    )
+    values, rejects = read(path)
+    assert [(v.line, v.value) for v in values] == [
+        (2, {"article_id": 1, "source_id": 2, "title": "T", "content": "two\nlines", "url": "u"})
+    ]
+    assert [(r.line, r.reason) for r in rejects] == [(4, "extra column must hold a JSON object")]
+
+
+@pytest.mark.parametrize(
+    "text", ["", " ", "a", " a b ", "a  b", "a\tb\n", "é b", "a b c", "x\u00a0y", "  \n "]
+)
+def test_word_count_is_whitespace_split(text: str) -> None:
+    assert word_count(text) == len(text.split())
+
+
+def test_field_map_renames_and_leaves_the_rest() -> None:
+    rejects: list[Reject] = []
+    fields = FieldMap.parse(["id=article_id", "publication=source_id"])
+    values = [Located("f", 1, {"id": 1, "publication": "BBC", "x": 2}, "")]
+    assert [v.value for v in fields.apply(values, rejects.append)] == [
+        {"article_id": 1, "source_id": "BBC", "x": 2}
+    ]
+    with pytest.raises(ValueError, match="mapped to 'b'"):
+        FieldMap.parse(["a=b", "c=b"])

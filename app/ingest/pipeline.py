@@ -1,19 +1,28 @@
-"""Wires the ingest stages together and keeps the tally."""
+"""Wires the ingest stages together and keeps the tally.
+
+    files → read_values → [FieldMap.apply] → [name_sources] → validate → write_batches
+
+Every stage is a generator, so memory is one batch plus one record at any input size.
+(A reader thread running ahead of the writer was measured and dropped: sqlite3 hands the
+GIL back and forth per statement, and the run took more CPU and more time, not less.)
+"""
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine
 
+from app.ingest import search_index
+from app.ingest.fields import FieldMap
 from app.ingest.readers import iter_files, read_values, sources_files
-from app.ingest.records import OnReject, Reject
-from app.ingest.sources import load_sources
+from app.ingest.records import Located, OnReject, Reject
+from app.ingest.sources import SourceNames, load_sources, name_sources
 from app.ingest.validate import validate
 from app.ingest.writer import write_batches
 
-DEFAULT_BATCH_SIZE = 1000
+DEFAULT_BATCH_SIZE = 2000
 
 
 @dataclass(slots=True)
@@ -25,10 +34,21 @@ class Summary:
     rejected: int = 0
     seconds: float = 0.0
     started: float = field(default_factory=time.perf_counter, repr=False)
+    # For progress only; not part of the reported summary.
+    bytes_read: int = field(default=0, repr=False)
+    bytes_total: int | None = field(default=None, repr=False)
 
     @property
     def records_per_second(self) -> float:
         return self.read / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def done(self) -> int:
+        return self.inserted + self.updated + self.unchanged + self.rejected
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
 
     def as_dict(self) -> dict[str, int | float]:
         return {
@@ -42,6 +62,21 @@ class Summary:
         }
 
 
+OnProgress = Callable[[Summary], None]
+OnPhase = Callable[[str], None]
+
+
+def _ignore(_: object) -> None:
+    pass
+
+
+def input_size(files: list[Path]) -> int | None:
+    """Total bytes to read, or None when a compressed file hides it."""
+    if any(path.name.endswith(".gz") for path in files):
+        return None
+    return sum(path.stat().st_size for path in files)
+
+
 def ingest(
     paths: Iterable[Path],
     engine: Engine,
@@ -49,24 +84,60 @@ def ingest(
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_reject: OnReject,
     sources: Path | None = None,
+    dry_run: bool = False,
+    field_map: FieldMap | None = None,
+    on_progress: OnProgress = _ignore,
+    on_phase: OnPhase = _ignore,
 ) -> Summary:
-    """Load every record under `paths`; bad ones go to `on_reject`, the rest are upserted."""
+    """Load every record under `paths`; bad ones go to `on_reject`, the rest are upserted.
+
+    A dry run reads, maps and validates everything and counts what it would write, but
+    writes nothing (not even new source names).
+    """
     summary = Summary()
     roots = list(paths)
+    files = list(iter_files(roots))
+    summary.bytes_total = input_size(files)
 
     def count_reject(reject: Reject) -> None:
         summary.rejected += 1
         on_reject(reject)
 
-    for sources_path in ([sources] if sources else []) + list(sources_files(roots)):
-        load_sources(engine, sources_path, on_reject)
+    deferred = False
+    if not dry_run:
+        raw_bytes = sum(path.stat().st_size for path in files)
+        # Triggers missing means a killed large load: the index needs a rebuild anyway, so
+        # carry on as that load did and rebuild once, at the end.
+        deferred = search_index.needs_repair(engine) or search_index.should_defer(engine, raw_bytes)
+        if deferred:
+            search_index.suspend(engine)
 
-    values = (v for path in iter_files(roots) for v in read_values(path, count_reject))
-    for counts in write_batches(engine, validate(values, count_reject), batch_size):
+    for sources_path in ([sources] if sources else []) + list(sources_files(roots)):
+        load_sources(engine, sources_path, count_reject, dry_run=dry_run)
+
+    values: Iterable[Located] = _measured(
+        (v for path in files for v in read_values(path, count_reject)), summary
+    )
+    if field_map is not None and field_map.renames:
+        values = field_map.apply(values, count_reject)
+        if "source_id" in field_map.targets:
+            values = name_sources(values, SourceNames(engine, dry_run=dry_run), count_reject)
+    records = validate(values, count_reject)
+    for counts in write_batches(engine, records, batch_size, dry_run=dry_run):
         summary.inserted += counts.inserted
         summary.updated += counts.updated
         summary.unchanged += counts.unchanged
+        on_progress(summary)
+    if deferred:
+        on_phase("building the search index")
+        search_index.rebuild(engine)
     # Reader rejects (malformed lines) never became values; they were read all the same.
-    summary.read = summary.inserted + summary.updated + summary.unchanged + summary.rejected
+    summary.read = summary.done
     summary.seconds = time.perf_counter() - summary.started
     return summary
+
+
+def _measured(values: Iterable[Located], summary: Summary) -> Iterator[Located]:
+    for value in values:
+        summary.bytes_read += len(value.raw)
+        yield value

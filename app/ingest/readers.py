@@ -2,14 +2,17 @@
 
 Shapes: one JSON object, a JSON array of objects, JSON Lines, any of them gzipped, and
 double-encoded JSON (a JSON string whose value is JSON text) for a whole file or a line.
-`.jsonl`/`.ndjson` files are read line by line; anything else is sniffed: a file opening
+`.jsonl`/`.ndjson` files are read line by line, `.csv` files (what `corpus export --format
+csv` writes, or any CSV with a header row) row by row; anything else is sniffed: a file opening
 with `[` is a streamed array, one whose first line is a whole JSON value is read as lines,
 and the rest as a document of concatenated values. Nothing here raises on bad data: it
 becomes a Reject and reading goes on wherever a next record can be found.
 """
 
 import codecs
+import csv
 import gzip
+import io
 import json
 import re
 import zlib
@@ -22,6 +25,9 @@ import orjson
 from app.ingest.records import Located, OnReject, Reject, raw_text
 
 LINE_SUFFIXES = frozenset({".jsonl", ".ndjson"})
+CSV_SUFFIX = ".csv"
+CSV_ID_COLUMNS = frozenset({"article_id", "source_id"})
+CSV_EXTRA_COLUMN = "extra"  # a JSON object of the fields beyond the known ones
 SOURCES_FILE = "sources.json"
 MAX_RECORD_BYTES = 64 << 20  # one record larger than this is a reject, not an OOM
 CHUNK_BYTES = 1 << 20
@@ -91,7 +97,9 @@ def read_values(path: Path, on_reject: OnReject) -> Iterator[Located]:
     """Every JSON value in the file at `path`, wherever it can be read."""
     name = str(path)
     try:
-        if _logical_suffix(path) in LINE_SUFFIXES or _first_line_is_a_value(path):
+        if _logical_suffix(path) == CSV_SUFFIX:
+            yield from _read_csv(path, name, on_reject)
+        elif _logical_suffix(path) in LINE_SUFFIXES or _first_line_is_a_value(path):
             yield from _read_lines(path, name, on_reject)
         else:
             yield from _read_document(path, name, on_reject)
@@ -318,3 +326,67 @@ def _read_concatenated(s: _TextStream, name: str, on_reject: OnReject) -> Iterat
         line, raw = s.line, s.buf[s.pos : end]
         s.advance(end)
         yield from _expand(name, line, value, raw)
+
+
+def _csv_record(header: list[str], row: list[str]) -> dict[str, object] | str:
+    """A CSV row as a record: id columns as integers, `extra` spread back to the top level."""
+    if len(row) != len(header):
+        return f"expected {len(header)} columns, got {len(row)}"
+    record: dict[str, object] = {}
+    for column, cell in zip(header, row, strict=True):
+        if column == CSV_EXTRA_COLUMN:
+            if not cell:
+                continue
+            try:
+                extra = orjson.loads(cell)
+            except orjson.JSONDecodeError as exc:
+                return f"extra column is not JSON: {exc.msg}"
+            if not isinstance(extra, dict):
+                return "extra column must hold a JSON object"
+            record.update(extra)
+        elif column in CSV_ID_COLUMNS and cell.isascii() and cell.isdigit():
+            record[column] = int(cell)
+        else:
+            record[column] = cell
+    return record
+
+
+def _csv_text(row: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerow(row)
+    return out.getvalue()
+
+
+def _read_csv(path: Path, name: str, on_reject: OnReject) -> Iterator[Located]:
+    """Rows under a header row; a record's line is where its row starts (cells may span lines)."""
+    csv.field_size_limit(MAX_RECORD_BYTES)
+    with io.TextIOWrapper(
+        _open(path), encoding="utf-8-sig", errors="surrogateescape", newline=""
+    ) as text:
+        reader = csv.reader(text)
+        line = 1
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            header = [column.strip() for column in header]
+            while True:
+                line = reader.line_num + 1
+                try:
+                    row = next(reader)
+                except csv.Error as exc:
+                    on_reject(Reject(name, line, f"malformed CSV: {exc}"))
+                    if reader.line_num < line:  # nothing consumed: no next record to find
+                        return
+                    continue
+                except StopIteration:
+                    return
+                if not row:
+                    continue
+                record = _csv_record(header, row)
+                if isinstance(record, str):
+                    on_reject(Reject(name, line, record, _csv_text(row)))
+                else:
+                    yield Located(name, line, record, _csv_text(row))
+        except _READ_ERRORS as exc:
+            on_reject(Reject(name, line, f"cannot read further: {_read_error(exc)}"))

@@ -18,6 +18,26 @@ def record_hash(source_id: int, title: str, content: str, extra: object) -> str:
     return hashlib.blake2b(payload, digest_size=16).hexdigest()
 
 
+# ASCII whitespace as str.split() sees it. One space-separated run is counted by counting
+# spaces; anything else (tabs, newlines, double spaces, non-ASCII text) takes str.split().
+_OTHER_ASCII_WS = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
+
+
+def word_count(text: str) -> int:
+    """len(text.split()), without building the list for plain single-spaced ASCII text.
+
+    Splitting a 3 KB body allocates ~500 strings: a third of validation's time.
+    """
+    if (
+        text.isascii()
+        and "  " not in text
+        and not any(ws in text for ws in _OTHER_ASCII_WS)
+        and text
+    ):
+        return text.count(" ") + 1 - (text[0] == " ") - (text[-1] == " ")
+    return len(text.split())
+
+
 def _positive_id(record: dict[str, object], name: str) -> int | str:
     value = record.get(name)
     if name not in record:
@@ -39,6 +59,8 @@ def _text(record: dict[str, object], name: str, *, non_blank: bool) -> str | Non
         return f"{name} must not be empty"
     if "\x00" in value:
         return f"{name} contains a NUL character"
+    if value.isascii():  # the common case, without encoding a copy
+        return None
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -78,7 +100,7 @@ def check(item: Located) -> ArticleIn | str:
         digest = record_hash(source_id, title, content, extra)
     except (orjson.JSONEncodeError, TypeError):
         return "extra fields are not valid UTF-8 JSON"
-    return ArticleIn(article_id, source_id, title, content, extra, digest, len(content.split()))
+    return ArticleIn(article_id, source_id, title, content, extra, digest, word_count(content))
 
 
 def validate(values: Iterable[Located], on_reject: OnReject) -> Iterator[ArticleIn]:

@@ -1,18 +1,39 @@
-"""Batched upserts through SQLAlchemy Core: one transaction per batch, no ORM bookkeeping.
+"""Batched upserts, one transaction per batch, revisions numbered under the write lock.
 
-A batch first ensures its sources exist, then compares content hashes with what is stored,
-and writes only new and changed rows with `INSERT ... ON CONFLICT DO UPDATE`. The conflict
-clause re-checks the hash, so concurrent ingests of the same records stay correct.
+Each batch takes the write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: an advisory
+transaction lock), numbers its changed rows from max(revision)+1, and commits, so revisions
+commit in the order they are numbered and a change-feed reader never sees N+1 before N.
+A batch ensures its sources exist, compares content hashes with what is stored, and writes
+only new and changed rows with `INSERT ... ON CONFLICT DO UPDATE`; the conflict clause
+re-checks the hash, so concurrent ingests of the same records stay correct. A kill between
+batches loses nothing committed and leaves no half batch: the re-run skips what is stored.
+
+The SQL comes from SQLAlchemy Core over the models (the single schema truth), compiled once
+per run and executed through the driver: SQLite gets one `executemany` per batch,
+PostgreSQL a `COPY` into a temporary staging table and one `INSERT ... SELECT` from it.
 """
 
+import operator
+import sqlite3
+import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from itertools import islice
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Connection, Engine, func, select
+import orjson
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
@@ -33,11 +54,21 @@ UPDATABLE = (
     "revision",
     "updated_at",
 )
+# The record's own fields, as the staging table and the COPY carry them.
+RECORD_COLUMNS = (
+    "article_id",
+    "source_id",
+    "title",
+    "content",
+    "extra",
+    "content_hash",
+    "word_count",
+)
+ALL_COLUMNS = (*RECORD_COLUMNS, "revision", "ingested_at", "updated_at")
 # Serialises PostgreSQL writers per batch, so revisions commit in the order they are
-# numbered and a change-feed reader never sees revision N+1 before N. (SQLite's write lock,
-# taken by BEGIN IMMEDIATE, does the same there.)
+# numbered. (SQLite's write lock, taken by BEGIN IMMEDIATE, does the same there.)
 WRITE_LOCK_KEY = 0x61727469636C65  # "article"
-DEADLOCK_RETRIES = 5
+RETRIES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +76,13 @@ class BatchCounts:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+
+    def __add__(self, other: "BatchCounts") -> "BatchCounts":
+        return BatchCounts(
+            self.inserted + other.inserted,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+        )
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -69,8 +107,14 @@ def _dedupe(batch: list[ArticleIn]) -> tuple[list[ArticleIn], BatchCounts]:
             else:
                 updated += 1
         last[record.article_id] = record
-    kept = sorted(last.values(), key=lambda r: r.article_id)  # one lock order: no deadlocks
+    if len(last) == len(batch):
+        return sorted(batch, key=_article_id), BatchCounts()
+    kept = sorted(last.values(), key=_article_id)  # one lock order: no deadlocks
     return kept, BatchCounts(updated=updated, unchanged=unchanged)
+
+
+def _article_id(record: ArticleIn) -> int:
+    return record.article_id
 
 
 def upsert_sources(connection: Connection, names: dict[int, str | None]) -> None:
@@ -92,89 +136,273 @@ def upsert_sources(connection: Connection, names: dict[int, str | None]) -> None
         connection.execute(insert(models.Source).on_conflict_do_nothing(), bare)
 
 
-def _last_revision(connection: Connection) -> int:
-    """The newest revision, read under the write lock so no other writer can interleave."""
+def take_write_lock(connection: Connection) -> None:
+    """PostgreSQL: the per-transaction writer lock (SQLite's is BEGIN IMMEDIATE)."""
     if connection.dialect.name == "postgresql":
         connection.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK_KEY)))
+
+
+def last_revision(connection: Connection) -> int:
+    """The newest revision; read under the write lock so no other writer can interleave."""
     revision = models.article_table.c.revision
     return int(connection.execute(select(func.coalesce(func.max(revision), 0))).scalar_one())
 
 
-def _write_batch(connection: Connection, batch: Sequence[ArticleIn], now: datetime) -> BatchCounts:
-    revision = _last_revision(connection)
-    upsert_sources(connection, {r.source_id: None for r in batch})
-    ids = [r.article_id for r in batch]
-    stored = dict(
-        connection.execute(
-            select(col(models.Article.article_id), col(models.Article.content_hash)).where(
-                col(models.Article.article_id).in_(ids)
-            )
-        ).all()
+def stored_hashes(connection: Connection, ids: Sequence[int]) -> dict[int, str]:
+    """content_hash by article_id for those of `ids` already stored."""
+    article = models.article_table
+    rows = connection.execute(
+        select(article.c.article_id, article.c.content_hash).where(article.c.article_id.in_(ids))
     )
-    rows = []
-    inserted = updated = unchanged = 0
-    for r in batch:
-        old = stored.get(r.article_id)
-        if old is None:
-            inserted += 1
-        elif old != r.content_hash:
-            updated += 1
-        else:
-            unchanged += 1
-            continue
-        revision += 1
-        rows.append(
-            {
-                "article_id": r.article_id,
-                "source_id": r.source_id,
-                "title": r.title,
-                "content": r.content,
-                "extra": r.extra,
-                "content_hash": r.content_hash,
-                "word_count": r.word_count,
-                "revision": revision,
-                "ingested_at": now,
-                "updated_at": now,
-            }
-        )
-    if rows:
-        stmt = _insert(connection)(models.Article)
+    return {row.article_id: row.content_hash for row in rows}
+
+
+def _count(batch: Sequence[ArticleIn], stored: dict[int, str]) -> tuple[list[ArticleIn], int, int]:
+    """The records to write, and how many of them are inserts and updates."""
+    changed = [r for r in batch if stored.get(r.article_id) != r.content_hash]
+    inserted = sum(1 for r in changed if r.article_id not in stored)
+    return changed, inserted, len(changed) - inserted
+
+
+class _Store(Protocol):
+    def write(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts: ...
+
+
+class _SqliteStore:
+    """One `executemany` of a compiled upsert per batch, with driver-ready tuples.
+
+    (Multi-row VALUES statements were measured too: 30-45% more CPU than executemany.)
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        article = models.article_table
+        stmt = sqlite.insert(article)
         stmt = stmt.on_conflict_do_update(
             index_elements=["article_id"],
             set_={name: stmt.excluded[name] for name in UPDATABLE},
             where=col(models.Article.content_hash) != stmt.excluded.content_hash,
         )
-        connection.execute(stmt, rows)
-    return BatchCounts(inserted, updated, unchanged)
+        compiled = stmt.compile(dialect=connection.dialect, column_keys=list(ALL_COLUMNS))
+        self.sql = str(compiled)
+        # Core orders parameters as the table does; rows are built in ALL_COLUMNS order.
+        order = [ALL_COLUMNS.index(name) for name in compiled.positiontup or ()]
+        self.reorder = operator.itemgetter(*order)
+        self.extra_json = extra_json
+        self.timestamp = _bind(article.c.ingested_at, connection)
+
+    def write(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts:
+        revision = last_revision(connection)
+        upsert_sources(connection, {r.source_id: None for r in batch})
+        stored = stored_hashes(connection, [r.article_id for r in batch])
+        changed, inserted, updated = _count(batch, stored)
+        if changed:
+            now = self.timestamp(now_utc())
+            extra_json, reorder = self.extra_json, self.reorder
+            rows = [
+                reorder(
+                    (
+                        r.article_id,
+                        r.source_id,
+                        r.title,
+                        r.content,
+                        None if r.extra is None else extra_json(r.extra),
+                        r.content_hash,
+                        r.word_count,
+                        revision + n,
+                        now,
+                        now,
+                    )
+                )
+                for n, r in enumerate(changed, start=1)
+            ]
+            connection.exec_driver_sql(self.sql, rows)
+        return BatchCounts(inserted, updated, len(batch) - len(changed))
 
 
-def _is_deadlock(exc: DBAPIError) -> bool:
-    code = getattr(exc.orig, "sqlstate", None)
-    return code in ("40P01", "40001")
+def extra_json(extra: dict[str, Any]) -> str:
+    """The JSON column's text: compact orjson, 3-5x faster than the stdlib serialiser Core
+    would use, and read back to the same object (validation already proved it encodes)."""
+    return orjson.dumps(extra).decode()
+
+
+def _bind(column: Column[Any], connection: Connection) -> Callable[[Any], Any]:
+    """The column type's own bind conversion, so rows match what Core would have written."""
+    dialect = connection.dialect
+    processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return processor if processor is not None else _identity
+
+
+def _identity(value: T) -> T:
+    return value
+
+
+class _PostgresStore:
+    """COPY a batch into a temporary staging table, then one INSERT ... SELECT ... ON CONFLICT.
+
+    The staging table takes its columns from the model; it lives as long as the connection
+    and empties itself at each commit.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        article = models.article_table
+        self.stage = Table(
+            "article_stage",
+            MetaData(),
+            *(Column(name, article.c[name].type) for name in RECORD_COLUMNS),
+            prefixes=["TEMPORARY"],
+            postgresql_on_commit="DELETE ROWS",
+        )
+        with connection.begin():
+            # A pooled connection may hold it from an earlier run (it empties at each commit).
+            self.stage.create(connection, checkfirst=True)
+        names = ", ".join(RECORD_COLUMNS)
+        self.copy_sql = f"COPY article_stage ({names}) FROM STDIN"
+        self.extra_json = extra_json
+
+    def write(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts:
+        take_write_lock(connection)
+        revision = last_revision(connection)
+        upsert_sources(connection, {r.source_id: None for r in batch})
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        extra_json = self.extra_json
+        with cursor.copy(self.copy_sql) as copy:
+            for r in batch:
+                copy.write_row(
+                    (
+                        r.article_id,
+                        r.source_id,
+                        r.title,
+                        r.content,
+                        None if r.extra is None else extra_json(r.extra),
+                        r.content_hash,
+                        r.word_count,
+                    )
+                )
+        cursor.close()
+        article, stage = models.article_table, self.stage
+        old = article.alias("old")
+        joined = stage.outerjoin(old, old.c.article_id == stage.c.article_id)
+        is_new = old.c.article_id.is_(None)
+        changed = or_(is_new, old.c.content_hash != stage.c.content_hash)
+        inserted, updated = connection.execute(
+            select(
+                func.count().filter(is_new),
+                func.count().filter(changed) - func.count().filter(is_new),
+            ).select_from(joined)
+        ).one()
+        if inserted or updated:
+            now = now_utc()
+            numbered = (
+                select(
+                    *(stage.c[name] for name in RECORD_COLUMNS),
+                    (func.row_number().over(order_by=stage.c.article_id) + revision).label(
+                        "revision"
+                    ),
+                    literal(now, article.c.ingested_at.type).label("ingested_at"),
+                    literal(now, article.c.updated_at.type).label("updated_at"),
+                )
+                .select_from(joined)
+                .where(changed)
+            )
+            stmt = postgresql.insert(article).from_select(list(ALL_COLUMNS), numbered)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["article_id"],
+                set_={name: stmt.excluded[name] for name in UPDATABLE},
+                where=article.c.content_hash != stmt.excluded.content_hash,
+            )
+            connection.execute(stmt)
+        return BatchCounts(inserted, updated, len(batch) - inserted - updated)
+
+
+class DryRunStore:
+    """Counts what a real run would do and writes nothing to the database.
+
+    Ids seen earlier in the run live in a temporary SQLite file, not in memory, so a dry run
+    of any size stays flat and still counts a record repeated across batches as a real run
+    would (an update or unchanged, not a second insert).
+    """
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="corpus-dry-run-")
+        self.seen = sqlite3.connect(f"{self._dir.name}/seen.db", isolation_level=None)
+        self.seen.execute("PRAGMA journal_mode = OFF")  # scratch data: nothing to recover
+        self.seen.execute("CREATE TABLE seen (article_id INTEGER PRIMARY KEY, hash TEXT)")
+
+    def write(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts:
+        ids = [r.article_id for r in batch]
+        stored = stored_hashes(connection, ids)
+        # json_each takes the ids as one parameter: no SQL built per batch.
+        seen = self.seen.execute(
+            "SELECT article_id, hash FROM seen"
+            " WHERE article_id IN (SELECT value FROM json_each(?))",
+            (orjson.dumps(ids).decode(),),
+        )
+        stored.update(seen.fetchall())
+        changed, inserted, updated = _count(batch, stored)
+        self.seen.executemany(
+            "INSERT OR REPLACE INTO seen VALUES (?, ?)",
+            [(r.article_id, r.content_hash) for r in changed],
+        )
+        return BatchCounts(inserted, updated, len(batch) - len(changed))
+
+    def close(self) -> None:
+        self.seen.close()
+        self._dir.cleanup()
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    """A deadlock or serialisation failure (PostgreSQL), or a busy SQLite database."""
+    if getattr(exc.orig, "sqlstate", None) in ("40P01", "40001"):
+        return True
+    return isinstance(exc.orig, sqlite3.OperationalError) and "locked" in str(exc.orig)
 
 
 def write_batches(
-    engine: Engine, records: Iterable[ArticleIn], batch_size: int
+    engine: Engine, records: Iterable[ArticleIn], batch_size: int, *, dry_run: bool = False
 ) -> Iterator[BatchCounts]:
     """Upsert `records` in batches, one transaction each, yielding what each batch did."""
-    for batch in chunks(records, batch_size):
-        kept, dupes = _dedupe(batch)
-        for attempt in range(DEADLOCK_RETRIES):
-            try:
-                with (
-                    engine.connect().execution_options(
-                        **{SQLITE_BEGIN_OPTION: "IMMEDIATE"}
-                    ) as connection,
-                    connection.begin(),
-                ):
-                    counts = _write_batch(connection, kept, now_utc())
-                break
-            except DBAPIError as exc:
-                if not _is_deadlock(exc) or attempt == DEADLOCK_RETRIES - 1:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
-        yield BatchCounts(
-            counts.inserted + dupes.inserted,
-            counts.updated + dupes.updated,
-            counts.unchanged + dupes.unchanged,
-        )
+    dry = DryRunStore() if dry_run else None
+    try:
+        with engine.connect() as connection:
+            if connection.dialect.name == "sqlite" and dry is None:
+                connection = connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+                tune_sqlite_for_load(connection)
+            store: _Store
+            if dry is not None:
+                store = dry
+            elif connection.dialect.name == "sqlite":
+                store = _SqliteStore(connection)
+            else:
+                store = _PostgresStore(connection)
+            for batch in chunks(records, batch_size):
+                kept, dupes = _dedupe(batch)
+                yield _write_with_retries(connection, store, kept) + dupes
+    finally:
+        if dry is not None:
+            dry.close()
+
+
+def _write_with_retries(
+    connection: Connection, store: _Store, batch: Sequence[ArticleIn]
+) -> BatchCounts:
+    for attempt in range(RETRIES):
+        try:
+            with connection.begin():
+                return store.write(connection, batch)
+        except DBAPIError as exc:
+            if not _is_retryable(exc) or attempt == RETRIES - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def tune_sqlite_for_load(connection: Connection) -> None:
+    """Connection-level pragmas for a bulk load; journaling stays on (WAL, synchronous=NORMAL).
+
+    A bigger page cache keeps index pages hot, and a larger auto-checkpoint interval means
+    fewer, longer checkpoints. Both are per connection and end with it.
+    """
+    connection.exec_driver_sql("PRAGMA cache_size = -32768")  # KiB: 32 MB, within our RSS bound
+    connection.exec_driver_sql("PRAGMA temp_store = MEMORY")
+    connection.exec_driver_sql("PRAGMA wal_autocheckpoint = 8192")  # pages: ~32 MB of WAL
+    connection.commit()

@@ -1,0 +1,79 @@
+"""/v1/export.jsonl and /v1/export.csv: the corpus, or a filtered part, streamed."""
+
+from fastapi import APIRouter, Request
+from starlette.responses import StreamingResponse
+
+from app.api.deps import IdMax, IdMin, IdsParam, Q, SourceIds, _parse_ids
+from app.api.problems import PROBLEM_RESPONSES
+from app.queries.articles import ArticleFilter
+from app.queries.export import MEDIA_TYPES, Format, export_chunks
+
+router = APIRouter(prefix="/v1", tags=["export"], responses=PROBLEM_RESPONSES)
+
+
+def _stream(
+    request: Request,
+    fmt: Format,
+    source_id: list[int],
+    q: str | None,
+    id_min: int | None,
+    id_max: int | None,
+    ids: str | None,
+) -> StreamingResponse:
+    flt = ArticleFilter(
+        source_ids=tuple(source_id), id_min=id_min, id_max=id_max, ids=_parse_ids(ids), q=q
+    )
+    # The generator opens its own connection: the request's session would be returned to
+    # the pool before the body is sent.
+    chunks = export_chunks(request.app.state.engine, flt, fmt)
+    filename = f"articles.{fmt.value}"
+    return StreamingResponse(
+        chunks,
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/export.jsonl",
+    operation_id="export_jsonl",
+    response_class=StreamingResponse,
+    responses={200: {"content": {MEDIA_TYPES[Format.JSONL]: {}}, "description": "JSON Lines."}},
+)
+def export_jsonl(
+    request: Request,
+    source_id: SourceIds = [],  # noqa: B006 - FastAPI copies defaults per request
+    q: Q = None,
+    id_min: IdMin = None,
+    id_max: IdMax = None,
+    ids: IdsParam = None,
+) -> StreamingResponse:
+    """Every matching article as one JSON object per line, in article_id order, streamed.
+
+    Each line is an ingestible record: `article_id`, `source_id`, `title`, `content`, and
+    the extra fields at the top level as they were ingested. Filters as on /v1/articles.
+    """
+    return _stream(request, Format.JSONL, source_id, q, id_min, id_max, ids)
+
+
+@router.get(
+    "/export.csv",
+    operation_id="export_csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {MEDIA_TYPES[Format.CSV]: {}}, "description": "CSV."}},
+)
+def export_csv(
+    request: Request,
+    source_id: SourceIds = [],  # noqa: B006 - FastAPI copies defaults per request
+    q: Q = None,
+    id_min: IdMin = None,
+    id_max: IdMax = None,
+    ids: IdsParam = None,
+) -> StreamingResponse:
+    """Every matching article as CSV with a header row, in article_id order, streamed.
+
+    Columns: `article_id, source_id, title, content, extra` (`extra`: the extra fields as
+    a JSON object, empty when none). `corpus ingest` reads it back. Filters as on
+    /v1/articles.
+    """
+    return _stream(request, Format.CSV, source_id, q, id_min, id_max, ids)

@@ -1,0 +1,190 @@
+"""Ingestion benchmark: `corpus ingest` against `sqlite-utils insert` on the same file, one run.
+
+    python -m bench.ingest --rows 100000
+    python -m bench.ingest --rows 1000000 --backends sqlite
+
+Generates (once, cached under bench/out/) a seeded synthetic JSON Lines file with
+app.synth, then loads it with `sqlite-utils insert FRESH.db article FILE --pk article_id
+--nl` and with `corpus ingest` into a fresh migrated SQLite database and a fresh PostgreSQL
+database. Each tool runs in its own process; its peak RSS is that process's VmHWM. Prints
+records/s and the ratio to sqlite-utils: shared hardware is noisy, so only ratios compare.
+For SQLite, "data" is the time until the rows are in, before the deferred full-text index
+build that `corpus ingest` does for a large first load.
+"""
+
+import argparse
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app import synth
+from app.db import migrate
+from app.settings import Settings
+
+OUT = Path(__file__).resolve().parent / "out"
+PG_ADMIN_URL = Settings(
+    database_url=os.environ.get(
+        "PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
+).database_url
+INDEX_PHASE = "building the search index"
+# Runs `main` and, at exit, writes the process's /proc status (VmHWM: its peak RSS).
+WRAPPER = (
+    "import atexit, pathlib, sys\n"
+    "status = pathlib.Path('/proc/self/status')\n"
+    "report = pathlib.Path(sys.argv.pop(1))\n"
+    "atexit.register(lambda: report.write_text(status.read_text()))\n"
+    "from {module} import {function}\n"
+    "sys.argv[0] = {name!r}\n"
+    "{function}()\n"
+)
+
+
+@dataclass
+class Result:
+    tool: str
+    backend: str
+    rows: int
+    seconds: float
+    peak_rss_mb: float
+    data_seconds: float | None = None
+
+
+def corpus_file(rows: int) -> Path:
+    path = OUT / f"articles-{rows}.jsonl"
+    if not path.exists():
+        OUT.mkdir(exist_ok=True)
+        partial = path.with_suffix(".partial")
+        started = time.perf_counter()
+        synth.write(partial, rows, seed=0)
+        partial.rename(path)
+        print(f"# generated {path} in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    return path
+
+
+def measured(module: str, function: str, name: str, args: list[str]) -> tuple[float, float, float]:
+    """Run a CLI in its own process: (seconds, seconds until the index phase, peak RSS MB)."""
+    with tempfile.NamedTemporaryFile(prefix="status-") as report:
+        code = WRAPPER.format(module=module, function=function, name=name)
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, report.name, *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stderr is not None
+        data_at = None
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if INDEX_PHASE in line and data_at is None:
+                data_at = time.perf_counter() - started
+        seconds = time.perf_counter() - started
+        if proc.wait() not in (0, 1):
+            raise SystemExit(f"{name} failed:\n{''.join(lines[-20:])}")
+        status = Path(report.name).read_text()
+    hwm = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+    return seconds, data_at or seconds, int(hwm.split()[1]) / 1024
+
+
+def run_sqlite_utils(path: Path, rows: int, work: Path) -> Result:
+    db = work / "sqlite-utils.db"
+    args = ["insert", str(db), "article", str(path), "--pk", "article_id", "--nl"]
+    seconds, _, rss = measured("sqlite_utils.cli", "cli", "sqlite-utils", args)
+    return Result("sqlite-utils insert", "sqlite", rows, seconds, rss)
+
+
+def run_corpus(path: Path, rows: int, url: str, backend: str) -> Result:
+    migrate(url)
+    args = ["ingest", "--database-url", url, str(path)]
+    seconds, data, rss = measured("app.cli", "main", "corpus", args)
+    return Result("corpus ingest", backend, rows, seconds, rss, data)
+
+
+def pg_admin(sql: str) -> None:
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
+def header(rows: int, path: Path) -> None:
+    from importlib.metadata import version
+
+    pg = "n/a"
+    try:
+        engine = create_engine(PG_ADMIN_URL)
+        with engine.connect() as connection:
+            pg = str(connection.execute(text("SHOW server_version")).scalar())
+        engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - a header must not stop the benchmark
+        pg = f"unreachable ({type(exc).__name__})"
+    size_mb = path.stat().st_size / 1e6
+    print(f"# python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, postgresql {pg}")
+    print(f"# sqlite-utils {version('sqlite-utils')}, cpus {os.cpu_count()}, {platform.machine()}")
+    print(
+        f"# file: {rows} records, {size_mb:.0f} MB JSON Lines ({size_mb * 1e3 / rows:.2f} KB each)"
+    )
+
+
+def report(results: list[Result]) -> None:
+    reference = next(r for r in results if r.tool.startswith("sqlite-utils"))
+    ref_rate = reference.rows / reference.seconds
+    print(
+        f"{'tool':<22} {'backend':<10} {'rows':>9} {'seconds':>8} {'records/s':>10} "
+        f"{'vs sqlite-utils':>15} {'peak RSS MB':>11}"
+    )
+    for r in results:
+        lines = [(r.tool, r.seconds)]
+        if r.data_seconds is not None and r.data_seconds < r.seconds:
+            lines = [(r.tool + " (data)", r.data_seconds), (r.tool + " (+index)", r.seconds)]
+        for tool, seconds in lines:
+            rate = r.rows / seconds
+            print(
+                f"{tool:<22} {r.backend:<10} {r.rows:>9} {seconds:>8.1f} {rate:>10.0f} "
+                f"{rate / ref_rate:>14.2f}x {r.peak_rss_mb:>11.0f}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    options = parser.parse_args()
+    backends = options.backends.split(",")
+    path = corpus_file(options.rows)
+    header(options.rows, path)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=OUT) as tmp:
+        work = Path(tmp)
+        results.append(run_sqlite_utils(path, options.rows, work))
+        if "sqlite" in backends:
+            url = f"sqlite:///{work / 'corpus.db'}"
+            results.append(run_corpus(path, options.rows, url, "sqlite"))
+        if "postgresql" in backends:
+            name = f"bench_ingest_{uuid.uuid4().hex[:8]}"
+            pg_admin(f'CREATE DATABASE "{name}"')
+            try:
+                url = make_url(PG_ADMIN_URL).set(database=name)
+                pg_url = url.render_as_string(hide_password=False)
+                results.append(run_corpus(path, options.rows, pg_url, "postgresql"))
+            finally:
+                pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    report(results)
+
+
+if __name__ == "__main__":
+    main()

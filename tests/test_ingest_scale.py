@@ -1,0 +1,225 @@
+"""Ingest under faults and load, through the real command in a subprocess, on both backends.
+
+kill -9 mid-load and a re-run; two overlapping ingests at once; peak RSS on a 200k-record
+file; and the SQLite search index that a large load builds after the data.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select, text
+
+from app import models, synth
+from app.db import backend, make_engine
+from app.ingest import search_index
+from app.settings import Settings
+from tests.conftest import clone, drop
+
+CLI = [sys.executable, "-c", "from app.cli import main; main()"]
+SMALL_BODIES = (200, 800)  # keeps PostgreSQL's per-row tsvector cheap enough for a test
+# Compared row by row; timestamps and revision numbers differ between runs by design.
+COMPARED = ("article_id", "source_id", "title", "content", "extra", "content_hash", "word_count")
+RSS_LIMIT_MB = 150
+
+
+def start(ingest_args: list[str], database_url: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [*CLI, "ingest", "--quiet", "--database-url", database_url, *ingest_args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def corpus(ingest_args: list[str], database_url: str) -> None:
+    """Run `corpus ingest` to the end; it must succeed."""
+    proc = start(ingest_args, database_url)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+
+
+def rows(engine: Engine) -> list[tuple[Any, ...]]:
+    article = models.article_table
+    with engine.connect() as c:
+        stmt = select(*(article.c[n] for n in COMPARED)).order_by(article.c.article_id)
+        return [tuple(r) for r in c.execute(stmt)]
+
+
+def count(engine: Engine) -> int:
+    with engine.connect() as c:
+        return int(c.execute(select(func.count()).select_from(models.article_table)).scalar_one())
+
+
+def check_search_index(engine: Engine) -> None:
+    """SQLite: every trigger back, and the FTS index exactly matches the table."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as c:
+        assert search_index.missing_triggers(c) == []
+        c.execute(text("INSERT INTO article_fts(article_fts, rank) VALUES ('integrity-check', 1)"))
+
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("scale") / "articles.jsonl"
+    synth.write(path, 15_000, seed=1, body_chars=SMALL_BODIES)
+    return path
+
+
+@pytest.fixture
+def other_url(template_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second empty database on the same backend, for the uninterrupted reference run."""
+    url = clone(template_url, tmp_path_factory.mktemp("ref"))
+    yield url
+    drop(url)
+
+
+def test_kill_9_then_rerun_equals_an_uninterrupted_run(
+    database_url: str, other_url: str, big_file: Path
+) -> None:
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    batch = "500"
+    proc = start(["--batch-size", batch, str(big_file)], database_url)
+    try:
+        deadline = time.monotonic() + 60
+        while count(engine) < 3 * int(batch) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, "the load finished before it could be killed"
+    partial = count(engine)
+    assert 0 < partial < 15_000
+    assert partial % int(batch) == 0  # whole batches only
+
+    corpus([str(big_file)], database_url)
+    corpus([str(big_file)], other_url)
+
+    ref_engine = make_engine(Settings(database_url=other_url), pooled=False)
+    assert rows(engine) == rows(ref_engine)
+    check_search_index(engine)
+    with engine.connect() as c:
+        revisions = c.execute(select(models.article_table.c.revision)).scalars().all()
+    assert len(set(revisions)) == 15_000
+    engine.dispose()
+    ref_engine.dispose()
+
+
+def test_two_overlapping_ingests_at_once_load_each_record_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    synth.write(first, 4_000, seed=2, first_id=1, body_chars=SMALL_BODIES)
+    synth.write(second, 4_000, seed=2, first_id=1, body_chars=SMALL_BODIES)
+    # second overlaps first completely, plus 2,000 more ids of its own
+    synth.write(tmp_path / "more.jsonl", 2_000, seed=3, first_id=4_001, body_chars=SMALL_BODIES)
+    procs = [
+        start(["--batch-size", "300", str(first)], database_url),
+        start(["--batch-size", "300", str(second), str(tmp_path / "more.jsonl")], database_url),
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    stored = rows(engine)
+    assert [r[0] for r in stored] == list(range(1, 6_001))
+    with engine.connect() as c:
+        revisions = c.execute(select(models.article_table.c.revision)).scalars().all()
+    assert len(set(revisions)) == len(revisions)
+    check_search_index(engine)
+    engine.dispose()
+
+
+def test_an_interrupted_deferred_index_is_repaired_by_the_next_run(
+    database_url: str, tmp_path: Path
+) -> None:
+    if backend(database_url) != "sqlite":
+        pytest.skip("PostgreSQL's search column is generated per row; nothing is deferred")
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    path = tmp_path / "a.jsonl"
+    synth.write(path, 500, body_chars=SMALL_BODIES)
+    corpus([str(path)], database_url)
+    search_index.suspend(engine)  # as a load killed after dropping the triggers leaves it
+    assert len(search_index.missing_triggers(engine.connect())) == 3
+    more = tmp_path / "b.jsonl"
+    synth.write(more, 10, first_id=501, body_chars=SMALL_BODIES)
+    corpus([str(more)], database_url)
+    check_search_index(engine)
+    engine.dispose()
+
+
+def test_fts_trigger_ddl_matches_the_migration(database_url: str) -> None:
+    if backend(database_url) != "sqlite":
+        pytest.skip("SQLite only")
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    with engine.connect() as c:
+        found = c.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
+        stored = {row.name: " ".join(row.sql.split()) for row in found}
+    engine.dispose()
+    assert stored == {
+        name: " ".join(sql.split()) for name, sql in search_index.FTS_TRIGGERS.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def file_200k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("rss") / "200k.jsonl"
+    synth.write(path, 200_000, seed=4, body_chars=(100, 400))
+    return path
+
+
+def test_peak_rss_stays_flat_on_a_200k_record_file(
+    database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if backend(database_url) != "sqlite":
+        pytest.skip("one backend is enough for the reader's memory; PostgreSQL takes minutes")
+    file_200k: Path = request.getfixturevalue("file_200k")
+    report = tmp_path / "maxrss"
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from the forked pytest.
+    code = (
+        "import atexit, pathlib\n"
+        "from app.cli import main\n"
+        "status = pathlib.Path('/proc/self/status')\n"
+        f"atexit.register(lambda: pathlib.Path({str(report)!r}).write_text(status.read_text()))\n"
+        "main()\n"
+    )
+    args = ["ingest", "--quiet", "--database-url", database_url, str(file_200k)]
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, check=False)
+    assert proc.returncode == 0, proc.stderr.decode()
+    hwm = next(line for line in report.read_text().splitlines() if line.startswith("VmHWM:"))
+    peak_mb = int(hwm.split()[1]) / 1024  # kB
+    assert peak_mb < RSS_LIMIT_MB
+
+
+def test_a_lost_connection_is_exit_2_with_one_line_and_keeps_what_was_committed(
+    database_url: str, big_file: Path
+) -> None:
+    if backend(database_url) != "postgresql":
+        pytest.skip("a server to lose: PostgreSQL only")
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    proc = start(["--batch-size", "500", str(big_file)], database_url)
+    deadline = time.monotonic() + 60
+    while count(engine) < 1_000 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with engine.connect() as c:
+        c.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        c.commit()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    message = err.decode().strip()
+    assert message.startswith("error: database error:")
+    assert "\n" not in message
+    assert "Traceback" not in message
+    assert count(engine) >= 1_000
+    engine.dispose()
