@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint format clean
+.PHONY: run test install lint format clean openapi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,7 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+
+## Regenerate openapi.json, the committed contract that tests/test_openapi.py checks
+openapi: $(STAMP)
+	$(BIN)/python -c 'from app.api.openapi import render; from app.main import create_app; open("openapi.json", "w").write(render(create_app()))'

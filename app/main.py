@@ -5,17 +5,27 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 
-from app.api import articles, health, problems, sources
+from app import logs
+from app.api import articles, changes, export, health, openapi, problems, sources
+from app.api.caching import GZIP_MIN_SIZE, ConditionalGetMiddleware
+from app.api.limits import RequestLimitsMiddleware
+from app.api.request_id import REQUEST_ID_HEADER, RequestIdMiddleware
+from app.api.shedding import LoadSheddingMiddleware
 from app.db import make_engine
 from app.settings import Settings
 
 API_VERSION = "1.0.0"
+# Headers a browser script may read on a cross-origin response.
+CORS_EXPOSED_HEADERS = ["Link", "ETag", REQUEST_ID_HEADER, "Retry-After"]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for `settings` (from the environment when omitted, as uvicorn --factory)."""
     settings = settings or Settings()
+    logs.configure(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -36,5 +46,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     app.include_router(articles.router)
     app.include_router(sources.router)
+    app.include_router(changes.router)
+    app.include_router(export.router)
     app.include_router(health.router)
+    openapi.install(app)
+    install_middleware(app, settings)
     return app
+
+
+def install_middleware(app: FastAPI, settings: Settings) -> None:
+    """Every middleware, all pure ASGI. Each add wraps the previous: the last added runs first."""
+    app.add_middleware(
+        LoadSheddingMiddleware,
+        limit=settings.request_concurrency,
+        queue_timeout_s=settings.queue_timeout_s,
+    )
+    # Tags the uncompressed body, so it must sit inside gzip (it predicts gzip's choice).
+    app.add_middleware(
+        ConditionalGetMiddleware,
+        max_age_s=settings.cache_max_age_s,
+        no_store_paths=frozenset(health.PROBE_PATHS),
+    )
+    # Level 1: most of level 6's saving on JSON at well under its CPU cost.
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE, compresslevel=1)
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET"],
+            allow_headers=["If-None-Match", REQUEST_ID_HEADER],
+            expose_headers=CORS_EXPOSED_HEADERS,
+            max_age=600,
+        )
+    app.add_middleware(RequestLimitsMiddleware)
+    app.add_middleware(RequestIdMiddleware)

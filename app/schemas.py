@@ -10,15 +10,37 @@ SourceIdField = Annotated[int, Field(description="The source (publisher) id.", e
 
 
 class ArticleSummary(BaseModel):
-    """A list item: enough to show a result, not the whole body."""
+    """A list item: enough to show a result, not the whole body.
+
+    Every key is present unless `fields` leaves it out, except `excerpt`/`content` (per
+    `content`) and `score`/`snippet` (search hits only); absent keys are omitted, never null.
+    """
 
     model_config = ConfigDict(title="ArticleSummary")
 
-    article_id: ArticleIdField
-    source_id: SourceIdField
-    title: str
-    excerpt: str = Field(
-        description="The start of the content, cut at a word boundary; ends with '…' when cut."
+    article_id: ArticleIdField | None = None
+    source_id: SourceIdField | None = None
+    title: str | None = None
+    excerpt: str | None = Field(
+        default=None,
+        description=(
+            "The start of the content, cut at a word boundary; ends with '…' when cut. "
+            "Present with `content=excerpt` (the default)."
+        ),
+    )
+    content: str | None = Field(default=None, description="The whole body, with `content=full`.")
+    word_count: int | None = Field(
+        default=None, description="Whitespace-separated tokens of the content."
+    )
+    score: float | None = Field(
+        default=None, description="Search hits only: relevance, higher is more relevant."
+    )
+    snippet: str | None = Field(
+        default=None,
+        description=(
+            "Search hits only: a passage as HTML, every matched term in <mark>…</mark> and "
+            "the rest escaped."
+        ),
     )
 
 
@@ -31,11 +53,21 @@ class Article(BaseModel):
     source_id: SourceIdField
     title: str
     content: str
+    word_count: int = Field(description="Whitespace-separated tokens of the content.")
     extra: dict[str, object] | None = Field(
         default=None, description="Fields the record carried beyond the known ones."
     )
     ingested_at: datetime = Field(description="When the article was first ingested (UTC).")
     updated_at: datetime = Field(description="When its stored fields last changed (UTC).")
+
+
+class FacetCount(BaseModel):
+    """How many matching articles have this value."""
+
+    model_config = ConfigDict(title="FacetCount")
+
+    value: int = Field(examples=[2])
+    count: int = Field(examples=[451])
 
 
 class ArticlePage(BaseModel):
@@ -46,6 +78,15 @@ class ArticlePage(BaseModel):
     items: list[ArticleSummary]
     next: str | None = Field(description="URL of the next page, or null on the last page.")
     prev: str | None = Field(description="URL of the previous page, or null on the first.")
+    total: int | None = Field(
+        description="How many articles match, with `count=exact|estimated`; else null."
+    )
+    total_is_exact: bool | None = Field(
+        description="Whether `total` is exact (false: a planner estimate); null when not counted."
+    )
+    facets: dict[str, list[FacetCount]] | None = Field(
+        default=None, description="With `facet=source_id` only: matches per source, most first."
+    )
 
 
 class Source(BaseModel):
@@ -88,7 +129,36 @@ class Problem(BaseModel):
     errors: list[ProblemError] | None = Field(
         default=None, description="Validation problems only: each bad parameter."
     )
+    request_id: str | None = Field(
+        default=None, description="The request's X-Request-ID, to quote when reporting it."
+    )
 
 
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
+
+
+class ArticleChange(Article):
+    """An article as the detail endpoint gives it, plus its place in the change feed."""
+
+    model_config = ConfigDict(title="ArticleChange")
+
+    revision: int = Field(
+        description="Strictly increasing across all writes; newer changes have higher ones.",
+        examples=[1042],
+    )
+
+
+class ChangePage(BaseModel):
+    """Rows changed after a revision, in revision order, and where to continue."""
+
+    model_config = ConfigDict(title="ChangePage")
+
+    items: list[ArticleChange]
+    next_after: int = Field(
+        description=(
+            "Pass as `after` on the next poll: the last item's revision, or the given "
+            "`after` when there are no items."
+        ),
+        examples=[1042],
+    )

@@ -1,7 +1,9 @@
 """The one Settings class. Built at the edges (create_app, each CLI command) and passed down."""
 
+from typing import Annotated, Literal
+
 from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///data/corpus.db"
 
@@ -24,6 +26,37 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
     # Signs pagination cursors so a tampered cursor is a 400, not a silent jump.
     cursor_secret: str = "article-corpus-cursor-v1"
+
+    # Browsers: origins allowed to call the API from scripts (comma-separated); none by default.
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices(
+            "cors_allow_origins", "CORPUS_CORS_ALLOW_ORIGINS", "CORS_ALLOW_ORIGINS"
+        ),
+    )
+    # Caches: how long a client or proxy may reuse a 200 without revalidating.
+    cache_max_age_s: int = Field(default=30, ge=0)
+    # Logs: one access line per request, as text or as JSON lines. `access_log` unset follows
+    # uvicorn's --access-log/--no-access-log, our line (with the request id) replacing its own.
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool | None = None
+    # Load shedding: /v1 requests beyond this many in flight wait in a queue, and get a 503
+    # with Retry-After after queue_timeout_s. Default: the pool's size plus its overflow.
+    max_concurrent_requests: int | None = Field(default=None, ge=1)
+    queue_timeout_s: float = Field(default=2.0, gt=0)
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """`https://a.example, https://b.example` from the environment becomes a list."""
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    @property
+    def request_concurrency(self) -> int:
+        """In-flight /v1 requests per process: no more than the pool can serve at once."""
+        return self.max_concurrent_requests or self.pool_size + self.pool_max_overflow
 
     @field_validator("database_url")
     @classmethod

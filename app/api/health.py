@@ -5,15 +5,18 @@ from sqlalchemy import text
 from starlette.responses import Response
 
 from app import schemas
+from app.api.calls import run_db
 from app.api.deps import SessionDep
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.responses import json_response
 
 router = APIRouter(tags=["health"])
+# Never cached: a probe must see the process and the database as they are now.
+PROBE_PATHS = ("/healthz", "/readyz")
 
 
 @router.get("/healthz", operation_id="get_health", response_model=schemas.Health)
-def healthz() -> Response:
+async def healthz() -> Response:
     """The process is alive. Touches nothing else."""
     return json_response(schemas.Health(status="ok"))
 
@@ -24,7 +27,7 @@ def healthz() -> Response:
     response_model=schemas.Health,
     responses={503: PROBLEM_RESPONSES[503]},
 )
-def readyz(session: SessionDep) -> Response:
+async def readyz(session: SessionDep) -> Response:
     """The database answers: 200, else a 503 problem (with Retry-After)."""
-    session.execute(text("SELECT 1"))
+    await run_db(session, session.execute, text("SELECT 1"))
     return json_response(schemas.Health(status="ready"))

@@ -12,12 +12,13 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Scope, Send
 
-from app import schemas
+from app.api.request_id import REQUEST_ID_HEADER, request_id_of
 from app.errors import CorpusError, InvalidParameter, ServiceUnavailable
 
 log = logging.getLogger("app.problems")
@@ -26,20 +27,71 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_S = 2
 
 
-def _problem_response(status: int, description: str) -> dict[str, Any]:
+def _problem_response(description: str) -> dict[str, Any]:
+    # No "model" key: FastAPI would add an application/json entry that we never send.
+    # app/api/openapi.py registers the Problem schema this $ref points to.
     return {
-        "model": schemas.Problem,
         "description": description,
         "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
     }
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _problem_response(400, "Bad request: a cursor that does not parse or does not fit."),
-    404: _problem_response(404, "No such resource."),
-    422: _problem_response(422, "A parameter is invalid; `errors` names each one."),
-    503: _problem_response(503, "The database is unreachable or saturated; retry later."),
+    400: _problem_response("Bad request: a cursor that does not parse or does not fit."),
+    404: _problem_response("No such resource."),
+    422: _problem_response("A parameter is invalid; `errors` names each one."),
+    503: _problem_response(
+        "The database is unreachable, slow or saturated, or the service is shedding load; "
+        "retry after `Retry-After` seconds."
+    ),
 }
+
+
+def problem_body(
+    status: int,
+    detail: str,
+    *,
+    instance: str,
+    title: str | None = None,
+    slug: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    request_id: str | None = None,
+) -> bytes:
+    """The JSON bytes of a problem: shared by the handlers below and the ASGI middleware."""
+    body: dict[str, Any] = {
+        "type": f"urn:article-corpus:problem:{slug}" if slug else "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    if request_id is not None:
+        body["request_id"] = request_id
+    return orjson.dumps(body)
+
+
+async def send_problem(
+    scope: Scope, send: Send, status: int, detail: str, *, slug: str, title: str
+) -> None:
+    """A problem sent from ASGI middleware, outside FastAPI's handlers (e.g. load shedding)."""
+    body = problem_body(
+        status,
+        detail,
+        instance=scope.get("path", ""),
+        title=title,
+        slug=slug,
+        request_id=request_id_of(scope),
+    )
+    headers = [
+        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if status == 503:
+        headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def problem(
@@ -52,18 +104,16 @@ def problem(
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    body: dict[str, Any] = {
-        "type": f"urn:article-corpus:problem:{slug}" if slug else "about:blank",
-        "title": title or HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-    }
-    if errors is not None:
-        body["errors"] = errors
-    return Response(
-        orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    body = problem_body(
+        status,
+        detail,
+        instance=request.url.path,
+        title=title,
+        slug=slug,
+        errors=errors,
+        request_id=request_id_of(request.scope),
     )
+    return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
@@ -133,13 +183,27 @@ def install(app: FastAPI) -> None:
         return await on_corpus_error(request, err)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(request, 500, "An unexpected error occurred; it has been logged.")
+        request_id = request_id_of(request.scope)
+        log.exception(
+            "unhandled error on %s %s",
+            request.method,
+            request.url.path,
+            extra={"request_id": request_id},
+        )
+        # Starlette sends this from outside our middleware, so the id header goes on here.
+        headers = {"Cache-Control": "no-store"}
+        if request_id:
+            headers[REQUEST_ID_HEADER] = request_id
+        return problem(
+            request, 500, "An unexpected error occurred; it has been logged.", headers=headers
+        )
 
     app.add_exception_handler(CorpusError, on_corpus_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    # Lost or unreachable databases, timeouts and a full pool are outages (503). Any other
+    # DBAPIError (bad data, a constraint) is our bug, and a 500 says so.
     app.add_exception_handler(OperationalError, on_database_unavailable)
     app.add_exception_handler(PoolTimeoutError, on_database_unavailable)
-    app.add_exception_handler(DBAPIError, on_database_unavailable)
+    app.add_exception_handler(InterfaceError, on_database_unavailable)
     app.add_exception_handler(Exception, on_unexpected)

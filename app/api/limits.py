@@ -1,0 +1,85 @@
+"""Request-size and encoding limits that no route parameter can express: pure ASGI, run
+before any parsing.
+
+Each parameter has its own bounds (in `deps.py`). These refuse a query string that is not
+UTF-8 or holds control characters, and cap the query string and the headers as a whole,
+so ten thousand repeated parameters or a megabyte of headers are a cheap 4xx problem
+rather than work. (uvicorn's httptools parser has no header limit of its own; a proxy in
+front should cap them too, e.g. nginx's large_client_header_buffers.)
+"""
+
+import re
+from urllib.parse import unquote_to_bytes
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.api.problems import send_problem
+
+# Room for every parameter at its own limit at once: q's 1,000 characters alone can be
+# 12,000 bytes percent-encoded (emoji), plus a 2 KB cursor, 100 source ids and 100 ids.
+MAX_QUERY_BYTES = 24_576
+MAX_QUERY_PARAMS = 256
+MAX_HEADER_BYTES = 16384
+MAX_HEADERS = 100
+# C0 controls and DEL: no parameter of ours has a use for them.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def query_text_is_clean(query: bytes) -> bool:
+    """True when the percent-decoded query string is UTF-8 without control characters.
+
+    Starlette would silently turn invalid bytes into U+FFFD; we refuse them instead.
+    """
+    if b"%" not in query and query.isascii():
+        return True  # the HTTP parser already refused raw control bytes
+    try:
+        text = unquote_to_bytes(query).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return _CONTROL.search(text) is None
+
+
+class RequestLimitsMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            query: bytes = scope["query_string"]
+            if len(query) > MAX_QUERY_BYTES or query.count(b"&") >= MAX_QUERY_PARAMS:
+                detail = (
+                    f"The query string is limited to {MAX_QUERY_BYTES} bytes "
+                    f"and {MAX_QUERY_PARAMS} parameters."
+                )
+                await send_problem(
+                    scope, send, 414, detail, slug="uri-too-long", title="URI too long"
+                )
+                return
+            if not query_text_is_clean(query):
+                await send_problem(
+                    scope,
+                    send,
+                    400,
+                    "The query string must be UTF-8 without control characters.",
+                    slug="invalid-query",
+                    title="Invalid query string",
+                )
+                return
+            headers = scope["headers"]
+            if len(headers) > MAX_HEADERS or (
+                sum(len(k) + len(v) for k, v in headers) > MAX_HEADER_BYTES
+            ):
+                detail = (
+                    f"Request headers are limited to {MAX_HEADERS} fields "
+                    f"and {MAX_HEADER_BYTES} bytes."
+                )
+                await send_problem(
+                    scope,
+                    send,
+                    431,
+                    detail,
+                    slug="headers-too-large",
+                    title="Request header fields too large",
+                )
+                return
+        await self.app(scope, receive, send)

@@ -1,0 +1,76 @@
+"""Request ids and the access log: pure ASGI, outermost, so every response and line has one.
+
+A client's `X-Request-ID` is kept when it is sane (1-128 of `A-Za-z0-9._-`), so ids can be
+followed across services; anything else is replaced by a fresh uuid4 hex. The id is echoed
+in the response, stored in `scope["state"]` for problem bodies, and written on the access
+line with method, path, status and duration.
+"""
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_HEADER_KEY = REQUEST_ID_HEADER.lower().encode()
+_SANE_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
+
+access_log = logging.getLogger("app.access")
+
+
+def request_id_of(scope: Scope) -> str | None:
+    """The id this middleware gave the request, if it ran."""
+    state = scope.get("state")
+    request_id = state.get("request_id") if isinstance(state, dict) else None
+    return request_id if isinstance(request_id, str) else None
+
+
+def _choose_id(scope: Scope) -> str:
+    for key, value in scope["headers"]:
+        if key == _HEADER_KEY and _SANE_ID.fullmatch(value):
+            return str(value.decode("ascii"))
+    return uuid.uuid4().hex
+
+
+class RequestIdMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = _choose_id(scope)
+        # In place, not a copy: Starlette's outermost error handler reads the same dict.
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        raw_id = request_id.encode("ascii")
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app raises before starting a response
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), (_HEADER_KEY, raw_id)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                access_log.info(
+                    "%s %s %d",
+                    scope["method"],
+                    scope["path"],
+                    status,
+                    extra={
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )

@@ -1,0 +1,99 @@
+"""Live uvicorn servers for the tests that need real sockets: clients, browsers, outages, load.
+
+`serve(database_url)` starts `uvicorn --factory app.main:create_app` in a subprocess on a
+free loopback port, waits until /healthz answers, and stops it on exit. Settings go in as
+environment variables, exactly as a deployment would give them.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    log: Path
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serve(
+    database_url: str, *, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[LiveServer]:
+    """A server on 127.0.0.1:<free port> for `database_url`, until the block ends."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "CORPUS_DATABASE_URL": database_url,
+        "CORPUS_LOG_FORMAT": "json",
+        **(env or {}),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "app.main:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",  # ours is on, as JSON lines with the request id
+        "--no-server-header",
+        "--log-level",
+        "warning",
+    ]
+    with tempfile.NamedTemporaryFile("wb", prefix="uvicorn-", suffix=".log", delete=False) as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
+        )
+    server = LiveServer(f"http://127.0.0.1:{port}", Path(log.name))
+    try:
+        _wait_until_healthy(server, process)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        server.log.unlink(missing_ok=True)
+
+
+def _wait_until_healthy(server: LiveServer, process: "subprocess.Popen[bytes]") -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {process.returncode}:\n{server.log_text()}")
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"no answer on /healthz in {START_TIMEOUT_S}s:\n{server.log_text()}")
