@@ -3,6 +3,7 @@
 Exit statuses: 0 clean, 1 some records rejected (the rest loaded), 2 usage or database error.
 """
 
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -96,6 +97,13 @@ def _field_map(specs: list[str]) -> FieldMap:
         raise typer.BadParameter(str(exc), param_hint="--map") from None
 
 
+def _quiet_driver_logs() -> None:
+    """After a lost connection psycopg logs its failed cleanup to stderr; our one-line error
+    already says what happened, so keep stderr to that line."""
+    logging.getLogger("psycopg").addHandler(logging.NullHandler())
+    logging.getLogger("psycopg").propagate = False
+
+
 @cli.command("ingest")
 def ingest_command(
     paths: Annotated[
@@ -139,6 +147,7 @@ def ingest_command(
 
     Shows progress on stderr (a bar on a terminal, a line every 10 s otherwise).
     """
+    _quiet_driver_logs()
     mapping = _field_map(field_map or [])
     settings = _settings(database_url)
     progress = None if quiet else Progress(sys.stderr, tty=sys.stderr.isatty())

@@ -8,91 +8,33 @@ only new and changed rows with `INSERT ... ON CONFLICT DO UPDATE`; the conflict 
 re-checks the hash, so concurrent ingests of the same records stay correct. A kill between
 batches loses nothing committed and leaves no half batch: the re-run skips what is stored.
 
-The SQL comes from SQLAlchemy Core over the models (the single schema truth), compiled once
-per run and executed through the driver: SQLite gets one `executemany` per batch,
-PostgreSQL a `COPY` into a temporary staging table and one `INSERT ... SELECT` from it.
+This module drives the batches (chunking, in-batch duplicates, retries); the SQL that
+writes one lives in app/ingest/stores.py.
 """
 
-import operator
 import sqlite3
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Any, Protocol, TypeVar
+from typing import TypeVar
 
-import orjson
-from sqlalchemy import (
-    Column,
-    Connection,
-    Engine,
-    MetaData,
-    Table,
-    func,
-    literal,
-    or_,
-    select,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import col
 
-from app import models
-from app.db import SQLITE_BEGIN_OPTION, now_utc
+from app.db import SQLITE_BEGIN_OPTION
 from app.ingest.records import ArticleIn
+from app.ingest.stores import BatchCounts, DryRunStore, PostgresStore, SqliteStore, Store
+
+__all__ = ["BatchCounts", "chunks", "tune_sqlite_for_load", "write_batches"]
 
 T = TypeVar("T")
-
-UPDATABLE = (
-    "source_id",
-    "title",
-    "content",
-    "extra",
-    "content_hash",
-    "word_count",
-    "revision",
-    "updated_at",
-)
-# The record's own fields, as the staging table and the COPY carry them.
-RECORD_COLUMNS = (
-    "article_id",
-    "source_id",
-    "title",
-    "content",
-    "extra",
-    "content_hash",
-    "word_count",
-)
-ALL_COLUMNS = (*RECORD_COLUMNS, "revision", "ingested_at", "updated_at")
-# Serialises PostgreSQL writers per batch, so revisions commit in the order they are
-# numbered. (SQLite's write lock, taken by BEGIN IMMEDIATE, does the same there.)
-WRITE_LOCK_KEY = 0x61727469636C65  # "article"
 RETRIES = 5
-
-
-@dataclass(frozen=True, slots=True)
-class BatchCounts:
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-
-    def __add__(self, other: "BatchCounts") -> "BatchCounts":
-        return BatchCounts(
-            self.inserted + other.inserted,
-            self.updated + other.updated,
-            self.unchanged + other.unchanged,
-        )
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while batch := list(islice(iterator, size)):
         yield batch
-
-
-def _insert(connection: Connection) -> Any:
-    return sqlite.insert if connection.dialect.name == "sqlite" else postgresql.insert
 
 
 def _dedupe(batch: list[ArticleIn]) -> tuple[list[ArticleIn], BatchCounts]:
@@ -117,239 +59,6 @@ def _article_id(record: ArticleIn) -> int:
     return record.article_id
 
 
-def upsert_sources(connection: Connection, names: dict[int, str | None]) -> None:
-    """Create missing sources; a given name replaces the stored one, None keeps it."""
-    if not names:
-        return
-    insert = _insert(connection)
-    named = [{"source_id": k, "name": v} for k, v in sorted(names.items()) if v is not None]
-    bare = [{"source_id": k, "name": None} for k, v in sorted(names.items()) if v is None]
-    if named:
-        stmt = insert(models.Source)
-        connection.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["source_id"], set_={"name": stmt.excluded.name}
-            ),
-            named,
-        )
-    if bare:
-        connection.execute(insert(models.Source).on_conflict_do_nothing(), bare)
-
-
-def take_write_lock(connection: Connection) -> None:
-    """PostgreSQL: the per-transaction writer lock (SQLite's is BEGIN IMMEDIATE)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK_KEY)))
-
-
-def last_revision(connection: Connection) -> int:
-    """The newest revision; read under the write lock so no other writer can interleave."""
-    revision = models.article_table.c.revision
-    return int(connection.execute(select(func.coalesce(func.max(revision), 0))).scalar_one())
-
-
-def stored_hashes(connection: Connection, ids: Sequence[int]) -> dict[int, str]:
-    """content_hash by article_id for those of `ids` already stored."""
-    article = models.article_table
-    rows = connection.execute(
-        select(article.c.article_id, article.c.content_hash).where(article.c.article_id.in_(ids))
-    )
-    return {row.article_id: row.content_hash for row in rows}
-
-
-def _count(batch: Sequence[ArticleIn], stored: dict[int, str]) -> tuple[list[ArticleIn], int, int]:
-    """The records to write, and how many of them are inserts and updates."""
-    changed = [r for r in batch if stored.get(r.article_id) != r.content_hash]
-    inserted = sum(1 for r in changed if r.article_id not in stored)
-    return changed, inserted, len(changed) - inserted
-
-
-class _Store(Protocol):
-    def write(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts: ...
-
-
-class _SqliteStore:
-    """One `executemany` of a compiled upsert per batch, with driver-ready tuples.
-
-    (Multi-row VALUES statements were measured too: 30-45% more CPU than executemany.)
-    """
-
-    def __init__(self, connection: Connection) -> None:
-        article = models.article_table
-        stmt = sqlite.insert(article)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["article_id"],
-            set_={name: stmt.excluded[name] for name in UPDATABLE},
-            where=col(models.Article.content_hash) != stmt.excluded.content_hash,
-        )
-        compiled = stmt.compile(dialect=connection.dialect, column_keys=list(ALL_COLUMNS))
-        self.sql = str(compiled)
-        # Core orders parameters as the table does; rows are built in ALL_COLUMNS order.
-        order = [ALL_COLUMNS.index(name) for name in compiled.positiontup or ()]
-        self.reorder = operator.itemgetter(*order)
-        self.extra_json = extra_json
-        self.timestamp = _bind(article.c.ingested_at, connection)
-
-    def write(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts:
-        revision = last_revision(connection)
-        upsert_sources(connection, {r.source_id: None for r in batch})
-        stored = stored_hashes(connection, [r.article_id for r in batch])
-        changed, inserted, updated = _count(batch, stored)
-        if changed:
-            now = self.timestamp(now_utc())
-            extra_json, reorder = self.extra_json, self.reorder
-            rows = [
-                reorder(
-                    (
-                        r.article_id,
-                        r.source_id,
-                        r.title,
-                        r.content,
-                        None if r.extra is None else extra_json(r.extra),
-                        r.content_hash,
-                        r.word_count,
-                        revision + n,
-                        now,
-                        now,
-                    )
-                )
-                for n, r in enumerate(changed, start=1)
-            ]
-            connection.exec_driver_sql(self.sql, rows)
-        return BatchCounts(inserted, updated, len(batch) - len(changed))
-
-
-def extra_json(extra: dict[str, Any]) -> str:
-    """The JSON column's text: compact orjson, 3-5x faster than the stdlib serialiser Core
-    would use, and read back to the same object (validation already proved it encodes)."""
-    return orjson.dumps(extra).decode()
-
-
-def _bind(column: Column[Any], connection: Connection) -> Callable[[Any], Any]:
-    """The column type's own bind conversion, so rows match what Core would have written."""
-    dialect = connection.dialect
-    processor = column.type.dialect_impl(dialect).bind_processor(dialect)
-    return processor if processor is not None else _identity
-
-
-def _identity(value: T) -> T:
-    return value
-
-
-class _PostgresStore:
-    """COPY a batch into a temporary staging table, then one INSERT ... SELECT ... ON CONFLICT.
-
-    The staging table takes its columns from the model; it lives as long as the connection
-    and empties itself at each commit.
-    """
-
-    def __init__(self, connection: Connection) -> None:
-        article = models.article_table
-        self.stage = Table(
-            "article_stage",
-            MetaData(),
-            *(Column(name, article.c[name].type) for name in RECORD_COLUMNS),
-            prefixes=["TEMPORARY"],
-            postgresql_on_commit="DELETE ROWS",
-        )
-        with connection.begin():
-            # A pooled connection may hold it from an earlier run (it empties at each commit).
-            self.stage.create(connection, checkfirst=True)
-        names = ", ".join(RECORD_COLUMNS)
-        self.copy_sql = f"COPY article_stage ({names}) FROM STDIN"
-        self.extra_json = extra_json
-
-    def write(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts:
-        take_write_lock(connection)
-        revision = last_revision(connection)
-        upsert_sources(connection, {r.source_id: None for r in batch})
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        extra_json = self.extra_json
-        with cursor.copy(self.copy_sql) as copy:
-            for r in batch:
-                copy.write_row(
-                    (
-                        r.article_id,
-                        r.source_id,
-                        r.title,
-                        r.content,
-                        None if r.extra is None else extra_json(r.extra),
-                        r.content_hash,
-                        r.word_count,
-                    )
-                )
-        cursor.close()
-        article, stage = models.article_table, self.stage
-        old = article.alias("old")
-        joined = stage.outerjoin(old, old.c.article_id == stage.c.article_id)
-        is_new = old.c.article_id.is_(None)
-        changed = or_(is_new, old.c.content_hash != stage.c.content_hash)
-        inserted, updated = connection.execute(
-            select(
-                func.count().filter(is_new),
-                func.count().filter(changed) - func.count().filter(is_new),
-            ).select_from(joined)
-        ).one()
-        if inserted or updated:
-            now = now_utc()
-            numbered = (
-                select(
-                    *(stage.c[name] for name in RECORD_COLUMNS),
-                    (func.row_number().over(order_by=stage.c.article_id) + revision).label(
-                        "revision"
-                    ),
-                    literal(now, article.c.ingested_at.type).label("ingested_at"),
-                    literal(now, article.c.updated_at.type).label("updated_at"),
-                )
-                .select_from(joined)
-                .where(changed)
-            )
-            stmt = postgresql.insert(article).from_select(list(ALL_COLUMNS), numbered)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["article_id"],
-                set_={name: stmt.excluded[name] for name in UPDATABLE},
-                where=article.c.content_hash != stmt.excluded.content_hash,
-            )
-            connection.execute(stmt)
-        return BatchCounts(inserted, updated, len(batch) - inserted - updated)
-
-
-class DryRunStore:
-    """Counts what a real run would do and writes nothing to the database.
-
-    Ids seen earlier in the run live in a temporary SQLite file, not in memory, so a dry run
-    of any size stays flat and still counts a record repeated across batches as a real run
-    would (an update or unchanged, not a second insert).
-    """
-
-    def __init__(self) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="corpus-dry-run-")
-        self.seen = sqlite3.connect(f"{self._dir.name}/seen.db", isolation_level=None)
-        self.seen.execute("PRAGMA journal_mode = OFF")  # scratch data: nothing to recover
-        self.seen.execute("CREATE TABLE seen (article_id INTEGER PRIMARY KEY, hash TEXT)")
-
-    def write(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts:
-        ids = [r.article_id for r in batch]
-        stored = stored_hashes(connection, ids)
-        # json_each takes the ids as one parameter: no SQL built per batch.
-        seen = self.seen.execute(
-            "SELECT article_id, hash FROM seen"
-            " WHERE article_id IN (SELECT value FROM json_each(?))",
-            (orjson.dumps(ids).decode(),),
-        )
-        stored.update(seen.fetchall())
-        changed, inserted, updated = _count(batch, stored)
-        self.seen.executemany(
-            "INSERT OR REPLACE INTO seen VALUES (?, ?)",
-            [(r.article_id, r.content_hash) for r in changed],
-        )
-        return BatchCounts(inserted, updated, len(batch) - len(changed))
-
-    def close(self) -> None:
-        self.seen.close()
-        self._dir.cleanup()
-
-
 def _is_retryable(exc: DBAPIError) -> bool:
     """A deadlock or serialisation failure (PostgreSQL), or a busy SQLite database."""
     if getattr(exc.orig, "sqlstate", None) in ("40P01", "40001"):
@@ -367,13 +76,13 @@ def write_batches(
             if connection.dialect.name == "sqlite" and dry is None:
                 connection = connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
                 tune_sqlite_for_load(connection)
-            store: _Store
+            store: Store
             if dry is not None:
                 store = dry
             elif connection.dialect.name == "sqlite":
-                store = _SqliteStore(connection)
+                store = SqliteStore(connection)
             else:
-                store = _PostgresStore(connection)
+                store = PostgresStore(connection)
             for batch in chunks(records, batch_size):
                 kept, dupes = _dedupe(batch)
                 yield _write_with_retries(connection, store, kept) + dupes
@@ -383,7 +92,7 @@ def write_batches(
 
 
 def _write_with_retries(
-    connection: Connection, store: _Store, batch: Sequence[ArticleIn]
+    connection: Connection, store: Store, batch: Sequence[ArticleIn]
 ) -> BatchCounts:
     for attempt in range(RETRIES):
         try:
