@@ -2,6 +2,7 @@
 
 import httpx
 import pytest
+from sqlalchemy import Engine
 
 from tests.conftest import CORPUS_IDS, CORPUS_SOURCES
 
@@ -70,3 +71,26 @@ async def test_readiness_is_503_when_the_database_is_unreachable() -> None:
         assert response.headers["content-type"] == "application/problem+json"
         articles = await client.get("/v1/articles")
         assert articles.status_code == 503
+
+
+async def test_counts_follow_an_ingest_and_names_a_rename(
+    client: httpx.AsyncClient, engine: Engine
+) -> None:
+    from app.ingest.stores import upsert_sources
+    from tests.factories import add_articles, record
+
+    add_articles(engine, [record(1, source_id=4), record(2, source_id=4)])
+    first = (await client.get("/v1/sources")).json()
+    assert first == {"items": [{"source_id": 4, "name": None, "article_count": 2}]}
+    add_articles(engine, [record(3, source_id=4), record(2, source_id=6)])
+    with engine.begin() as connection:
+        upsert_sources(connection, {4: "Agence"})
+    after = (await client.get("/v1/sources")).json()
+    assert after == {
+        "items": [
+            {"source_id": 4, "name": "Agence", "article_count": 2},
+            {"source_id": 6, "name": None, "article_count": 1},
+        ]
+    }
+    one = (await client.get("/v1/sources/6")).json()
+    assert one == {"source_id": 6, "name": None, "article_count": 1}

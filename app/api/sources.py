@@ -16,9 +16,9 @@ router = APIRouter(prefix="/v1/sources", tags=["sources"], responses=PROBLEM_RES
 
 
 @router.get("", operation_id="list_sources", response_model=schemas.SourcePage)
-async def list_sources(session: SessionDep) -> Response:
+async def list_sources(session: SessionDep, cache: CacheDep) -> Response:
     """Every source, by id, with its article count."""
-    rows = await run_db(session, source_queries.list_sources, session)
+    rows = await run_db(session, source_queries.list_sources, session, cache)
     items = [
         schemas.Source.model_construct(
             source_id=r.source_id, name=r.name, article_count=r.article_count
@@ -29,9 +29,9 @@ async def list_sources(session: SessionDep) -> Response:
 
 
 @router.get("/{source_id}", operation_id="get_source", response_model=schemas.Source)
-async def get_source(source_id: SourceId, session: SessionDep) -> Response:
+async def get_source(source_id: SourceId, session: SessionDep, cache: CacheDep) -> Response:
     """One source with its article count."""
-    r = await run_db(session, source_queries.get_source, session, source_id)
+    r = await run_db(session, source_queries.get_source, session, source_id, cache)
     return json_response(
         schemas.Source.model_construct(
             source_id=r.source_id, name=r.name, article_count=r.article_count

@@ -1,40 +1,56 @@
-"""Reads of the source table, with article counts. Knows nothing of HTTP."""
+"""Reads of the source table, with article counts. Knows nothing of HTTP.
 
-from collections.abc import Sequence
+Counting a million articles per source is a scan of the (source_id, article_id) index, so
+the counts are kept in the per-revision cache: any write to an article raises the newest
+revision and so recounts. Names are read fresh each time (a sources file can rename a
+source without touching an article).
+"""
 
-from sqlalchemy import Row, Select, func, select
-from sqlmodel import Session, col
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlmodel import Session
 
 from app import models
 from app.errors import NotFound
+from app.queries.cache import RevisionCache, newest_revision
+
+COUNTS_KEY = "source-article-counts"
 
 
-def _with_counts() -> Select[int, str | None, int]:
-    article = models.Article
-    return (
-        select(
-            col(models.Source.source_id),
-            col(models.Source.name),
-            func.count(col(article.article_id)).label("article_count"),
-        )
-        .outerjoin(article, col(article.source_id) == col(models.Source.source_id))
-        .group_by(col(models.Source.source_id), col(models.Source.name))
-    )
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    source_id: int
+    name: str | None
+    article_count: int
 
 
-def list_sources(session: Session) -> Sequence[Row[int, str | None, int]]:
+def _counts(session: Session, cache: RevisionCache) -> dict[int, int]:
+    article = models.article_table
+    stmt = select(article.c.source_id, func.count()).group_by(article.c.source_id)
+
+    def compute() -> dict[int, int]:
+        return {int(row[0]): int(row[1]) for row in session.execute(stmt)}
+
+    return cache.get_or_compute(COUNTS_KEY, newest_revision(session), compute)
+
+
+def list_sources(session: Session, cache: RevisionCache) -> list[SourceRow]:
     """Every source by id, with how many articles each has."""
-    stmt = _with_counts().order_by(col(models.Source.source_id))
-    return session.execute(stmt).all()
+    source = models.source_table
+    counts = _counts(session, cache)
+    rows = session.execute(select(source.c.source_id, source.c.name).order_by(source.c.source_id))
+    return [SourceRow(r.source_id, r.name, counts.get(r.source_id, 0)) for r in rows]
 
 
-def get_source(session: Session, source_id: int) -> Row[int, str | None, int]:
+def get_source(session: Session, source_id: int, cache: RevisionCache) -> SourceRow:
+    source = models.source_table
     row = session.execute(
-        _with_counts().where(col(models.Source.source_id) == source_id)
+        select(source.c.source_id, source.c.name).where(source.c.source_id == source_id)
     ).one_or_none()
     if row is None:
         raise NotFound(f"No source with source_id {source_id}.")
-    return row
+    return SourceRow(row.source_id, row.name, _counts(session, cache).get(source_id, 0))
 
 
 def ensure_source_exists(session: Session, source_id: int) -> None:
