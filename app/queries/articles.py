@@ -27,6 +27,7 @@ from app.queries.ranking import Ranking, ranking
 from app.queries.search import SearchQuery
 
 __all__ = [  # the filter names are re-exported: the export engine imports them from here
+    "DETAIL_COLUMNS",
     "EXCERPT_CHARS",
     "ArticleFilter",
     "Content",
@@ -36,7 +37,6 @@ __all__ = [  # the filter names are re-exported: the export engine imports them 
     "check_key",
     "excerpt",
     "filter_clauses",
-    "get_article",
     "get_article_fields",
     "key_arity",
     "list_articles",
@@ -75,14 +75,8 @@ class Page:
     keys: list[tuple[KeyValue, ...]] = field(default_factory=list)
 
 
-def get_article(session: Session, article_id: int) -> models.Article:
-    article = session.get(models.Article, article_id)
-    if article is None:
-        raise NotFound(f"No article with article_id {article_id}.")
-    return article
-
-
-_DETAIL_COLUMNS = (
+# What the detail endpoint shows of an article (the change feed adds its revision).
+DETAIL_COLUMNS = (
     "article_id",
     "source_id",
     "title",
@@ -94,7 +88,7 @@ _DETAIL_COLUMNS = (
 )
 
 
-_DETAIL = select(*(models.article_table.c[name] for name in _DETAIL_COLUMNS)).where(
+_DETAIL = select(*(models.article_table.c[name] for name in DETAIL_COLUMNS)).where(
     models.article_table.c.article_id == bindparam("article_id")
 )
 

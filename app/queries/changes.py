@@ -12,18 +12,9 @@ from sqlalchemy import Row, select
 from sqlmodel import Session
 
 from app import models
+from app.queries.articles import DETAIL_COLUMNS
 
-CHANGE_COLUMNS = (
-    "article_id",
-    "source_id",
-    "title",
-    "content",
-    "word_count",
-    "extra",
-    "ingested_at",
-    "updated_at",
-    "revision",
-)
+CHANGE_COLUMNS = (*DETAIL_COLUMNS, "revision")
 
 
 def list_changes(session: Session, *, after: int, limit: int) -> Sequence[Row[Any]]:
