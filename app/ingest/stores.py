@@ -150,7 +150,6 @@ class SqliteStore:
         # Core orders parameters as the table does; rows are built in ALL_COLUMNS order.
         order = [ALL_COLUMNS.index(name) for name in compiled.positiontup or ()]
         self.reorder = operator.itemgetter(*order)
-        self.extra_json = extra_json
         self.timestamp = _bind(article.c.ingested_at, connection)
 
     def write(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts:
@@ -160,26 +159,19 @@ class SqliteStore:
         changed, inserted, updated = _count(batch, stored)
         if changed:
             now = self.timestamp(now_utc())
-            extra_json, reorder = self.extra_json, self.reorder
+            reorder = self.reorder
             rows = [
-                reorder(
-                    (
-                        r.article_id,
-                        r.source_id,
-                        r.title,
-                        r.content,
-                        None if r.extra is None else extra_json(r.extra),
-                        r.content_hash,
-                        r.word_count,
-                        revision + n,
-                        now,
-                        now,
-                    )
-                )
+                reorder((*record_values(r), revision + n, now, now))
                 for n, r in enumerate(changed, start=1)
             ]
             connection.exec_driver_sql(self.sql, rows)
         return BatchCounts(inserted, updated, len(batch) - len(changed))
+
+
+def record_values(r: ArticleIn) -> tuple[Any, ...]:
+    """A record's own fields in RECORD_COLUMNS order, as both stores send them."""
+    extra = None if r.extra is None else extra_json(r.extra)
+    return (r.article_id, r.source_id, r.title, r.content, extra, r.content_hash, r.word_count)
 
 
 def extra_json(extra: dict[str, Any]) -> str:
@@ -220,7 +212,6 @@ class PostgresStore:
             self.stage.create(connection, checkfirst=True)
         names = ", ".join(RECORD_COLUMNS)
         self.copy_sql = f"COPY article_stage ({names}) FROM STDIN"
-        self.extra_json = extra_json
 
     def write(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts:
         take_write_lock(connection)
@@ -265,21 +256,10 @@ class PostgresStore:
         """COPY the batch through the driver. Its errors are raised as SQLAlchemy's, as every
         other statement's are, so callers (retries, the CLI's exit 2) see one error family."""
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        extra_json = self.extra_json
         try:
             with cursor.copy(self.copy_sql) as copy:
                 for r in batch:
-                    copy.write_row(
-                        (
-                            r.article_id,
-                            r.source_id,
-                            r.title,
-                            r.content,
-                            None if r.extra is None else extra_json(r.extra),
-                            r.content_hash,
-                            r.word_count,
-                        )
-                    )
+                    copy.write_row(record_values(r))
         except psycopg.Error as exc:
             raise DBAPIError.instance(self.copy_sql, None, exc, psycopg.Error) from exc
         finally:
