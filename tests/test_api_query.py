@@ -17,7 +17,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from app.api.limits import MAX_QUERY_BYTES
 from app.db import backend, make_engine
@@ -500,3 +500,21 @@ async def test_a_signed_cursor_with_an_impossible_key_is_400(
     )
     response = await api.get("/v1/articles", params={"q": "amber", "limit": 2, "cursor": forged})
     assert response.status_code == 400, response.text
+
+
+async def test_a_write_shows_through_a_kept_search(
+    client: httpx.AsyncClient, engine: Engine
+) -> None:
+    """Search replies are kept per data revision: every write must show in the next one."""
+    params = {"q": "walrus", "count": "exact", "facet": "source_id"}
+    add_articles(engine, [record(1, source_id=1, title="Walrus one", content="a walrus")])
+    first = await client.get("/v1/articles", params=params)
+    assert first.json()["total"] == 1
+    assert (await client.get("/v1/articles", params=params)).content == first.content
+    add_articles(engine, [record(2, source_id=2, title="Two", content="walrus walrus")])
+    second = await get(client, "/v1/articles", **params)
+    assert (second["total"], sorted(ids(second["items"]))) == (2, [1, 2])
+    assert second["facets"]["source_id"] == [{"value": 1, "count": 1}, {"value": 2, "count": 1}]
+    add_articles(engine, [record(1, source_id=1, title="Seal", content="a seal")])  # an update
+    third = await get(client, "/v1/articles", **params)
+    assert (third["total"], ids(third["items"])) == (1, [2])

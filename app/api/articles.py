@@ -25,7 +25,7 @@ from app.queries import articles as article_queries
 from app.queries import counts
 from app.queries import cursor as cursors
 from app.queries.articles import ArticleFilter, Item
-from app.queries.cache import RevisionCache
+from app.queries.cache import BYTES_PER_WEIGHT, RevisionCache, newest_revision
 from app.queries.counts import CountMode
 
 router = APIRouter(prefix="/v1/articles", tags=["articles"], responses=PROBLEM_RESPONSES)
@@ -37,6 +37,11 @@ def _project(rows: Iterable[Item], fields: frozenset[str] | None) -> list[Item]:
     return [{k: v for k, v in row.items() if k in fields} for row in rows]
 
 
+def _single_read(options: ListOptions, flt: ArticleFilter) -> bool:
+    """A pure index walk: one indexed read, no search, count or facets."""
+    return flt.q is None and options.count is CountMode.NONE and not options.facets
+
+
 async def list_page(
     request: Request,
     session: SessionDep,
@@ -45,10 +50,30 @@ async def list_page(
     options: ListOptions,
     flt: ArticleFilter,
 ) -> Response:
-    """A page, built inline when it is a pure index walk, else in one threadpool hop."""
-    short = flt.q is None and options.count is CountMode.NONE and not options.facets
-    call = run_db_short if short else run_db
-    return await call(session, _build_page, request, session, settings, cache, options, flt)
+    """A page: built inline when it is a pure index walk, else kept per data revision.
+
+    Searches, counts and facets cost milliseconds to seconds, so their whole reply is kept
+    in `cache`, keyed by the exact request (its links echo the query string) and valid
+    while no write has raised the newest revision: a repeated search costs one index probe.
+    """
+    if _single_read(options, flt):
+        body, link = await run_db_short(
+            session, _build_page, request, session, settings, cache, options, flt
+        )
+        return _page_response(body, link)
+    query = request.scope["query_string"].decode("latin-1")
+    key = f"page:{request.scope['path']}?{query}"
+    revision = await run_db_short(session, newest_revision, session)
+    hit = cache.get(key, revision)
+    if isinstance(hit, tuple):
+        return _page_response(*hit)
+    body, link = await run_db(session, _build_page, request, session, settings, cache, options, flt)
+    cache.put(key, revision, (body, link), weight=1 + len(body) // BYTES_PER_WEIGHT)
+    return _page_response(body, link)
+
+
+def _page_response(body: bytes, link: str | None) -> Response:
+    return Response(body, media_type="application/json", headers={"Link": link} if link else None)
 
 
 def _build_page(
@@ -58,12 +83,15 @@ def _build_page(
     cache: RevisionCache,
     options: ListOptions,
     flt: ArticleFilter,
-) -> Response:
+) -> tuple[bytes, str | None]:
     """Shared by every list of articles: decode the cursor, fetch, count, link the neighbours.
+    Returns the body and the Link header.
 
     The body is built as plain dicts and serialised once by orjson: with `fields` an item
     holds only the keys asked for, which a pydantic model with defaults could not express.
     """
+    if not _single_read(options, flt):
+        session.connection()  # several reads follow: one snapshot for all (see Prepared.rows)
     sort = article_queries.resolve_sort(options.sort, flt)
     fingerprint = cursors.fingerprint("articles", sort.value, *flt.fingerprint_parts())
     given = None
@@ -94,10 +122,7 @@ def _build_page(
     }
     if options.facets:
         body["facets"] = counts.facets(session, flt, options.facets, cache)
-    link = link_header(next_url, prev_url)
-    return Response(
-        orjson.dumps(body), media_type="application/json", headers={"Link": link} if link else None
-    )
+    return orjson.dumps(body), link_header(next_url, prev_url)
 
 
 @router.get("", operation_id="list_articles", response_model=schemas.ArticlePage)

@@ -11,6 +11,7 @@ from typing import Annotated
 from anyio import to_thread
 from fastapi import Depends, Path, Query, Request
 from sqlmodel import Session
+from starlette.datastructures import State
 
 from app.errors import InvalidParameter
 from app.queries.articles import ArticleFilter, Content, Sort
@@ -20,6 +21,10 @@ from app.queries.search import MAX_QUERY_CHARS
 from app.settings import Settings
 
 MAX_ID = 2**63 - 1
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 20
+MAX_CURSOR_CHARS = 2048
+MAX_SOURCE_IDS = 100
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
@@ -33,10 +38,15 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     try:
         yield session
     finally:
-        if session.in_transaction() and session.get_bind().dialect.name != "sqlite":
-            await to_thread.run_sync(session.close)
-        else:
-            session.close()
+        await close_session(session)
+
+
+async def close_session(session: Session) -> None:
+    """Close `session` where it is cheapest: see get_session."""
+    if session.in_transaction() and session.get_bind().dialect.name != "sqlite":
+        await to_thread.run_sync(session.close)
+    else:
+        session.close()
 
 
 async def get_settings(request: Request) -> Settings:
@@ -53,12 +63,18 @@ ArticleId = Annotated[
 ]
 SourceId = Annotated[int, Path(ge=1, le=MAX_ID, description="A source id.", examples=[2])]
 Limit = Annotated[
-    int, Query(ge=1, le=100, description="How many items per page (1 to 100).", examples=[20])
+    int,
+    Query(
+        ge=1,
+        le=MAX_LIMIT,
+        description=f"How many items per page (1 to {MAX_LIMIT}).",
+        examples=[20],
+    ),
 ]
 CursorParam = Annotated[
     str | None,
     Query(
-        max_length=2048,
+        max_length=MAX_CURSOR_CHARS,
         description="Opaque cursor from a previous page's `next` or `prev` link.",
         examples=[
             "KTpfHcpDcNaYWrkqW1swLjM5NTQ4NDA0NjkzMzM3NjQsNDNdLCJhIiwiMzYyZGY5ZTExYTQ1Zjc4MiJd"
@@ -68,7 +84,7 @@ CursorParam = Annotated[
 SourceIds = Annotated[
     list[Annotated[int, Query(ge=1, le=MAX_ID)]],
     Query(
-        max_length=100,
+        max_length=MAX_SOURCE_IDS,
         description=(
             "Only articles from these sources; repeat for several (`?source_id=2&source_id=5`)."
         ),
@@ -80,6 +96,9 @@ SourceIds = Annotated[
 # -- List options: shared by /v1/articles and /v1/sources/{id}/articles ----------------------
 
 MAX_IDS = 100
+MAX_IDS_CHARS = MAX_IDS * 21
+MAX_FIELDS_CHARS = 200
+MAX_FACETS = 5
 LIST_FIELDS = frozenset(
     {"article_id", "source_id", "title", "excerpt", "content", "word_count", "score", "snippet"}
 )
@@ -109,7 +128,7 @@ IdMax = Annotated[
 IdsParam = Annotated[
     str | None,
     Query(
-        max_length=MAX_IDS * 21,
+        max_length=MAX_IDS_CHARS,
         description=f"Only these article ids, comma-separated (at most {MAX_IDS}).",
         examples=["166812,7,14"],
     ),
@@ -127,7 +146,7 @@ SortParam = Annotated[
 FieldsParam = Annotated[
     str | None,
     Query(
-        max_length=200,
+        max_length=MAX_FIELDS_CHARS,
         description=(
             "Comma-separated item fields to return, from: " + ", ".join(sorted(LIST_FIELDS)) + "."
         ),
@@ -154,14 +173,14 @@ CountParam = Annotated[
 FacetParam = Annotated[
     list[Facet],
     Query(
-        max_length=5,
+        max_length=MAX_FACETS,
         description="Add `facets` with match counts per value; only `source_id` exists.",
         examples=[["source_id"]],
     ),
 ]
 
 
-def _parse_ids(ids: str | None) -> tuple[int, ...]:
+def parse_ids(ids: str | None) -> tuple[int, ...]:
     if ids is None or not ids.strip():
         return ()
     try:
@@ -175,7 +194,7 @@ def _parse_ids(ids: str | None) -> tuple[int, ...]:
     return tuple(sorted(values))
 
 
-def _parse_fields(fields: str | None) -> frozenset[str] | None:
+def parse_fields(fields: str | None) -> frozenset[str] | None:
     if fields is None:
         return None
     names = {name.strip() for name in fields.split(",") if name.strip()}
@@ -213,24 +232,28 @@ async def list_options(
     content: ContentParam = Content.EXCERPT,
     count: CountParam = CountMode.NONE,
     facet: FacetParam = [],  # noqa: B006 - FastAPI copies defaults per request
-    limit: Limit = 20,
+    limit: Limit = DEFAULT_LIMIT,
     cursor: CursorParam = None,
 ) -> ListOptions:
-    flt = ArticleFilter(id_min=id_min, id_max=id_max, ids=_parse_ids(ids), q=q)
+    flt = ArticleFilter(id_min=id_min, id_max=id_max, ids=parse_ids(ids), q=q)
     return ListOptions(
-        flt, sort, limit, cursor, _parse_fields(fields), content, count, list(dict.fromkeys(facet))
+        flt, sort, limit, cursor, parse_fields(fields), content, count, list(dict.fromkeys(facet))
     )
 
 
 ListOptionsDep = Annotated[ListOptions, Depends(list_options)]
 
 
-async def get_search_cache(request: Request) -> RevisionCache:
+def search_cache(state: State) -> RevisionCache:
     """One cache per app, made on first use (the app factory need not know about it)."""
-    cache: RevisionCache | None = getattr(request.app.state, "search_cache", None)
+    cache: RevisionCache | None = getattr(state, "search_cache", None)
     if cache is None:
-        cache = request.app.state.search_cache = RevisionCache()
+        cache = state.search_cache = RevisionCache()
     return cache
+
+
+async def get_search_cache(request: Request) -> RevisionCache:
+    return search_cache(request.app.state)
 
 
 CacheDep = Annotated[RevisionCache, Depends(get_search_cache)]

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from starlette.responses import StreamingResponse
 
-from app.api.deps import IdMax, IdMin, IdsParam, Q, SourceIds, _parse_ids
+from app.api.deps import IdMax, IdMin, IdsParam, Q, SourceIds, parse_ids
 from app.api.problems import PROBLEM_RESPONSES
 from app.queries.articles import ArticleFilter
 from app.queries.export import MEDIA_TYPES, Format, export_chunks
@@ -21,7 +21,7 @@ def _stream(
     ids: str | None,
 ) -> StreamingResponse:
     flt = ArticleFilter(
-        source_ids=tuple(source_id), id_min=id_min, id_max=id_max, ids=_parse_ids(ids), q=q
+        source_ids=tuple(source_id), id_min=id_min, id_max=id_max, ids=parse_ids(ids), q=q
     )
     # The generator opens its own connection: the request's session would be returned to
     # the pool before the body is sent.

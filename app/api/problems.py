@@ -25,6 +25,10 @@ log = logging.getLogger("app.problems")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_S = 2
+# Lost or unreachable databases, timeouts and a full pool are outages (503). Any other
+# DBAPIError (bad data, a constraint) is our bug, and a 500 says so.
+DATABASE_OUTAGES = (OperationalError, PoolTimeoutError, InterfaceError)
+DATABASE_UNAVAILABLE = "The database is unreachable or busy; retry shortly."
 
 
 def _problem_response(description: str) -> dict[str, Any]:
@@ -92,6 +96,13 @@ async def send_problem(
         headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def send_unavailable(scope: Scope, send: Send, exc: Exception) -> None:
+    """A database outage met outside FastAPI's handlers: the same 503 they would give."""
+    log.warning("database unavailable: %s", type(exc).__name__)
+    err = ServiceUnavailable(DATABASE_UNAVAILABLE)
+    await send_problem(scope, send, err.status, err.detail, slug=err.slug, title=err.title)
 
 
 def problem(
@@ -179,7 +190,7 @@ def install(app: FastAPI) -> None:
 
     async def on_database_unavailable(request: Request, exc: Exception) -> Response:
         log.warning("database unavailable: %s", type(exc).__name__)
-        err = ServiceUnavailable("The database is unreachable or busy; retry shortly.")
+        err = ServiceUnavailable(DATABASE_UNAVAILABLE)
         return await on_corpus_error(request, err)
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:
@@ -201,9 +212,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(CorpusError, on_corpus_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
-    # Lost or unreachable databases, timeouts and a full pool are outages (503). Any other
-    # DBAPIError (bad data, a constraint) is our bug, and a 500 says so.
-    app.add_exception_handler(OperationalError, on_database_unavailable)
-    app.add_exception_handler(PoolTimeoutError, on_database_unavailable)
-    app.add_exception_handler(InterfaceError, on_database_unavailable)
+    for outage in DATABASE_OUTAGES:
+        app.add_exception_handler(outage, on_database_unavailable)
     app.add_exception_handler(Exception, on_unexpected)

@@ -11,10 +11,21 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Dialect,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+)
 from sqlmodel import Session
 
 from app import models
@@ -22,7 +33,15 @@ from app.errors import InvalidCursor, NotFound
 from app.queries import search
 from app.queries.cache import RevisionCache, newest_revision
 from app.queries.cursor import Cursor, KeyValue
-from app.queries.filters import ArticleFilter, filter_clauses, where_clauses, with_sources
+from app.queries.filters import (
+    ArticleFilter,
+    filter_binds,
+    filter_clauses,
+    filter_clauses_for,
+    where_clauses,
+    with_sources,
+)
+from app.queries.prepared import Prepared
 from app.queries.ranking import Ranking, ranking
 from app.queries.search import SearchQuery
 
@@ -93,12 +112,17 @@ _DETAIL = select(*(models.article_table.c[name] for name in DETAIL_COLUMNS)).whe
 )
 
 
+@cache
+def _prepared_detail(dialect: Dialect) -> Prepared:
+    return Prepared.of(_DETAIL, dialect)
+
+
 def get_article_fields(session: Session, article_id: int) -> dict[str, Any]:
-    """One article's public fields as a dict: one prebuilt Core SELECT, no ORM identity map."""
-    row = session.execute(_DETAIL, {"article_id": article_id}).one_or_none()
-    if row is None:
+    """One article's public fields as a dict: one statement, compiled once."""
+    rows = _prepared_detail(session.get_bind().dialect).rows(session, {"article_id": article_id})
+    if not rows:
         raise NotFound(f"No article with article_id {article_id}.")
-    return dict(row._mapping)
+    return dict(zip(DETAIL_COLUMNS, rows[0], strict=True))
 
 
 def resolve_sort(sort: Sort | None, flt: ArticleFilter) -> Sort:
@@ -132,7 +156,9 @@ def check_key(sort: Sort, key: tuple[KeyValue, ...]) -> None:
 
 
 def _after(
-    columns: list[ColumnElement[Any]], key: tuple[KeyValue, ...], descending: bool
+    columns: list[ColumnElement[Any]],
+    key: tuple[KeyValue | BindParameter[Any], ...],
+    descending: bool,
 ) -> ColumnElement[bool]:
     """Rows strictly past `key` in the walk's direction."""
     if len(columns) == 1:
@@ -172,23 +198,23 @@ def _by_ids(content: Content) -> Select[Any]:
 def _fetch(session: Session, ids: list[int], content: Content) -> dict[int, Item]:
     """The list items for `ids`, by id (a missing id is simply absent)."""
     rows = session.execute(_by_ids(content), {"ids": ids})
-    return {row.article_id: _item(row, content) for row in rows}
+    return {row[0]: _item(row, content) for row in rows}
 
 
-def _item(row: Any, content: Content) -> Item:
-    mapping = row._mapping
+def _item(row: Sequence[Any], content: Content) -> Item:
+    """A list item from a row of summary_select (by position: plain tuples come here too)."""
     item: Item = {
-        "article_id": mapping["article_id"],
-        "source_id": mapping["source_id"],
-        "title": mapping["title"],
-        "word_count": mapping["word_count"],
+        "article_id": row[0],
+        "source_id": row[1],
+        "title": row[2],
+        "word_count": row[3],
     }
     if content is Content.FULL:
-        item["content"] = mapping["content"]
-    elif content is Content.EXCERPT:
-        item["excerpt"] = excerpt(mapping["head"])
-    if "head" in mapping:
-        item["_head"] = mapping["head"]
+        item["content"] = row[4]
+    elif len(row) > 4:
+        item["_head"] = row[4]  # for a search's snippet fallback; dropped before the reply
+        if content is Content.EXCERPT:
+            item["excerpt"] = excerpt(row[4])
     return item
 
 
@@ -259,25 +285,72 @@ def _index_page(
     content: Content,
     query: SearchQuery | None,
 ) -> Page:
-    """A page walked along an index: article_id, or (title, article_id)."""
-    article = models.article_table
-    columns: list[ColumnElement[Any]] = (
-        [article.c.article_id]
-        if sort in (Sort.NEWEST, Sort.OLDEST)
-        else [article.c.title, article.c.article_id]
-    )
-    descending = sort in (Sort.NEWEST, Sort.TITLE_DESC)
-    _, walk_descending = _walk(cursor, descending)
-    stmt = summary_select(content, head=query is not None).where(*where_clauses(dialect, flt))
+    """A page walked along an index: article_id, or (title, article_id).
+
+    Without a search (most pages), the statement is compiled once per shape and run on
+    the DBAPI cursor (app/queries/prepared.py); a search adds its own condition per query.
+    """
+    _, walk_descending = _walk(cursor, sort in (Sort.NEWEST, Sort.TITLE_DESC))
+    binds: dict[str, Any] = filter_binds(flt)
     if cursor is not None:
-        stmt = stmt.where(_after(columns, cursor.key, walk_descending))
-    stmt = stmt.order_by(*(c.desc() if walk_descending else c.asc() for c in columns))
-    rows = [_item(row, content) for row in session.execute(stmt.limit(limit + 1))]
-    if len(columns) == 1:
+        binds.update(zip(_KEY_NAMES, cursor.key, strict=False))
+    if query is None:
+        prepared = _prepared_index_page(
+            session.get_bind().dialect, sort, content, walk_descending, tuple(binds)
+        )
+        found = prepared.rows(session, {**binds, _LIMIT_NAME: limit + 1})
+    else:
+        where = [*filter_clauses_for(binds), search.condition(dialect, query)]
+        stmt = _index_select(sort, content, walk_descending, cursor is not None, where, head=True)
+        found = list(session.execute(stmt, {**binds, _LIMIT_NAME: limit + 1}))
+    rows = [_item(row, content) for row in found]
+    if key_arity(sort) == 1:
         keys: list[tuple[KeyValue, ...]] = [(r["article_id"],) for r in rows]
     else:
         keys = [(r["title"], r["article_id"]) for r in rows]
     return _paged(rows, keys, limit, cursor)
+
+
+_KEY_NAMES = ("key_0", "key_1")  # a cursor's key values, bound by these names
+_LIMIT_NAME = "row_limit"
+
+
+def _index_select(
+    sort: Sort,
+    content: Content,
+    walk_descending: bool,
+    after_key: bool,
+    where: list[ColumnElement[bool]],
+    *,
+    head: bool = False,
+) -> Select[Any]:
+    """An index walk: `where`, past the bound cursor key if `after_key`, `row_limit` rows."""
+    article = models.article_table
+    columns: list[ColumnElement[Any]] = (
+        [article.c.article_id] if key_arity(sort) == 1 else [article.c.title, article.c.article_id]
+    )
+    stmt = summary_select(content, head=head).where(*where)
+    if after_key:
+        names = _KEY_NAMES[: len(columns)]
+        key: tuple[BindParameter[Any], ...] = tuple(bindparam(name) for name in names)
+        stmt = stmt.where(_after(columns, key, walk_descending))
+    stmt = stmt.order_by(*(c.desc() if walk_descending else c.asc() for c in columns))
+    return stmt.limit(bindparam(_LIMIT_NAME, type_=Integer))
+
+
+@lru_cache(maxsize=512)
+def _prepared_index_page(
+    dialect: Dialect,
+    sort: Sort,
+    content: Content,
+    walk_descending: bool,
+    bind_names: tuple[str, ...],
+) -> Prepared:
+    """One compiled statement per shape: the bind names decide the filters' SQL."""
+    names = dict.fromkeys(name for name in bind_names if name not in _KEY_NAMES)
+    where = filter_clauses_for(names, with_values=False)
+    after_key = _KEY_NAMES[0] in bind_names
+    return Prepared.of(_index_select(sort, content, walk_descending, after_key, where), dialect)
 
 
 def _ranked_page(

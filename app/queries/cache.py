@@ -9,15 +9,18 @@ bounded by weight (a ranking weighs its hit count), so memory stays flat. No HTT
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from functools import cache
 from typing import TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Dialect, func, select
 from sqlmodel import Session
 
 from app import models
+from app.queries.prepared import Prepared
 
 T = TypeVar("T")
 # ~16 bytes a unit (a ranked hit: float8 score + int64 id): 2M units stay near 32 MB.
+BYTES_PER_WEIGHT = 16
 MAX_WEIGHT = 2_000_000
 
 
@@ -63,6 +66,11 @@ class RevisionCache:
 _NEWEST = select(func.coalesce(func.max(models.article_table.c.revision), 0))
 
 
+@cache
+def _prepared_newest(dialect: Dialect) -> Prepared:
+    return Prepared.of(_NEWEST, dialect)
+
+
 def newest_revision(session: Session) -> int:
     """The data's version: any write raises it (an index lookup on ix_article_revision)."""
-    return int(session.execute(_NEWEST).scalar_one())
+    return int(_prepared_newest(session.get_bind().dialect).rows(session, {})[0][0])

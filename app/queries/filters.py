@@ -4,10 +4,10 @@ Shared by pages, counts, facets and the export engine, so all of them agree on w
 a filter means. Takes no Session; knows nothing of HTTP.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import BindParameter, ColumnElement, bindparam
 from sqlmodel import col
 
 from app import models
@@ -47,23 +47,49 @@ class ArticleFilter:
         )
 
 
+def filter_binds(flt: ArticleFilter) -> dict[str, int]:
+    """The values every filter but the search binds, by bind name.
+
+    The names alone decide the SQL (`filter_clauses_for`), so a statement compiled once for
+    one set of names serves every filter with the same names (app/queries/prepared.py).
+    """
+    binds = {f"src_{i}": value for i, value in enumerate(sorted(set(flt.source_ids)))}
+    if flt.id_min is not None:
+        binds["id_min"] = flt.id_min
+    if flt.id_max is not None:
+        binds["id_max"] = flt.id_max
+    binds.update({f"ids_{i}": value for i, value in enumerate(sorted(set(flt.ids)))})
+    return binds
+
+
+def filter_clauses_for(
+    binds: Mapping[str, int | None], *, with_values: bool = True
+) -> list[ColumnElement[bool]]:
+    """WHERE clauses binding `binds` by name (their values too, unless `with_values` is off)."""
+    article_id = col(models.Article.article_id)
+    source_id = col(models.Article.source_id)
+
+    def bound(name: str) -> BindParameter[int]:
+        # Untyped: each takes the type of the column it is compared with (BIGINT).
+        return bindparam(name, binds[name]) if with_values else bindparam(name)
+
+    sources = [bound(name) for name in binds if name.startswith("src_")]
+    ids = [bound(name) for name in binds if name.startswith("ids_")]
+    clauses: list[ColumnElement[bool]] = []
+    if sources:
+        clauses.append(source_id == sources[0] if len(sources) == 1 else source_id.in_(sources))
+    if "id_min" in binds:
+        clauses.append(article_id >= bound("id_min"))
+    if "id_max" in binds:
+        clauses.append(article_id <= bound("id_max"))
+    if ids:
+        clauses.append(article_id.in_(ids))
+    return clauses
+
+
 def filter_clauses(flt: ArticleFilter) -> list[ColumnElement[bool]]:
     """WHERE clauses for every filter except the search (which needs the backend)."""
-    article_id = col(models.Article.article_id)
-    clauses: list[ColumnElement[bool]] = []
-    if flt.source_ids:
-        source_ids = sorted(set(flt.source_ids))
-        source_id = col(models.Article.source_id)
-        clauses.append(
-            source_id == source_ids[0] if len(source_ids) == 1 else source_id.in_(source_ids)
-        )
-    if flt.id_min is not None:
-        clauses.append(article_id >= flt.id_min)
-    if flt.id_max is not None:
-        clauses.append(article_id <= flt.id_max)
-    if flt.ids:
-        clauses.append(article_id.in_(sorted(set(flt.ids))))
-    return clauses
+    return filter_clauses_for(filter_binds(flt))
 
 
 def where_clauses(dialect: str, flt: ArticleFilter) -> list[ColumnElement[bool]]:

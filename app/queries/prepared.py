@@ -1,0 +1,100 @@
+"""Statements compiled once per shape and run on the DBAPI cursor.
+
+For an indexed read of 20 rows, SQLAlchemy's per-execution work (building the statement,
+its cache key, the execution context, Row objects) cost several times the read itself
+(bench/list_api.py, profiled with cProfile). The statements are still written with
+SQLAlchemy Core, so the models stay the one schema truth and each backend gets its own SQL;
+only the compiling happens once, and the results come back as plain tuples passed through
+the same result processors (dates, JSON) SQLAlchemy would have applied.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Dialect, Engine, Select
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session
+
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    sql: str
+    # Bind names in the order a positional paramstyle (SQLite's qmark) wants them, or None
+    # when the driver takes them by name (psycopg's pyformat).
+    order: tuple[str, ...] | None
+    processors: tuple[Processor, ...]
+    defaults: dict[str, Any]  # the statement's own literals (e.g. substr's bounds)
+    dialect: Dialect
+
+    @classmethod
+    def of(cls, stmt: Select[Any], dialect: Dialect) -> "Prepared":
+        compiled = stmt.compile(dialect=dialect)
+        positional = compiled.positional and compiled.positiontup is not None
+        processors = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in stmt.selected_columns
+        )
+        return cls(
+            compiled.string,
+            tuple(compiled.positiontup or ()) if positional else None,
+            processors,
+            {name: value for name, value in compiled.params.items() if value is not None},
+            dialect,
+        )
+
+    def rows(self, session: Session, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row, as a tuple.
+
+        Inside the session's transaction when it has one, so that a request reading more
+        than once sees one snapshot (callers open it first). Otherwise the statement runs
+        alone on a pooled connection: one statement is its own snapshot on both backends,
+        and skipping the Session's begin and close saves ~80 µs a request.
+        """
+        bind = session.get_bind()
+        if session.in_transaction() or not isinstance(bind, Engine):
+            return self._run(session.connection().connection.dbapi_connection, params)
+        # Not in a transaction: closing hands it back to the pool, which rolls back
+        # whatever the driver began.
+        with bind.connect() as connection:
+            try:
+                return self._run(connection.connection.dbapi_connection, params)
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    connection.invalidate(exc.orig)
+                raise
+
+    def _run(self, dbapi_connection: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        dbapi_error: type[Exception] = self.dialect.loaded_dbapi.Error
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(self.sql, self._bind(params))
+                rows: Sequence[tuple[Any, ...]] = cursor.fetchall()
+            finally:
+                cursor.close()
+        except dbapi_error as exc:
+            # What SQLAlchemy would have raised, so the outage handlers still see a 503.
+            lost = self.dialect.is_disconnect(exc, dbapi_connection, None)  # type: ignore[arg-type]
+            raise DBAPIError.instance(
+                self.sql,
+                params,
+                exc,
+                dbapi_error,
+                connection_invalidated=lost,
+                dialect=self.dialect,
+            ) from exc
+        if not any(self.processors):
+            return list(rows)
+        return [
+            tuple(p(v) if p is not None else v for p, v in zip(self.processors, row, strict=True))
+            for row in rows
+        ]
+
+    def _bind(self, params: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        merged = {**self.defaults, **params}
+        if self.order is None:
+            return merged
+        return tuple(merged[name] for name in self.order)
