@@ -11,9 +11,11 @@ warm-up. The machine is shared and noisy, so throughput is reported as a ratio t
 reference measured in the same run; latency targets are absolute, so the reference's p95
 is printed beside ours. Every command run is printed.
 
-Search totals, facets and whole rankings are cached per data revision (app/queries/cache.py),
-so repeated identical searches are served from that cache; the "cold" lines give the cost of
-the first request for several words of the same frequency, before anything is cached.
+Search totals, facets, whole rankings and the whole reply of a search are cached per data
+revision (app/queries/cache.py, app/api/articles.py), so the wrk runs, which repeat one URL,
+measure a search served from that cache (one index probe for the revision); the lines after
+the table give the cost of the first request for five words of each frequency, before
+anything about them is cached.
 """
 
 import argparse
