@@ -3,6 +3,7 @@
 Exit statuses: 0 clean, 1 some records rejected (the rest loaded), 2 usage or database error.
 """
 
+import gc
 import logging
 import os
 import sys
@@ -170,6 +171,9 @@ def ingest_command(
 
     # The API's statement timeout guards requests; a bulk load must not be cut short by it.
     engine = make_engine(settings.model_copy(update={"statement_timeout_ms": 0}), pooled=False)
+    # Everything imported so far lives as long as the process: keep it out of the cyclic
+    # GC's full passes, which a load of millions of short-lived records triggers often.
+    gc.freeze()
     try:
         summary = ingest(
             paths,
@@ -184,6 +188,8 @@ def ingest_command(
         )
     except SQLAlchemyError as exc:
         raise _fail(_db_error(exc)) from None
+    except ChildProcessError as exc:  # the reader process failed (app/ingest/prefetch.py)
+        raise _fail(str(exc)) from None
     except OSError as exc:  # the rejects file's disk filled up, or similar
         raise _fail(f"{exc.strerror or exc}: {exc.filename or 'output'}") from None
     finally:

@@ -9,12 +9,16 @@ app.synth, then loads it with `sqlite-utils insert FRESH.db article FILE --pk ar
 database. Each tool runs in its own process; its peak RSS is that process's VmHWM. Prints
 records/s and the ratio to sqlite-utils: shared hardware is noisy, so only ratios compare.
 For SQLite, "data" is the time until the rows are in, before the deferred full-text index
-build that `corpus ingest` does for a large first load.
+build that `corpus ingest` does for a large first load; "+index" includes that build, and
+its second ratio is against `sqlite-utils insert` followed by `sqlite-utils enable-fts` with
+our FTS5 tokenizer (read from a migrated database) and triggers, which builds the same index.
+Peak RSS is the command's own; "child" is its child-process reader's (0: none ran).
 """
 
 import argparse
 import os
 import platform
+import re
 import sqlite3
 import subprocess
 import sys
@@ -38,12 +42,14 @@ PG_ADMIN_URL = Settings(
     )
 ).database_url
 INDEX_PHASE = "building the search index"
-# Runs `main` and, at exit, writes the process's /proc status (VmHWM: its peak RSS).
+# Runs `main` and, at exit, writes the process's /proc status (VmHWM: its peak RSS) and
+# its reaped children's peak RSS (Child:, kB).
 WRAPPER = (
-    "import atexit, pathlib, sys\n"
+    "import atexit, pathlib, resource, sys\n"
     "status = pathlib.Path('/proc/self/status')\n"
     "report = pathlib.Path(sys.argv.pop(1))\n"
-    "atexit.register(lambda: report.write_text(status.read_text()))\n"
+    "child = lambda: resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "atexit.register(lambda: report.write_text(status.read_text() + f'Child: {{child()}}'))\n"
     "from {module} import {function}\n"
     "sys.argv[0] = {name!r}\n"
     "{function}()\n"
@@ -58,6 +64,7 @@ class Result:
     seconds: float
     peak_rss_mb: float
     data_seconds: float | None = None
+    child_rss_mb: float = 0.0
 
 
 def corpus_file(rows: int) -> Path:
@@ -72,8 +79,11 @@ def corpus_file(rows: int) -> Path:
     return path
 
 
-def measured(module: str, function: str, name: str, args: list[str]) -> tuple[float, float, float]:
-    """Run a CLI in its own process: (seconds, seconds until the index phase, peak RSS MB)."""
+def measured(
+    module: str, function: str, name: str, args: list[str]
+) -> tuple[float, float, float, float]:
+    """Run a CLI in its own process: (seconds, seconds until the index phase, peak RSS MB,
+    its children's peak RSS MB)."""
     with tempfile.NamedTemporaryFile(prefix="status-") as report:
         code = WRAPPER.format(module=module, function=function, name=name)
         started = time.perf_counter()
@@ -95,21 +105,43 @@ def measured(module: str, function: str, name: str, args: list[str]) -> tuple[fl
             raise SystemExit(f"{name} failed:\n{''.join(lines[-20:])}")
         status = Path(report.name).read_text()
     hwm = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
-    return seconds, data_at or seconds, int(hwm.split()[1]) / 1024
+    child = next(line for line in status.splitlines() if line.startswith("Child:"))
+    return seconds, data_at or seconds, int(hwm.split()[1]) / 1024, int(child.split()[1]) / 1024
 
 
-def run_sqlite_utils(path: Path, rows: int, work: Path) -> Result:
+def fts_tokenizer(work: Path) -> str:
+    """The tokenize= option of our FTS5 table, as a migrated database holds it."""
+    db = work / "tokenizer.db"
+    migrate(f"sqlite:///{db}")
+    with sqlite3.connect(db) as connection:
+        (sql,) = connection.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'article_fts'"
+        ).fetchone()
+    match = re.search(r"tokenize\s*=\s*'([^']*)'", sql)
+    assert match, sql
+    return match.group(1)
+
+
+def run_sqlite_utils(path: Path, rows: int, work: Path) -> list[Result]:
+    """`sqlite-utils insert`, then `enable-fts` on the same database: the same index as ours."""
     db = work / "sqlite-utils.db"
     args = ["insert", str(db), "article", str(path), "--pk", "article_id", "--nl"]
-    seconds, _, rss = measured("sqlite_utils.cli", "cli", "sqlite-utils", args)
-    return Result("sqlite-utils insert", "sqlite", rows, seconds, rss)
+    seconds, _, rss, _ = measured("sqlite_utils.cli", "cli", "sqlite-utils", args)
+    insert = Result("sqlite-utils insert", "sqlite", rows, seconds, rss)
+    fts = ["enable-fts", str(db), "article", "title", "content", "--fts5", "--create-triggers"]
+    fts += ["--tokenize", fts_tokenizer(work)]
+    fts_seconds, _, fts_rss, _ = measured("sqlite_utils.cli", "cli", "sqlite-utils", fts)
+    indexed = Result(
+        "sqlite-utils +enable-fts", "sqlite", rows, seconds + fts_seconds, max(rss, fts_rss)
+    )
+    return [insert, indexed]
 
 
 def run_corpus(path: Path, rows: int, url: str, backend: str) -> Result:
     migrate(url)
     args = ["ingest", "--database-url", url, str(path)]
-    seconds, data, rss = measured("app.cli", "main", "corpus", args)
-    return Result("corpus ingest", backend, rows, seconds, rss, data)
+    seconds, data, rss, child_rss = measured("app.cli", "main", "corpus", args)
+    return Result("corpus ingest", backend, rows, seconds, rss, data, child_rss)
 
 
 def pg_admin(sql: str) -> None:
@@ -141,21 +173,29 @@ def header(rows: int, path: Path) -> None:
 
 
 def report(results: list[Result]) -> None:
-    reference = next(r for r in results if r.tool.startswith("sqlite-utils"))
+    """One line per tool and phase; "vs +enable-fts" compares lines that build the index."""
+    reference = next(r for r in results if r.tool == "sqlite-utils insert")
     ref_rate = reference.rows / reference.seconds
+    indexed = next(r for r in results if r.tool == "sqlite-utils +enable-fts")
+    indexed_rate = indexed.rows / indexed.seconds
     print(
-        f"{'tool':<22} {'backend':<10} {'rows':>9} {'seconds':>8} {'records/s':>10} "
-        f"{'vs sqlite-utils':>15} {'peak RSS MB':>11}"
+        f"{'tool':<26} {'backend':<10} {'rows':>9} {'seconds':>8} {'records/s':>10} "
+        f"{'vs sqlite-utils':>15} {'vs +enable-fts':>14} {'peak RSS MB':>11} {'child MB':>8}"
     )
     for r in results:
-        lines = [(r.tool, r.seconds)]
+        lines = [(r.tool, r.seconds, r is indexed)]
         if r.data_seconds is not None and r.data_seconds < r.seconds:
-            lines = [(r.tool + " (data)", r.data_seconds), (r.tool + " (+index)", r.seconds)]
-        for tool, seconds in lines:
+            lines = [
+                (r.tool + " (data)", r.data_seconds, False),
+                (r.tool + " (+index)", r.seconds, True),
+            ]
+        for tool, seconds, with_index in lines:
             rate = r.rows / seconds
+            vs_fts = f"{rate / indexed_rate:>13.2f}x" if with_index else f"{'':>14}"
             print(
-                f"{tool:<22} {r.backend:<10} {r.rows:>9} {seconds:>8.1f} {rate:>10.0f} "
-                f"{rate / ref_rate:>14.2f}x {r.peak_rss_mb:>11.0f}"
+                f"{tool:<26} {r.backend:<10} {r.rows:>9} {seconds:>8.1f} {rate:>10.0f} "
+                f"{rate / ref_rate:>14.2f}x {vs_fts} {r.peak_rss_mb:>11.0f} "
+                f"{r.child_rss_mb:>8.0f}"
             )
 
 
@@ -170,7 +210,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-ingest-", dir=OUT) as tmp:
         work = Path(tmp)
-        results.append(run_sqlite_utils(path, options.rows, work))
+        results.extend(run_sqlite_utils(path, options.rows, work))
         if "sqlite" in backends:
             url = f"sqlite:///{work / 'corpus.db'}"
             results.append(run_corpus(path, options.rows, url, "sqlite"))

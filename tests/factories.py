@@ -4,6 +4,7 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine
 
 from app.ingest.records import ArticleIn
@@ -39,7 +40,7 @@ def article_in(rec: dict[str, Any]) -> ArticleIn:
         rec["source_id"],
         rec["title"],
         rec["content"],
-        extra,
+        None if extra is None else orjson.dumps(extra).decode(),
         record_hash(rec["source_id"], rec["title"], rec["content"], extra),
         len(rec["content"].split()),
     )

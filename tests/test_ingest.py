@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 from app import models
 from app.cli import cli
+from app.ingest import prefetch
+from app.ingest.fields import FieldMap
 from app.ingest.pipeline import Summary
 from app.ingest.progress import Progress
 from tests.factories import record
@@ -25,6 +27,15 @@ SUMMARY_KEYS = {
     "seconds",
     "records_per_second",
 }
+
+
+@pytest.fixture(params=["in-process reader", "child-process reader"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with the stages before the writer in this process, then in a forked child
+    (app/ingest/prefetch.py), which the CLI picks by itself for large loads."""
+    forked = request.param == "child-process reader"
+    monkeypatch.setattr(prefetch, "MIN_INPUT_BYTES", 0 if forked else 1 << 62)
+    return str(request.param)
 
 
 def run(database_url: str, *args: str) -> Any:
@@ -103,7 +114,7 @@ def test_changed_record_is_updated_and_keeps_its_first_ingest_time(
 
 
 def test_bad_records_are_reported_with_file_and_line_and_the_rest_load(
-    database_url: str, engine: Engine, tmp_path: Path
+    database_url: str, engine: Engine, tmp_path: Path, reader: str
 ) -> None:
     path = tmp_path / "mixed.jsonl"
     path.write_text(
@@ -126,7 +137,7 @@ def test_bad_records_are_reported_with_file_and_line_and_the_rest_load(
 
 
 def test_duplicate_ids_in_one_file_load_once_last_wins(
-    database_url: str, engine: Engine, tmp_path: Path
+    database_url: str, engine: Engine, tmp_path: Path, reader: str
 ) -> None:
     path = write_jsonl(tmp_path / "d.jsonl", [record(1, title="first"), record(1, title="second")])
     data = summary(run(database_url, "--json", str(path)))
@@ -155,7 +166,7 @@ def test_sources_option_and_unknown_sources_get_bare_rows(
 
 
 def test_extra_fields_are_stored_not_dropped(
-    database_url: str, engine: Engine, tmp_path: Path
+    database_url: str, engine: Engine, tmp_path: Path, reader: str
 ) -> None:
     path = write_jsonl(tmp_path / "a.jsonl", [record(1, url="https://x", tags=["a", 1])])
     run(database_url, str(path))
@@ -194,7 +205,7 @@ def test_bad_batch_size_is_a_usage_error(database_url: str, batch_size: str) -> 
 
 
 def test_dry_run_writes_nothing_and_reports_what_a_real_run_would(
-    database_url: str, engine: Engine, tmp_path: Path
+    database_url: str, engine: Engine, tmp_path: Path, reader: str
 ) -> None:
     write_jsonl(tmp_path / "old.jsonl", [record(1), record(2)])
     run(database_url, str(tmp_path / "old.jsonl"))
@@ -218,7 +229,7 @@ def test_dry_run_writes_nothing_and_reports_what_a_real_run_would(
 
 
 def test_dry_run_counts_a_record_repeated_across_batches_once(
-    database_url: str, engine: Engine, tmp_path: Path
+    database_url: str, engine: Engine, tmp_path: Path, reader: str
 ) -> None:
     path = write_jsonl(tmp_path / "a.jsonl", [record(1), record(2), record(1, content="x")])
     data = summary(run(database_url, "--json", "--dry-run", "--batch-size", "1", str(path)))
@@ -227,7 +238,7 @@ def test_dry_run_counts_a_record_repeated_across_batches_once(
 
 
 def test_rejects_file_holds_file_line_index_reason_and_raw(
-    database_url: str, engine: Engine, tmp_path: Path
+    database_url: str, engine: Engine, tmp_path: Path, reader: str
 ) -> None:
     lines = tmp_path / "a.jsonl"
     lines.write_text(json.dumps(record(1)) + "\n\n{broken\n" + json.dumps(record(2, title="")))
@@ -284,6 +295,48 @@ def test_field_mapping_renames_and_names_sources(
     assert source_names(engine) == {2: None, 4: "BBC", 5: "Breitbart"}
 
 
+def test_field_renames_without_source_names_run_in_either_reader(
+    database_url: str, engine: Engine, tmp_path: Path, reader: str
+) -> None:
+    records = [
+        {"id": 1, "source_id": 2, "title": "a", "content": "x"},
+        {"id": 2, "article_id": 7, "source_id": 2, "title": "b", "content": "y"},
+        {"id": 3, "source_id": 2, "title": "c", "content": "z", "author": "Ann"},
+    ]
+    path = write_jsonl(tmp_path / "renamed.jsonl", records)
+    result = run(database_url, "--map", "id=article_id", str(path))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        f"{path}:2: both id and article_id are present (--map id=article_id)"
+    )
+    stored = rows(engine)
+    assert sorted(stored) == [1, 3]
+    assert stored[3].extra == {"author": "Ann"}
+
+
+class _BrokenMap(FieldMap):
+    def apply(self, values: Any, on_reject: Any) -> Any:
+        raise RuntimeError("mapping exploded")
+
+
+def test_a_failing_reader_process_fails_the_run_and_keeps_earlier_rejects(
+    engine: Engine, tmp_path: Path
+) -> None:
+    from app.ingest.pipeline import ingest
+
+    path = write_jsonl(tmp_path / "a.jsonl", [record(1)])
+    rejected: list[object] = []
+    with pytest.raises(ChildProcessError, match="mapping exploded"):
+        ingest(
+            [path],
+            engine,
+            on_reject=rejected.append,
+            field_map=_BrokenMap((("x", "y"),)),
+            child_reader=True,
+        )
+    assert rows(engine) == {}
+
+
 @pytest.mark.parametrize("spec", ["id", "=article_id", "id=", "a=x,a=y"])
 def test_bad_field_map_is_a_usage_error(database_url: str, spec: str) -> None:
     args = [a for s in spec.split(",") for a in ("--map", s)]
@@ -293,7 +346,7 @@ def test_bad_field_map_is_a_usage_error(database_url: str, spec: str) -> None:
 
 
 def test_csv_files_load_with_typed_ids_and_extra(
-    database_url: str, engine: Engine, tmp_path: Path
+    database_url: str, engine: Engine, tmp_path: Path, reader: str
 ) -> None:
     path = tmp_path / "a.csv"
     path.write_text(

@@ -44,6 +44,26 @@ def corpus(ingest_args: list[str], database_url: str) -> None:
     assert proc.returncode == 0, err.decode()
 
 
+def children(pid: int) -> list[int]:
+    """Linux: the processes `pid` has forked and not yet reaped."""
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in found]
+
+
+def gone(pid: int, timeout_s: float = 5.0) -> bool:
+    """Whether `pid` has exited (or is a zombie nobody reaps) within `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def rows(engine: Engine) -> list[tuple[Any, ...]]:
     article = models.article_table
     with engine.connect() as c:
@@ -90,10 +110,13 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(
         deadline = time.monotonic() + 60
         while count(engine) < 3 * int(batch) and time.monotonic() < deadline:
             time.sleep(0.01)
+        readers = children(proc.pid)  # the file is large enough for a child-process reader
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.communicate()
     assert proc.returncode == -signal.SIGKILL, "the load finished before it could be killed"
+    assert len(readers) == 1
+    assert all(gone(pid) for pid in readers), "the reader process outlived its parent"
     partial = count(engine)
     assert 0 < partial < 15_000
     assert partial % int(batch) == 0  # whole batches only
@@ -182,11 +205,15 @@ def test_peak_rss_stays_flat_on_a_200k_record_file(
     file_200k: Path = request.getfixturevalue("file_200k")
     report = tmp_path / "maxrss"
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from the forked pytest.
+    # The child-process reader's peak too: ru_maxrss of the children this process reaped.
     code = (
-        "import atexit, pathlib\n"
+        "import atexit, pathlib, resource\n"
         "from app.cli import main\n"
         "status = pathlib.Path('/proc/self/status')\n"
-        f"atexit.register(lambda: pathlib.Path({str(report)!r}).write_text(status.read_text()))\n"
+        "def done():\n"
+        "    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+        f"    pathlib.Path({str(report)!r}).write_text(status.read_text() + f'Child: {{child}}')\n"
+        "atexit.register(done)\n"
         "main()\n"
     )
     args = ["ingest", "--quiet", "--database-url", database_url, str(file_200k)]
@@ -195,6 +222,9 @@ def test_peak_rss_stays_flat_on_a_200k_record_file(
     hwm = next(line for line in report.read_text().splitlines() if line.startswith("VmHWM:"))
     peak_mb = int(hwm.split()[1]) / 1024  # kB
     assert peak_mb < RSS_LIMIT_MB
+    child = next(line for line in report.read_text().splitlines() if line.startswith("Child:"))
+    child_mb = int(child.split()[1]) / 1024  # kB
+    assert 0 < child_mb < RSS_LIMIT_MB  # 0 would mean no child reader ran
 
 
 def test_a_lost_connection_is_exit_2_with_one_line_and_keeps_what_was_committed(

@@ -3,21 +3,24 @@
     files → read_values → [FieldMap.apply] → [name_sources] → validate → write_batches
 
 Every stage is a generator, so memory is one batch plus one record at any input size.
+On two or more cores a large load runs the stages before the writer in a child process
+(app/ingest/prefetch.py), unless records name their sources: naming needs the database.
 (A reader thread running ahead of the writer was measured and dropped: sqlite3 hands the
 GIL back and forth per statement, and the run took more CPU and more time, not less.)
 """
 
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Engine
 
-from app.ingest import search_index
+from app.ingest import prefetch, search_index
 from app.ingest.fields import FieldMap
 from app.ingest.readers import iter_files, read_values, sources_files
-from app.ingest.records import Located, OnReject, Reject
+from app.ingest.records import ArticleIn, Located, OnReject, Reject
 from app.ingest.sources import SourceNames, load_sources, name_sources
 from app.ingest.validate import validate
 from app.ingest.writer import write_batches
@@ -88,46 +91,66 @@ def ingest(
     field_map: FieldMap | None = None,
     on_progress: OnProgress = _ignore,
     on_phase: OnPhase = _ignore,
+    child_reader: bool | None = None,
 ) -> Summary:
     """Load every record under `paths`; bad ones go to `on_reject`, the rest are upserted.
 
     A dry run reads, maps and validates everything and counts what it would write, but
-    writes nothing (not even new source names).
+    writes nothing (not even new source names). `child_reader` turns the child-process
+    reader on or off; by default a large load on two or more cores uses it.
     """
     summary = Summary()
     roots = list(paths)
     files = list(iter_files(roots))
     summary.bytes_total = input_size(files)
+    raw_bytes = sum(path.stat().st_size for path in files)
+    names_sources = field_map is not None and "source_id" in field_map.targets
+    if child_reader is None:
+        child_reader = prefetch.available(raw_bytes)
 
     def count_reject(reject: Reject) -> None:
         summary.rejected += 1
         on_reject(reject)
 
-    deferred = False
-    if not dry_run:
-        raw_bytes = sum(path.stat().st_size for path in files)
-        # Triggers missing means a killed large load: the index needs a rebuild anyway, so
-        # carry on as that load did and rebuild once, at the end.
-        deferred = search_index.needs_repair(engine) or search_index.should_defer(engine, raw_bytes)
-        if deferred:
-            search_index.suspend(engine)
+    with ExitStack() as stack:
+        reader = None
+        if child_reader and not names_sources:
+            # Forked before this run opens a connection; it reads while we prepare.
+            reader = stack.enter_context(prefetch.ChildReader(files, field_map, batch_size))
 
-    for sources_path in ([sources] if sources else []) + list(sources_files(roots)):
-        load_sources(engine, sources_path, count_reject, dry_run=dry_run)
+        deferred = False
+        if not dry_run:
+            # Triggers missing means a killed large load: the index needs a rebuild anyway,
+            # so carry on as that load did and rebuild once, at the end.
+            deferred = search_index.needs_repair(engine) or search_index.should_defer(
+                engine, raw_bytes
+            )
+            if deferred:
+                search_index.suspend(engine)
 
-    values: Iterable[Located] = _measured(
-        (v for path in files for v in read_values(path, count_reject)), summary
-    )
-    if field_map is not None and field_map.renames:
-        values = field_map.apply(values, count_reject)
-        if "source_id" in field_map.targets:
-            values = name_sources(values, SourceNames(engine, dry_run=dry_run), count_reject)
-    records = validate(values, count_reject)
-    for counts in write_batches(engine, records, batch_size, dry_run=dry_run):
-        summary.inserted += counts.inserted
-        summary.updated += counts.updated
-        summary.unchanged += counts.unchanged
-        on_progress(summary)
+        for sources_path in ([sources] if sources else []) + list(sources_files(roots)):
+            load_sources(engine, sources_path, count_reject, dry_run=dry_run)
+
+        records: Iterable[ArticleIn]
+        if reader is not None:
+            records = reader.records(count_reject)
+        else:
+            values: Iterable[Located] = _measured(
+                (v for path in files for v in read_values(path, count_reject)), summary
+            )
+            if field_map is not None and field_map.renames:
+                values = field_map.apply(values, count_reject)
+                if names_sources:
+                    names = SourceNames(engine, dry_run=dry_run)
+                    values = name_sources(values, names, count_reject)
+            records = validate(values, count_reject)
+        for counts in write_batches(engine, records, batch_size, dry_run=dry_run):
+            summary.inserted += counts.inserted
+            summary.updated += counts.updated
+            summary.unchanged += counts.unchanged
+            if reader is not None:
+                summary.bytes_read = reader.bytes_read
+            on_progress(summary)
     if deferred:
         on_phase("building the search index")
         search_index.rebuild(engine)

@@ -40,7 +40,8 @@ _READ_ERRORS = (OSError, EOFError, zlib.error)
 def _open(path: Path) -> IO[bytes]:
     if path.name.endswith(".gz"):
         return cast(IO[bytes], gzip.open(path, "rb"))
-    return path.open("rb")
+    # A 1 MB buffer: with the default 8 KB, every other 3 KB line costs a read() call.
+    return path.open("rb", buffering=CHUNK_BYTES)
 
 
 def _logical_suffix(path: Path) -> str:

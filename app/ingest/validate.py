@@ -59,13 +59,18 @@ def _text(record: dict[str, object], name: str, *, non_blank: bool) -> str | Non
         return f"{name} must not be empty"
     if "\x00" in value:
         return f"{name} contains a NUL character"
-    if value.isascii():  # the common case, without encoding a copy
-        return None
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
+    if not (value.isascii() or _encodes(value)):
         return f"{name} is not valid UTF-8 (invalid bytes or a lone surrogate)"
     return None
+
+
+def _encodes(text: str) -> bool:
+    """Whether `text` is valid UTF-8: no lone surrogates (invalid input bytes become those)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _json_type(value: object) -> str:
@@ -78,8 +83,50 @@ def _json_type(value: object) -> str:
 
 
 def check(item: Located) -> ArticleIn | str:
-    """The validated record, or the reason it cannot load."""
+    """The validated record, or the reason it cannot load.
+
+    The common case (a well-formed record) runs inline, in one pass of cheap type checks;
+    any record that fails one goes through `_reason`, which names the first rule it breaks.
+    """
     record = item.value
+    if type(record) is not dict:
+        return _reason(record)
+    article_id = record.get("article_id")
+    source_id = record.get("source_id")
+    title = record.get("title")
+    content = record.get("content")
+    if not (
+        type(article_id) is int
+        and 1 <= article_id <= MAX_ID
+        and type(source_id) is int
+        and 1 <= source_id <= MAX_ID
+        and type(title) is str
+        and title
+        and len(title) <= TITLE_MAX_CHARS
+        and not title.isspace()
+        and "\x00" not in title
+        and (title.isascii() or _encodes(title))
+        and type(content) is str
+        and "\x00" not in content
+        and (content.isascii() or _encodes(content))
+    ):
+        return _reason(record)
+    if len(record) == len(KNOWN_FIELDS):
+        extra = None
+        extra_text = None
+    else:
+        extra = {k: v for k, v in record.items() if k not in KNOWN_FIELDS}
+        try:
+            extra_text = orjson.dumps(extra).decode()
+        except (orjson.JSONEncodeError, TypeError):
+            return "extra fields are not valid UTF-8 JSON"
+    digest = record_hash(source_id, title, content, extra)
+    return ArticleIn(article_id, source_id, title, content, extra_text, digest, word_count(content))
+
+
+def _reason(record: object) -> ArticleIn | str:
+    """The slow path: the first rule `record` breaks, each checked in order (or the record,
+    when only the fast path's exact type tests failed, e.g. for a subclass of int)."""
     if not isinstance(record, dict):
         return f"expected a JSON object, got {_json_type(record)}"
     article_id = _positive_id(record, "article_id")
@@ -98,9 +145,10 @@ def check(item: Located) -> ArticleIn | str:
     extra = {k: v for k, v in record.items() if k not in KNOWN_FIELDS} or None
     try:
         digest = record_hash(source_id, title, content, extra)
+        extra_text = None if extra is None else orjson.dumps(extra).decode()
     except (orjson.JSONEncodeError, TypeError):
         return "extra fields are not valid UTF-8 JSON"
-    return ArticleIn(article_id, source_id, title, content, extra, digest, word_count(content))
+    return ArticleIn(article_id, source_id, title, content, extra_text, digest, word_count(content))
 
 
 def validate(values: Iterable[Located], on_reject: OnReject) -> Iterator[ArticleIn]:
