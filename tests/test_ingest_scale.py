@@ -77,12 +77,14 @@ def count(engine: Engine) -> int:
 
 
 def check_search_index(engine: Engine) -> None:
-    """SQLite: every trigger back, and the FTS index exactly matches the table."""
+    """SQLite: every trigger and index back, and the FTS index exactly matches the table."""
     if engine.dialect.name != "sqlite":
         return
     with engine.connect() as c:
         assert search_index.missing_triggers(c) == []
+        assert search_index.missing_indexes(c) == []
         c.execute(text("INSERT INTO article_fts(article_fts, rank) VALUES ('integrity-check', 1)"))
+        assert c.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +171,9 @@ def test_an_interrupted_deferred_index_is_repaired_by_the_next_run(
     synth.write(path, 500, body_chars=SMALL_BODIES)
     corpus([str(path)], database_url)
     search_index.suspend(engine)  # as a load killed after dropping the triggers leaves it
-    assert len(search_index.missing_triggers(engine.connect())) == 3
+    with engine.connect() as c:
+        assert len(search_index.missing_triggers(c)) == 3
+        assert [i.name for i in search_index.missing_indexes(c)] == ["ix_article_title_article_id"]
     more = tmp_path / "b.jsonl"
     synth.write(more, 10, first_id=501, body_chars=SMALL_BODIES)
     corpus([str(more)], database_url)
