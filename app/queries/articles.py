@@ -112,7 +112,7 @@ _DETAIL = select(*(models.article_table.c[name] for name in DETAIL_COLUMNS)).whe
 )
 
 
-@cache
+@lru_cache(maxsize=8)  # one entry per engine's dialect: one in production
 def _prepared_detail(dialect: Dialect) -> Prepared:
     return Prepared.of(_DETAIL, dialect)
 

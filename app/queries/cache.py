@@ -9,7 +9,7 @@ bounded by weight (a ranking weighs its hit count), so memory stays flat. No HTT
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from functools import cache
+from functools import lru_cache
 from typing import TypeVar
 
 from sqlalchemy import Dialect, func, select
@@ -66,7 +66,7 @@ class RevisionCache:
 _NEWEST = select(func.coalesce(func.max(models.article_table.c.revision), 0))
 
 
-@cache
+@lru_cache(maxsize=8)  # one entry per engine's dialect: one in production
 def _prepared_newest(dialect: Dialect) -> Prepared:
     return Prepared.of(_NEWEST, dialect)
 
