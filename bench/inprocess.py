@@ -1,0 +1,100 @@
+"""CPU cost of one request, in process: our app against the bare reference, no network.
+
+    python -m bench.inprocess --database-url sqlite:///bench/out/sqlite-1000000-s0.db
+
+Calls each ASGI app directly (the full middleware stack, no uvicorn, no sockets) for a few
+paths and prints the best mean of several rounds in µs per request, beside the reference
+app of bench/reference.py measured in the same run. Far less noisy than wrk on a shared
+machine, so it is the quick check of a change on the request path; bench/list_api.py
+remains the measure of record. Searches repeat one URL, so after the first they are
+served from the per-revision reply cache.
+"""
+
+import argparse
+import asyncio
+import os
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message
+
+PATHS = [
+    ("/healthz", ""),
+    ("/v1/articles", ""),
+    ("/v1/articles", "limit=20&source_id=3"),
+    ("/v1/articles/12345", ""),
+    ("/v1/articles", "q={word}&count=exact"),
+]
+
+
+async def call(app: ASGIApp, path: str, query: str) -> list[Message]:
+    """One GET through `app`, as uvicorn would make it; the messages sent back."""
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+async def best_us(
+    app: ASGIApp, path: str, query: str, rounds: int, per_round: int
+) -> tuple[float, list[Message]]:
+    """The best mean µs per call over `rounds` rounds, after a warm-up; the last reply."""
+    for _ in range(per_round):
+        sent = await call(app, path, query)
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(per_round):
+            sent = await call(app, path, query)
+        best = min(best, (time.perf_counter() - started) / per_round * 1e6)
+    return best, sent
+
+
+async def main(database_url: str, word: str, rounds: int, per_round: int) -> None:
+    os.environ.setdefault("BENCH_REF_SIZES", "1000")
+    from app.main import create_app
+    from app.settings import Settings
+    from bench.reference import app as reference
+
+    ref_us, _ = await best_us(reference, "/1000/x", "", rounds, per_round)
+    app = create_app(Settings(database_url=database_url, access_log=False))
+    async with app.router.lifespan_context(app):
+        print(f"{'request':<44} {'status':>6} {'bytes':>7} {'µs':>8} {'x ref':>7}")
+        for path, template in PATHS:
+            query = template.format(word=word)
+            us, sent = await best_us(app, path, query, rounds, per_round)
+            target = f"{path}?{query}" if query else path
+            status, size = sent[0]["status"], len(sent[-1].get("body", b""))
+            print(f"{target:<44} {status:>6} {size:>7} {us:>8.0f} {us / ref_us:>6.1f}x")
+    print(f"{'reference (bare Starlette, 1000 bytes)':<44} {200:>6} {1000:>7} {ref_us:>8.0f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--word", default="ragi", help="searched for (common at seed 0)")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--per-round", type=int, default=300)
+    args = parser.parse_args()
+    asyncio.run(main(args.database_url, args.word, args.rounds, args.per_round))
