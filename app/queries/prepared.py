@@ -56,15 +56,22 @@ class Prepared:
         bind = session.get_bind()
         if session.in_transaction() or not isinstance(bind, Engine):
             return self._run(session.connection().connection.dbapi_connection, params)
-        # Not in a transaction: closing hands it back to the pool, which rolls back
-        # whatever the driver began.
-        with bind.connect() as connection:
-            try:
-                return self._run(connection.connection.dbapi_connection, params)
-            except DBAPIError as exc:
-                if exc.connection_invalidated:
-                    connection.invalidate(exc.orig)
-                raise
+        # Straight from the pool (an Engine Connection around it costs ~25 µs more);
+        # closing hands it back, and the pool rolls back whatever the driver began.
+        try:
+            pooled = bind.raw_connection()
+        except self.dialect.loaded_dbapi.Error as exc:  # the pool does not wrap these
+            raise DBAPIError.instance(
+                None, None, exc, self.dialect.loaded_dbapi.Error, dialect=self.dialect
+            ) from exc
+        try:
+            return self._run(pooled.dbapi_connection, params)
+        except DBAPIError as exc:
+            if exc.connection_invalidated:
+                pooled.invalidate(exc.orig)
+            raise
+        finally:
+            pooled.close()
 
     def _run(self, dbapi_connection: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         dbapi_error: type[Exception] = self.dialect.loaded_dbapi.Error
