@@ -6,6 +6,8 @@ from typing import Any
 import httpx
 import pytest
 
+from app.main import create_app
+from app.settings import Settings
 from tests.conftest import CORPUS_IDS, CORPUS_SOURCES, SEED_FILE
 
 pytestmark = pytest.mark.anyio
@@ -187,3 +189,15 @@ async def test_unknown_route_and_method_are_problems(seeded: httpx.AsyncClient) 
     assert wrong.status_code == 405
     assert wrong.headers["content-type"] == "application/problem+json"
     assert "GET" in wrong.headers["allow"]
+
+
+@pytest.mark.parametrize("request_path", ["/api/v1/articles", "/v1/articles"])
+async def test_links_carry_the_mount_prefix_once(seeded_url: str, request_path: str) -> None:
+    """Behind a proxy mounting us at /api, whether the server puts the prefix in the path
+    (current ASGI servers) or not (older ones), the links name it exactly once."""
+    app = create_app(Settings(database_url=seeded_url))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, root_path="/api")
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            page = (await client.get(request_path, params={"limit": 2})).json()
+    assert page["next"].startswith("/api/v1/articles?limit=2&cursor=")

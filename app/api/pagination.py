@@ -12,7 +12,11 @@ from app.queries.cursor import Cursor
 def _url(request: Request, token: str) -> str:
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
     params.append(("cursor", token))
-    path = request.scope.get("root_path", "") + request.url.path
+    # ASGI servers now put the mount prefix (root_path) in the path too; older ones did
+    # not. Either way the link carries it exactly once.
+    root, path = request.scope.get("root_path", ""), request.url.path
+    if root and not path.startswith(root):
+        path = root + path
     return f"{path}?{urlencode(params)}"
 
 
