@@ -30,11 +30,16 @@ class Prepared:
     dialect: Dialect
 
     @classmethod
-    def of(cls, stmt: Select[Any], dialect: Dialect) -> "Prepared":
+    def of(cls, stmt: Select[Any], dialect: Dialect, *, driver_values: bool = False) -> "Prepared":
+        """Compile `stmt` for `dialect`. With `driver_values`, rows come as the driver gives
+        them: for columns (ints, floats) that need no conversion, or whose converter needs
+        the result's column types (PostgreSQL's numerics)."""
         compiled = stmt.compile(dialect=dialect)
         positional = compiled.positional and compiled.positiontup is not None
         processors = tuple(
-            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            None
+            if driver_values
+            else column.type.dialect_impl(dialect).result_processor(dialect, None)
             for column in stmt.selected_columns
         )
         return cls(

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from app.queries import search
 from app.queries.cache import RevisionCache
 from app.queries.filters import ArticleFilter, filter_clauses
+from app.queries.prepared import Prepared
 
 # A search with more hits than this is ranked again for each page instead of being kept.
 MAX_CACHED_HITS = 250_000
@@ -67,10 +68,12 @@ def ranking(
         .order_by(hits.c.score.desc(), hits.c.article_id.desc())
         .limit(MAX_CACHED_HITS + 1)
     )
-    rows = session.execute(stmt).all()
+    # Tens of thousands of rows: plain tuples, not Row objects (a third of a cold search).
+    prepared = Prepared.of(stmt, session.get_bind().dialect, driver_values=True)
+    rows = prepared.rows(session, {})
     if len(rows) > MAX_CACHED_HITS:
         cache.put(key, revision, _TOO_MANY)
         return None
-    result = Ranking(array("d", (r.score for r in rows)), array("q", (r.article_id for r in rows)))
+    result = Ranking(array("d", (r[1] for r in rows)), array("q", (r[0] for r in rows)))
     cache.put(key, revision, result, weight=max(1, len(result)))
     return result
