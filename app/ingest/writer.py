@@ -108,10 +108,12 @@ def _write_with_retries(
 def tune_sqlite_for_load(connection: Connection) -> None:
     """Connection-level pragmas for a bulk load; journaling stays on (WAL, synchronous=NORMAL).
 
-    A bigger page cache keeps index pages hot, and a larger auto-checkpoint interval means
-    fewer, longer checkpoints. Both are per connection and end with it.
+    A larger auto-checkpoint interval means fewer, longer checkpoints. The page cache stays
+    at 8 MB: the indexes with random keys are built after a large load, and at 100k rows
+    32 MB bought no measurable speed for 25 MB more RSS (the writer and the reader child
+    together stay under the 150 MB bound). Both are per connection and end with it.
     """
-    connection.exec_driver_sql("PRAGMA cache_size = -32768")  # KiB: 32 MB, within our RSS bound
+    connection.exec_driver_sql("PRAGMA cache_size = -8192")  # KiB
     connection.exec_driver_sql("PRAGMA temp_store = MEMORY")
     connection.exec_driver_sql("PRAGMA wal_autocheckpoint = 8192")  # pages: ~32 MB of WAL
     connection.commit()
