@@ -2,7 +2,9 @@
 
 A threadpool hop costs 250-350 µs on this class of machine (measured with anyio), several
 times an indexed SQLite read (~60 µs), so short SQLite reads run inline and everything else
-(PostgreSQL round trips, searches, counts, group-bys) takes exactly one hop per request.
+(PostgreSQL round trips, searches, counts, group-bys) takes one hop. A search, count or
+facet first probes the data revision for its kept reply (app/api/articles.py): inline on
+SQLite, one more hop on PostgreSQL.
 Inline calls are safe on SQLite because WAL readers never wait for writers, and the
 load-shedding middleware keeps concurrent requests within the pool, so a checkout never waits.
 """
