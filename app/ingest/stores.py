@@ -36,16 +36,6 @@ from app.ingest.records import ArticleIn
 
 T = TypeVar("T")
 
-UPDATABLE = (
-    "source_id",
-    "title",
-    "content",
-    "extra",
-    "content_hash",
-    "word_count",
-    "revision",
-    "updated_at",
-)
 # The record's own fields, as the staging table and the COPY carry them: ArticleIn's order.
 # (`extra` arrives as JSON text, written by validation with orjson, which is 3-5x faster
 # than the stdlib serialiser Core would use and reads back to the same object.)
@@ -59,6 +49,8 @@ RECORD_COLUMNS = (
     "word_count",
 )
 ALL_COLUMNS = (*RECORD_COLUMNS, "revision", "ingested_at", "updated_at")
+# What an upsert rewrites: every field but the key, a new revision, and the time.
+UPDATABLE = (*RECORD_COLUMNS[1:], "revision", "updated_at")
 # Serialises PostgreSQL writers per batch, so revisions commit in the order they are
 # numbered. (SQLite's write lock, taken by BEGIN IMMEDIATE, does the same there.)
 WRITE_LOCK_KEY = 0x61727469636C65  # "article"
