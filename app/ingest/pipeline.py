@@ -10,7 +10,7 @@ GIL back and forth per statement, and the run took more CPU and more time, not l
 """
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from app.ingest import prefetch, search_index
 from app.ingest.fields import FieldMap
-from app.ingest.readers import iter_files, read_values, sources_files
+from app.ingest.readers import MappedReads, iter_files, sources_files
 from app.ingest.records import ArticleIn, Located, OnReject, Reject
 from app.ingest.sources import SourceNames, load_sources, name_sources
 from app.ingest.validate import validate
@@ -132,24 +132,20 @@ def ingest(
             load_sources(engine, sources_path, count_reject, dry_run=dry_run)
 
         records: Iterable[ArticleIn]
+        source: prefetch.ChildReader | MappedReads  # what counts the bytes read
         if reader is not None:
-            records = reader.records(count_reject)
+            source, records = reader, reader.records(count_reject)
         else:
-            values: Iterable[Located] = _measured(
-                (v for path in files for v in read_values(path, count_reject)), summary
-            )
-            if field_map is not None and field_map.renames:
-                values = field_map.apply(values, count_reject)
-                if names_sources:
-                    names = SourceNames(engine, dry_run=dry_run)
-                    values = name_sources(values, names, count_reject)
+            source = MappedReads(files, field_map, count_reject)
+            values: Iterable[Located] = source
+            if names_sources:
+                values = name_sources(source, SourceNames(engine, dry_run=dry_run), count_reject)
             records = validate(values, count_reject)
         for counts in write_batches(engine, records, batch_size, dry_run=dry_run):
             summary.inserted += counts.inserted
             summary.updated += counts.updated
             summary.unchanged += counts.unchanged
-            if reader is not None:
-                summary.bytes_read = reader.bytes_read
+            summary.bytes_read = source.bytes_read
             on_progress(summary)
     if deferred:
         on_phase("building the search index")
@@ -158,9 +154,3 @@ def ingest(
     summary.read = summary.done
     summary.seconds = time.perf_counter() - summary.started
     return summary
-
-
-def _measured(values: Iterable[Located], summary: Summary) -> Iterator[Located]:
-    for value in values:
-        summary.bytes_read += len(value.raw)
-        yield value

@@ -28,14 +28,14 @@ import signal
 import struct
 import sys
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
 from app.ingest.fields import FieldMap
-from app.ingest.readers import read_values
-from app.ingest.records import ArticleIn, Located, OnReject, Reject
+from app.ingest.readers import MappedReads
+from app.ingest.records import ArticleIn, OnReject, Reject
 from app.ingest.validate import validate
 
 # Worth a fork (about a millisecond) only when there is a second core and enough to read.
@@ -157,7 +157,7 @@ def _send_frames(
     def keep(reject: Reject) -> None:
         rejects.append((reject.path, reject.line, reject.reason, reject.raw, reject.index))
 
-    counted = _Counted(files, field_map, keep)
+    counted = MappedReads(files, field_map, keep)
     try:
         for record in validate(counted, keep):
             records.append(tuple(record))  # marshal takes plain tuples only
@@ -178,25 +178,3 @@ def _send(out: IO[bytes], frame: Frame) -> None:
     out.write(_HEADER.pack(len(payload)))
     out.write(payload)
     out.flush()
-
-
-class _Counted:
-    """The located values of `files` (mapped), counting the raw bytes they came from."""
-
-    def __init__(self, files: list[Path], field_map: FieldMap | None, on_reject: OnReject) -> None:
-        self.bytes_read = 0
-        self._files = files
-        self._field_map = field_map
-        self._on_reject = on_reject
-
-    def __iter__(self) -> Iterator[Located]:
-        values: Iterable[Located] = self._measured()
-        if self._field_map is not None and self._field_map.renames:
-            values = self._field_map.apply(values, self._on_reject)
-        return iter(values)
-
-    def _measured(self) -> Iterator[Located]:
-        for path in self._files:
-            for value in read_values(path, self._on_reject):
-                self.bytes_read += len(value.raw)
-                yield value
