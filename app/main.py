@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -10,11 +11,11 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from app import logs
 from app.api import articles, changes, export, health, openapi, problems, sources
-from app.api.caching import GZIP_MIN_SIZE, ConditionalGetMiddleware
+from app.api.caching import GZIP_LEVEL, GZIP_MIN_SIZE, ConditionalGetMiddleware, freshness
 from app.api.fastpath import FastReadsMiddleware
 from app.api.limits import RequestLimitsMiddleware
 from app.api.request_id import REQUEST_ID_HEADER, RequestIdMiddleware
-from app.api.shedding import LoadSheddingMiddleware
+from app.api.shedding import Gate, LoadSheddingMiddleware
 from app.db import make_engine
 from app.settings import Settings
 
@@ -57,29 +58,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
     """Every middleware, all pure ASGI. Each add wraps the previous: the last added runs first."""
-    if settings.fast_reads:  # innermost: behind the gate, the validators, gzip and CORS
-        app.add_middleware(FastReadsMiddleware)
-    app.add_middleware(
-        LoadSheddingMiddleware,
-        limit=settings.request_concurrency,
-        queue_timeout_s=settings.queue_timeout_s,
-    )
+    gate = Gate(settings.request_concurrency, settings.queue_timeout_s)
+    app.add_middleware(LoadSheddingMiddleware, gate=gate)
     # Tags the uncompressed body, so it must sit inside gzip (it predicts gzip's choice).
     app.add_middleware(
         ConditionalGetMiddleware,
         max_age_s=settings.cache_max_age_s,
         no_store_paths=frozenset(health.PROBE_PATHS),
     )
-    # Level 1: most of level 6's saving on JSON at well under its CPU cost.
-    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE, compresslevel=1)
-    if settings.cors_allow_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_allow_origins,
-            allow_methods=["GET"],
-            allow_headers=["If-None-Match", REQUEST_ID_HEADER],
-            expose_headers=CORS_EXPOSED_HEADERS,
-            max_age=600,
-        )
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE, compresslevel=GZIP_LEVEL)
+    cors = cors_options(settings)
+    if cors is not None:
+        app.add_middleware(CORSMiddleware, **cors)
     app.add_middleware(RequestLimitsMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    if settings.fast_reads:  # outermost: it finishes its responses as the layers above would
+        app.add_middleware(
+            FastReadsMiddleware,
+            gate=gate,
+            cache_control=freshness(settings.cache_max_age_s),
+            cors=None if cors is None else CORSMiddleware(app.router, **cors),
+        )
+
+
+def cors_options(settings: Settings) -> dict[str, Any] | None:
+    """CORSMiddleware's arguments, or None when no origin is allowed."""
+    if not settings.cors_allow_origins:
+        return None
+    return {
+        "allow_origins": settings.cors_allow_origins,
+        "allow_methods": ["GET"],
+        "allow_headers": ["If-None-Match", REQUEST_ID_HEADER],
+        "expose_headers": CORS_EXPOSED_HEADERS,
+        "max_age": 600,
+    }

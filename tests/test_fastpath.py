@@ -3,10 +3,13 @@
 Every request is sent to two apps on the same database, one with the fast path and one
 without, and the responses must agree: status, headers and body bytes. Query strings are
 generated from the list's parameters with valid, odd and invalid values, so both the
-requests the fast path serves and those it hands to FastAPI are covered.
+requests the fast path serves and those it hands to FastAPI are covered; request headers
+vary what the fast path finishes itself (gzip, validators and 304s, CORS), with CORS
+configured and without.
 """
 
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -16,14 +19,23 @@ from hypothesis import strategies as st
 from starlette.datastructures import QueryParams
 
 from app.api.fastpath import FallThrough, list_params
+from app.main import create_app
+from app.queries import articles as article_queries
 from app.queries.articles import Content, Sort
 from app.queries.counts import CountMode, Facet
-from tests.conftest import CORPUS_IDS, make_client
+from app.settings import Settings
+from tests.conftest import CORPUS_IDS
 
 pytestmark = pytest.mark.anyio
 
 # Request ids are random per response; a fixed one makes problem bodies comparable.
 HEADERS = {"X-Request-ID": "fastpath-test"}
+ALLOWED_ORIGIN = "https://app.example"
+REQUEST_HEADERS = {
+    "Accept-Encoding": ["gzip, deflate", "identity", "br"],
+    "Origin": [ALLOWED_ORIGIN, "https://elsewhere.example"],
+    "If-None-Match": ["*", '"stale"', 'W/"stale", "other"'],
+}
 IDS = [str(i) for i in CORPUS_IDS[:5]]
 VALUES = {
     "limit": ["1", "7", "20", "100", "101", "0", "-1", "05", "+5", " 5", "x", ""],
@@ -40,6 +52,9 @@ VALUES = {
     "cursor": ["bogus", "a" * 3000],
     "unknown": ["1"],
 }
+request_headers = st.fixed_dictionaries(
+    {}, optional={name: st.sampled_from(values) for name, values in REQUEST_HEADERS.items()}
+)
 params = st.lists(
     st.sampled_from(sorted(VALUES)).flatmap(
         lambda name: st.tuples(st.just(name), st.sampled_from(VALUES[name]))
@@ -48,30 +63,66 @@ params = st.lists(
 )
 
 
-@pytest.fixture
-async def both(seeded_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    async for fast in make_client(seeded_url):
-        async for slow in make_client(seeded_url, fast_reads=False):
+@pytest.fixture(params=[[], [ALLOWED_ORIGIN]], ids=["no-cors", "cors"])
+async def both(
+    seeded_url: str, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    origins = request.param
+    async for fast in _client(seeded_url, cors_allow_origins=origins):
+        async for slow in _client(seeded_url, fast_reads=False, cors_allow_origins=origins):
             yield fast, slow
 
 
-async def same(clients: tuple[httpx.AsyncClient, httpx.AsyncClient], url: str) -> httpx.Response:
+async def _client(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """As uvicorn serves the app: an unexpected error is the app's 500, not an exception."""
+    app = create_app(Settings(database_url=database_url, **settings))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+async def same(
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    url: str,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """The response both apps give, which must be the same: status, headers (in order) and
+    body. httpx decompresses gzip; a gzip header's timestamp is the one byte range that may
+    differ, so the raw bodies are compared decoded."""
     fast, slow = clients
-    a = await fast.get(url, headers=HEADERS)
-    b = await slow.get(url, headers=HEADERS)
+    sent = {**HEADERS, **(headers or {})}
+    a = await fast.get(url, headers=sent)
+    b = await slow.get(url, headers=sent)
     assert (a.status_code, a.content) == (b.status_code, b.content), url
-    assert dict(a.headers) == dict(b.headers), url
+    assert a.headers.multi_items() == b.headers.multi_items(), (url, sent)
     return a
+
+
+async def revalidated(
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    url: str,
+    response: httpx.Response,
+    headers: dict[str, str],
+) -> None:
+    """A 200's own ETag sent back gives the same 304 from both apps."""
+    if response.status_code == 200:
+        again = {**headers, "If-None-Match": response.headers["etag"]}
+        assert (await same(clients, url, again)).status_code == 304
 
 
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(query=params)
+@given(query=params, headers=request_headers)
 async def test_lists_agree(
-    both: tuple[httpx.AsyncClient, httpx.AsyncClient], query: list[tuple[str, str]]
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    query: list[tuple[str, str]],
+    headers: dict[str, str],
 ) -> None:
-    response = await same(both, "/v1/articles?" + urlencode(query))
+    url = "/v1/articles?" + urlencode(query)
+    response = await same(both, url, headers)
+    await revalidated(both, url, response, headers)
     if response.status_code == 200 and response.json()["next"]:
         # The second page, by the cursor the first gave, and back again.
         second = await same(both, response.json()["next"])
@@ -104,7 +155,8 @@ async def test_walks_agree(both: tuple[httpx.AsyncClient, httpx.AsyncClient]) ->
     ],
 )
 async def test_details_agree(both: tuple[httpx.AsyncClient, httpx.AsyncClient], path: str) -> None:
-    await same(both, path)
+    for headers in [{}, {"Accept-Encoding": "identity", "Origin": ALLOWED_ORIGIN}]:
+        await revalidated(both, path, await same(both, path, headers), headers)
 
 
 def test_parses_plain_spellings_and_hands_off_the_rest() -> None:
@@ -121,3 +173,17 @@ def test_parses_plain_spellings_and_hands_off_the_rest() -> None:
     for query in [*handed_off, "sort=best", "ids=x", "fields=nope", "source_id=+2"]:
         with pytest.raises(FallThrough):
             list_params(QueryParams(query))
+
+
+async def test_an_unexpected_error_on_the_fast_path_is_the_same_500_problem(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(article_queries, "get_article_fields", broken)
+    response = await same(both, f"/v1/articles/{CORPUS_IDS[3]}", {"X-Request-ID": "trace-me"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "trace-me"
+    assert response.json()["request_id"] == "trace-me"
+    assert "secret" not in response.text

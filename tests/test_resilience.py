@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from starlette.types import Message, Receive, Scope, Send
 
-from app.api.shedding import LoadSheddingMiddleware
+from app.api.shedding import Gate, LoadSheddingMiddleware
 from app.db import backend, migrate
 from app.settings import Settings
 from tests.conftest import BACKENDS, drop, pg_admin, pg_url
@@ -295,7 +295,7 @@ async def test_shedding_turns_a_long_queue_into_fast_503s() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    app = LoadSheddingMiddleware(slow_app, limit=2, queue_timeout_s=0.1)
+    app = LoadSheddingMiddleware(slow_app, Gate(limit=2, queue_timeout_s=0.1))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         running = [asyncio.create_task(client.get("/v1/articles")) for _ in range(2)]
@@ -332,7 +332,7 @@ async def test_a_queued_request_whose_client_left_is_never_run() -> None:
     def scope(path: str) -> Scope:
         return {"type": "http", "method": "GET", "path": path, "headers": []}
 
-    app = LoadSheddingMiddleware(slow_app, limit=1, queue_timeout_s=5)
+    app = LoadSheddingMiddleware(slow_app, Gate(limit=1, queue_timeout_s=5))
     running = asyncio.create_task(app(scope("/v1/first"), present, send))
     await asyncio.sleep(0.01)
     abandoned = asyncio.create_task(app(scope("/v1/abandoned"), gone, send))

@@ -1,25 +1,42 @@
-"""The two hottest reads, served without FastAPI's per-request machinery.
+"""The two hottest reads, served without FastAPI's per-request machinery or the middleware.
 
 `GET /v1/articles` (lists and searches) and `GET /v1/articles/{id}` are most of a client's
-traffic. FastAPI's routing and per-parameter validation cost more than an indexed read
-behind them (bench/list_api.py), so this pure-ASGI layer, innermost of our middleware,
-parses those requests' parameters itself and calls the very functions the routes of
-app/api/articles.py call. It handles only the happy path: anything it does not fully
-understand (an odd spelling, a bad value, a repeated parameter, a domain error such as a
-404 or a bad cursor) falls through to FastAPI, which stays the one definition of the API
-and of every error. tests/test_fastpath.py checks that both paths give the same responses.
+traffic. FastAPI's routing and per-parameter validation, and our five middleware layers
+around it, cost more than an indexed read behind them (bench/list_api.py, bench/inprocess.py),
+so this pure-ASGI layer, outermost of ours, parses those requests' parameters itself, calls
+the very functions the routes of app/api/articles.py call, and finishes the response with
+the same functions and settings the middleware uses: validators and Cache-Control
+(caching.py), gzip as Starlette's GZipMiddleware decides it, Starlette's CORS headers, the
+request id and the access line (request_id.py), within the same load-shedding gate.
+
+It handles only the happy path: anything it does not fully understand (an odd spelling, a
+bad value, a repeated parameter, a broken request limit, a full gate, a domain error such as
+a 404 or a bad cursor) falls through to the full stack, which stays the one definition of
+the API and of every error. tests/test_fastpath.py checks that both paths give the same
+responses, headers included.
 """
 
+import gzip
 import re
+import time
 from typing import TypeVar
 
 from sqlmodel import Session
-from starlette.datastructures import QueryParams
+from starlette.datastructures import Headers, MutableHeaders, QueryParams
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import articles
+from app.api.caching import (
+    GZIP_LEVEL,
+    GZIP_MIN_SIZE,
+    NO_STORE,
+    request_validators,
+    tagged,
+    with_default,
+)
 from app.api.deps import (
     DEFAULT_LIMIT,
     MAX_CURSOR_CHARS,
@@ -35,7 +52,10 @@ from app.api.deps import (
     parse_ids,
     search_cache,
 )
+from app.api.limits import violation
 from app.api.problems import DATABASE_OUTAGES, send_unavailable
+from app.api.request_id import REQUEST_ID_KEY, choose_id, log_access, request_id_of
+from app.api.shedding import Gate
 from app.errors import CorpusError, InvalidParameter
 from app.queries.articles import ArticleFilter, Content, Sort
 from app.queries.counts import CountMode, Facet
@@ -120,8 +140,13 @@ def list_params(query: QueryParams) -> tuple[ListOptions, ArticleFilter]:
 
 
 class FastReadsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, *, gate: Gate, cache_control: bytes, cors: CORSMiddleware | None
+    ) -> None:
         self.app = app
+        self.gate = gate
+        self.cache_control = cache_control  # for 200s, as ConditionalGetMiddleware's
+        self.cors = cors  # only its header logic is used
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -130,20 +155,75 @@ class FastReadsMiddleware:
             or scope["method"] != "GET"
             or not (path == LIST_PATH or path.startswith(DETAIL_PREFIX))
             or scope.get("root_path")
+            or violation(scope) is not None
+            or not await self.gate.try_enter()
         ):
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
+        reply: tuple[Message, bytes] | None = None
         try:
             response = await self._serve(scope, receive, path)
+            start = {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": response.raw_headers,
+            }
+            reply = start, bytes(response.body)
         except (FallThrough, CorpusError):
-            # CorpusError: a 404 or a bad cursor. FastAPI does the request again and
+            # CorpusError: a 404 or a bad cursor. The full stack does the request again and
             # renders the problem; only errors pay twice.
+            pass
+        except DATABASE_OUTAGES as exc:
+            _identify(scope)  # the problem body names the request
+            sent: list[Message] = []
+            await send_unavailable(scope, _collect(sent), exc)
+            reply = sent[0], sent[1]["body"]
+        except BaseException:
+            # Starlette's error handler renders the 500, with the request's id in its body.
+            log_access(scope, _identify(scope), 500, started)
+            raise
+        finally:
+            self.gate.leave()
+        if reply is None:
             await self.app(scope, receive, send)
             return
-        except DATABASE_OUTAGES as exc:
-            await send_unavailable(scope, send, exc)
-            return
-        await response(scope, receive, send)
+        request_id = request_id_of(scope) or _identify(scope)
+        status = await self._finish(scope, send, request_id, *reply)
+        log_access(scope, request_id, status, started)
+
+    async def _finish(
+        self, scope: Scope, send: Send, request_id: str, start: Message, body: bytes
+    ) -> int:
+        """Send a complete response as the middleware stack would have finished it."""
+        if start["status"] == 200:
+            if_none_match, accept_encoding = request_validators(scope)
+            start = tagged(
+                start,
+                body,
+                accept_encoding=accept_encoding,
+                if_none_match=if_none_match,
+                cache_control=self.cache_control,
+            )
+            if start["status"] == 304:
+                body = b""
+            elif len(body) >= GZIP_MIN_SIZE:
+                body = _gzip(start, body, accept_encoding)
+        else:
+            start = with_default(start, b"cache-control", NO_STORE)
+        raw_id = (REQUEST_ID_KEY, request_id.encode("ascii"))
+
+        async def send_start(message: Message) -> None:
+            message["headers"] = [*message["headers"], raw_id]
+            await send(message)
+
+        if self.cors is None:
+            await send_start(start)
+        else:
+            await self.cors.send(start, send=send_start, request_headers=Headers(scope=scope))
+        await send({"type": "http.response.body", "body": body})
+        status: int = start["status"]
+        return status
 
     async def _serve(self, scope: Scope, receive: Receive, path: str) -> Response:
         state = scope["app"].state
@@ -163,3 +243,30 @@ class FastReadsMiddleware:
             return await articles.get_article(article_id, session)
         finally:
             await close_session(session)
+
+
+def _identify(scope: Scope) -> str:
+    """Give the request its id, where the problem bodies and error handler look for it."""
+    request_id = choose_id(scope)
+    scope.setdefault("state", {})["request_id"] = request_id
+    return request_id
+
+
+def _collect(sent: list[Message]) -> Send:
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    return send
+
+
+def _gzip(start: Message, body: bytes, accept_encoding: str) -> bytes:
+    """What GZipMiddleware (create_app's settings) does to a complete body this large:
+    always `Vary: Accept-Encoding`, and compression when the client accepts gzip."""
+    headers = MutableHeaders(scope=start)
+    headers.add_vary_header("Accept-Encoding")
+    if "gzip" not in accept_encoding:
+        return body
+    compressed = gzip.compress(body, compresslevel=GZIP_LEVEL)
+    headers["Content-Encoding"] = "gzip"
+    headers["Content-Length"] = str(len(compressed))
+    return compressed

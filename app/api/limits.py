@@ -9,6 +9,7 @@ front should cap them too, e.g. nginx's large_client_header_buffers.)
 """
 
 import re
+from typing import NamedTuple
 from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -39,47 +40,42 @@ def query_text_is_clean(query: bytes) -> bool:
     return _CONTROL.search(text) is None
 
 
+class Violation(NamedTuple):
+    status: int
+    detail: str
+    slug: str
+    title: str
+
+
+def violation(scope: Scope) -> Violation | None:
+    """The first limit this request breaks, or None when it keeps them all."""
+    query: bytes = scope["query_string"]
+    if len(query) > MAX_QUERY_BYTES or query.count(b"&") >= MAX_QUERY_PARAMS:
+        detail = (
+            f"The query string is limited to {MAX_QUERY_BYTES} bytes "
+            f"and {MAX_QUERY_PARAMS} parameters."
+        )
+        return Violation(414, detail, "uri-too-long", "URI too long")
+    if not query_text_is_clean(query):
+        detail = "The query string must be UTF-8 without control characters."
+        return Violation(400, detail, "invalid-query", "Invalid query string")
+    headers = scope["headers"]
+    if len(headers) > MAX_HEADERS or (sum(len(k) + len(v) for k, v in headers) > MAX_HEADER_BYTES):
+        detail = (
+            f"Request headers are limited to {MAX_HEADERS} fields and {MAX_HEADER_BYTES} bytes."
+        )
+        return Violation(431, detail, "headers-too-large", "Request header fields too large")
+    return None
+
+
 class RequestLimitsMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            query: bytes = scope["query_string"]
-            if len(query) > MAX_QUERY_BYTES or query.count(b"&") >= MAX_QUERY_PARAMS:
-                detail = (
-                    f"The query string is limited to {MAX_QUERY_BYTES} bytes "
-                    f"and {MAX_QUERY_PARAMS} parameters."
-                )
-                await send_problem(
-                    scope, send, 414, detail, slug="uri-too-long", title="URI too long"
-                )
-                return
-            if not query_text_is_clean(query):
-                await send_problem(
-                    scope,
-                    send,
-                    400,
-                    "The query string must be UTF-8 without control characters.",
-                    slug="invalid-query",
-                    title="Invalid query string",
-                )
-                return
-            headers = scope["headers"]
-            if len(headers) > MAX_HEADERS or (
-                sum(len(k) + len(v) for k, v in headers) > MAX_HEADER_BYTES
-            ):
-                detail = (
-                    f"Request headers are limited to {MAX_HEADERS} fields "
-                    f"and {MAX_HEADER_BYTES} bytes."
-                )
-                await send_problem(
-                    scope,
-                    send,
-                    431,
-                    detail,
-                    slug="headers-too-large",
-                    title="Request header fields too large",
-                )
-                return
+        if scope["type"] == "http" and (broken := violation(scope)) is not None:
+            await send_problem(
+                scope, send, broken.status, broken.detail, slug=broken.slug, title=broken.title
+            )
+            return
         await self.app(scope, receive, send)

@@ -14,32 +14,49 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.problems import send_problem
 
 
-class LoadSheddingMiddleware:
-    def __init__(
-        self, app: ASGIApp, *, limit: int, queue_timeout_s: float, prefix: str = "/v1/"
-    ) -> None:
-        self.app = app
+class Gate:
+    """The slots of one process: shared by this middleware and the fast reads
+    (app/api/fastpath.py), which take a slot only when one is free and otherwise leave the
+    request to this middleware's queue."""
+
+    def __init__(self, limit: int, queue_timeout_s: float) -> None:
         self.limit = limit
         self.queue_timeout_s = queue_timeout_s
-        self.prefix = prefix
-        self._gate: asyncio.Semaphore | None = None
+        self._semaphore: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _semaphore(self) -> asyncio.Semaphore:
+    def semaphore(self) -> asyncio.Semaphore:
         """One semaphore per event loop (tests run one app on several loops)."""
         loop = asyncio.get_running_loop()
-        if self._gate is None or self._loop is not loop:
-            self._gate, self._loop = asyncio.Semaphore(self.limit), loop
-        return self._gate
+        if self._semaphore is None or self._loop is not loop:
+            self._semaphore, self._loop = asyncio.Semaphore(self.limit), loop
+        return self._semaphore
+
+    async def try_enter(self) -> bool:
+        """Take a slot if one is free, without waiting (acquire never suspends then)."""
+        semaphore = self.semaphore()
+        if semaphore.locked():
+            return False
+        return await semaphore.acquire()
+
+    def leave(self) -> None:
+        self.semaphore().release()
+
+
+class LoadSheddingMiddleware:
+    def __init__(self, app: ASGIApp, gate: Gate, prefix: str = "/v1/") -> None:
+        self.app = app
+        self.gate = gate
+        self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
-        gate = self._semaphore()
+        gate = self.gate.semaphore()
         if gate.locked():
             try:
-                await asyncio.wait_for(gate.acquire(), self.queue_timeout_s)
+                await asyncio.wait_for(gate.acquire(), self.gate.queue_timeout_s)
             except TimeoutError:
                 await send_problem(
                     scope,
