@@ -43,7 +43,9 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
 async def close_session(session: Session) -> None:
     """Close `session` where it is cheapest: see get_session."""
-    if session.in_transaction() and session.get_bind().dialect.name != "sqlite":
+    if not session.in_transaction():
+        return  # no transaction, no connection: nothing to give back
+    if session.get_bind().dialect.name != "sqlite":
         await to_thread.run_sync(session.close)
     else:
         session.close()

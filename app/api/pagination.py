@@ -13,8 +13,10 @@ def _url(request: Request, token: str) -> str:
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
     params.append(("cursor", token))
     # ASGI servers now put the mount prefix (root_path) in the path too; older ones did
-    # not. Either way the link carries it exactly once.
-    root, path = request.scope.get("root_path", ""), request.url.path
+    # not. Either way the link carries it exactly once. The path is request.url.path
+    # without building the whole URL: Starlette escapes these three and nothing else.
+    root = request.scope.get("root_path", "")
+    path = request.scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
     if root and not path.startswith(root):
         path = root + path
     return f"{path}?{urlencode(params)}"

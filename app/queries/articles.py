@@ -201,8 +201,9 @@ def _fetch(session: Session, ids: list[int], content: Content) -> dict[int, Item
     return {row[0]: _item(row, content) for row in rows}
 
 
-def _item(row: Sequence[Any], content: Content) -> Item:
-    """A list item from a row of summary_select (by position: plain tuples come here too)."""
+def _item(row: Sequence[Any], content: Content, *, keep_head: bool = True) -> Item:
+    """A list item from a row of summary_select (by position: plain tuples come here too).
+    `keep_head` keeps the body's head for a search's snippet fallback."""
     item: Item = {
         "article_id": row[0],
         "source_id": row[1],
@@ -212,7 +213,8 @@ def _item(row: Sequence[Any], content: Content) -> Item:
     if content is Content.FULL:
         item["content"] = row[4]
     elif len(row) > 4:
-        item["_head"] = row[4]  # for a search's snippet fallback; dropped before the reply
+        if keep_head:
+            item["_head"] = row[4]  # dropped before the reply
         if content is Content.EXCERPT:
             item["excerpt"] = excerpt(row[4])
     return item
@@ -270,8 +272,8 @@ def list_articles(
         page = _index_page(session, dialect, flt, sort, limit, cursor, content, query)
     if query is not None:
         _decorate(session, query, page.rows)
-    for item in page.rows:
-        item.pop("_head", None)
+        for item in page.rows:
+            item.pop("_head", None)
     return page
 
 
@@ -303,7 +305,7 @@ def _index_page(
         where = [*filter_clauses_for(binds), search.condition(dialect, query)]
         stmt = _index_select(sort, content, walk_descending, cursor is not None, where, head=True)
         found = list(session.execute(stmt, {**binds, _LIMIT_NAME: limit + 1}))
-    rows = [_item(row, content) for row in found]
+    rows = [_item(row, content, keep_head=query is not None) for row in found]
     if key_arity(sort) == 1:
         keys: list[tuple[KeyValue, ...]] = [(r["article_id"],) for r in rows]
     else:
