@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from fastapi.telemetry import TelemetryConfig
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 
@@ -22,6 +23,7 @@ from app.settings import Settings
 API_VERSION = "1.0.0"
 # Headers a browser script may read on a cross-origin response.
 CORS_EXPOSED_HEADERS = ["Link", "ETag", REQUEST_ID_HEADER, "Retry-After"]
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="A corpus of news articles: keyset-paged lists, details and sources.",
         lifespan=lifespan,
         generate_unique_id_function=lambda route: route.name if isinstance(route, APIRoute) else "",
+        telemetry=None if settings.opentelemetry else NO_TELEMETRY,
     )
     app.state.settings = settings
     problems.install(app)

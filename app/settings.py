@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # Plain list pages and details skip FastAPI's per-request machinery (app/api/fastpath.py).
     # Off, every request goes through FastAPI: the same responses, more CPU per request.
     fast_reads: bool = True
+    # FastAPI's own OpenTelemetry spans, metrics and logs, for a process whose providers are
+    # configured (e.g. run under `opentelemetry-instrument`). Off, FastAPI skips the check
+    # for configured providers that it otherwise makes on every request.
+    opentelemetry: bool = False
 
     @field_validator("cors_allow_origins", mode="before")
     @classmethod
