@@ -8,6 +8,7 @@ vary what the fast path finishes itself (gzip, validators and 304s, CORS), with 
 configured and without.
 """
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
@@ -17,8 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.datastructures import QueryParams
+from starlette.types import Message
 
-from app.api.fastpath import FallThrough, list_params
+from app.api.fastpath import FallThrough, FastReadsMiddleware, list_params
+from app.api.shedding import Admission
 from app.main import create_app
 from app.queries import articles as article_queries
 from app.queries.articles import Content, Sort
@@ -187,3 +190,35 @@ async def test_an_unexpected_error_on_the_fast_path_is_the_same_500_problem(
     assert response.headers["x-request-id"] == "trace-me"
     assert response.json()["request_id"] == "trace-me"
     assert "secret" not in response.text
+
+
+async def test_the_fast_path_waits_in_the_same_line_and_sheds_as_the_stack_does(
+    seeded_url: str,
+) -> None:
+    app = create_app(
+        Settings(database_url=seeded_url, max_concurrent_requests=1, queue_timeout_s=0.2)
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            assert (await client.get("/v1/articles")).status_code == 200
+            layer = app.middleware_stack
+            while not isinstance(layer, FastReadsMiddleware):
+                layer = layer.app  # type: ignore[union-attr]
+            admission, _ = await layer.gate.admit(_never_called)
+            assert admission is Admission.ENTERED  # the only slot, held as a slow request would
+            for url in ("/v1/articles", f"/v1/articles/{CORPUS_IDS[0]}", "/v1/sources"):
+                shed = await client.get(url, headers=HEADERS)
+                assert shed.status_code == 503, url
+                assert shed.headers["retry-after"] == "2"
+                assert shed.headers["cache-control"] == "no-store"
+                assert shed.headers["x-request-id"] == HEADERS["X-Request-ID"]
+                assert shed.json()["request_id"] == HEADERS["X-Request-ID"]
+            waiting = asyncio.create_task(client.get("/v1/articles"))
+            await asyncio.sleep(0.05)
+            layer.gate.leave()
+            assert (await waiting).status_code == 200  # waited for the slot, then served
+
+
+async def _never_called() -> Message:
+    raise AssertionError("a free slot is taken without reading the request")

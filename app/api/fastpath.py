@@ -10,7 +10,7 @@ the same functions and settings the middleware uses: validators and Cache-Contro
 request id and the access line (request_id.py), within the same load-shedding gate.
 
 It handles only the happy path: anything it does not fully understand (an odd spelling, a
-bad value, a repeated parameter, a broken request limit, a full gate, a domain error such as
+bad value, a repeated parameter, a broken request limit, a domain error such as
 a 404 or a bad cursor) falls through to the full stack, which stays the one definition of
 the API and of every error. tests/test_fastpath.py checks that both paths give the same
 responses, headers included.
@@ -19,13 +19,14 @@ responses, headers included.
 import gzip
 import re
 import time
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TypeVar
 
 from sqlmodel import Session
 from starlette.datastructures import Headers, MutableHeaders, QueryParams
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api import articles
@@ -55,7 +56,7 @@ from app.api.deps import (
 from app.api.limits import violation
 from app.api.problems import DATABASE_OUTAGES, send_unavailable
 from app.api.request_id import REQUEST_ID_KEY, choose_id, log_access, request_id_of
-from app.api.shedding import Gate
+from app.api.shedding import Admission, Gate, send_shed
 from app.errors import CorpusError, InvalidParameter
 from app.queries.articles import ArticleFilter, Content, Sort
 from app.queries.counts import CountMode, Facet
@@ -156,35 +157,30 @@ class FastReadsMiddleware:
             or not (path == LIST_PATH or path.startswith(DETAIL_PREFIX))
             or scope.get("root_path")
             or violation(scope) is not None
-            or not await self.gate.try_enter()
         ):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        reply: tuple[Message, bytes] | None = None
-        try:
-            response = await self._serve(scope, receive, path)
-            start = {
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": response.raw_headers,
-            }
-            reply = start, bytes(response.body)
-        except (FallThrough, CorpusError):
-            # CorpusError: a 404 or a bad cursor. The full stack does the request again and
-            # renders the problem; only errors pay twice.
-            pass
-        except DATABASE_OUTAGES as exc:
-            _identify(scope)  # the problem body names the request
-            sent: list[Message] = []
-            await send_unavailable(scope, _collect(sent), exc)
-            reply = sent[0], sent[1]["body"]
-        except BaseException:
-            # Starlette's error handler renders the 500, with the request's id in its body.
-            log_access(scope, _identify(scope), 500, started)
-            raise
-        finally:
-            self.gate.leave()
+        admission, receive = await self.gate.admit(receive)
+        if admission is Admission.GONE:
+            return
+        if admission is Admission.SHED:
+            reply: tuple[Message, bytes] | None = await _problem(scope, send_shed)
+        else:
+            try:
+                reply = await self._serve(scope, receive, path)
+            except (FallThrough, CorpusError):
+                # CorpusError: a 404 or a bad cursor. The full stack does the request again
+                # and renders the problem; only errors pay twice.
+                reply = None
+            except DATABASE_OUTAGES as exc:
+                reply = await _problem(scope, partial(send_unavailable, exc=exc))
+            except BaseException:
+                # Starlette's error handler renders the 500, with the request's id in it.
+                log_access(scope, _identify(scope), 500, started)
+                raise
+            finally:
+                self.gate.leave()
         if reply is None:
             await self.app(scope, receive, send)
             return
@@ -225,24 +221,28 @@ class FastReadsMiddleware:
         status: int = start["status"]
         return status
 
-    async def _serve(self, scope: Scope, receive: Receive, path: str) -> Response:
+    async def _serve(self, scope: Scope, receive: Receive, path: str) -> tuple[Message, bytes]:
+        """The route's response start and body, or FallThrough."""
         state = scope["app"].state
-        if path == LIST_PATH:
-            options, flt = list_params(QueryParams(scope["query_string"]))
-            request = Request(scope, receive)
-            session = Session(state.engine)
-            try:
-                return await articles.list_page(
-                    request, session, state.settings, search_cache(state), options, flt
-                )
-            finally:
-                await close_session(session)
-        article_id = _id(path[len(DETAIL_PREFIX) :])
         session = Session(state.engine)
         try:
-            return await articles.get_article(article_id, session)
+            if path == LIST_PATH:
+                options, flt = list_params(QueryParams(scope["query_string"]))
+                request = Request(scope, receive)
+                response = await articles.list_page(
+                    request, session, state.settings, search_cache(state), options, flt
+                )
+            else:
+                article_id = _id(path[len(DETAIL_PREFIX) :])
+                response = await articles.get_article(article_id, session)
         finally:
             await close_session(session)
+        start = {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": response.raw_headers,
+        }
+        return start, bytes(response.body)
 
 
 def _identify(scope: Scope) -> str:
@@ -252,11 +252,18 @@ def _identify(scope: Scope) -> str:
     return request_id
 
 
-def _collect(sent: list[Message]) -> Send:
-    async def send(message: Message) -> None:
+async def _problem(
+    scope: Scope, render: Callable[[Scope, Send], Awaitable[None]]
+) -> tuple[Message, bytes]:
+    """A problem response that `render` sends, kept to be finished like any other."""
+    _identify(scope)  # the problem body names the request
+    sent: list[Message] = []
+
+    async def collect(message: Message) -> None:
         sent.append(message)
 
-    return send
+    await render(scope, collect)
+    return sent[0], sent[1]["body"]
 
 
 def _gzip(start: Message, body: bytes, accept_encoding: str) -> bytes:

@@ -8,16 +8,22 @@ request whose client left while it waited is dropped unrun.
 """
 
 import asyncio
+import enum
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import send_problem
 
 
+class Admission(enum.Enum):
+    ENTERED = "entered"  # holds a slot: leave() it
+    SHED = "shed"  # waited too long: answer 503
+    GONE = "gone"  # the client left while waiting: answer nothing
+
+
 class Gate:
-    """The slots of one process: shared by this middleware and the fast reads
-    (app/api/fastpath.py), which take a slot only when one is free and otherwise leave the
-    request to this middleware's queue."""
+    """The slots of one process, shared by this middleware and the fast reads
+    (app/api/fastpath.py), so both count against one limit."""
 
     def __init__(self, limit: int, queue_timeout_s: float) -> None:
         self.limit = limit
@@ -32,15 +38,38 @@ class Gate:
             self._semaphore, self._loop = asyncio.Semaphore(self.limit), loop
         return self._semaphore
 
-    async def try_enter(self) -> bool:
-        """Take a slot if one is free, without waiting (acquire never suspends then)."""
-        semaphore = self.semaphore()
-        if semaphore.locked():
-            return False
-        return await semaphore.acquire()
+    async def admit(self, receive: Receive) -> tuple[Admission, Receive]:
+        """Take a slot, waiting in line when none is free; and the `receive` to use next."""
+        gate = self.semaphore()
+        if not gate.locked():
+            await gate.acquire()  # never suspends when unlocked
+            return Admission.ENTERED, receive
+        try:
+            await asyncio.wait_for(gate.acquire(), self.queue_timeout_s)
+        except TimeoutError:
+            return Admission.SHED, receive
+        # After a wait, skip the work if the client has gone: a burst's abandoned
+        # requests would otherwise delay the next clients' for seconds.
+        first = await receive()
+        if first["type"] == "http.disconnect":
+            gate.release()
+            return Admission.GONE, receive
+        return Admission.ENTERED, _replaying(first, receive)
 
     def leave(self) -> None:
         self.semaphore().release()
+
+
+async def send_shed(scope: Scope, send: Send) -> None:
+    """The 503 for a request that waited longer than the queue timeout."""
+    await send_problem(
+        scope,
+        send,
+        503,
+        "The service is at capacity; retry shortly.",
+        slug="service-unavailable",
+        title="Service unavailable",
+    )
 
 
 class LoadSheddingMiddleware:
@@ -53,43 +82,26 @@ class LoadSheddingMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
-        gate = self.gate.semaphore()
-        if gate.locked():
-            try:
-                await asyncio.wait_for(gate.acquire(), self.gate.queue_timeout_s)
-            except TimeoutError:
-                await send_problem(
-                    scope,
-                    send,
-                    503,
-                    "The service is at capacity; retry shortly.",
-                    slug="service-unavailable",
-                    title="Service unavailable",
-                )
-                return
-            # After a wait, skip the work if the client has gone: a burst's abandoned
-            # requests would otherwise delay the next clients' for seconds.
-            first = await receive()
-            if first["type"] == "http.disconnect":
-                gate.release()
-                return
-            receive = _replaying(first, receive)
-        else:
-            await gate.acquire()
+        admission, receive = await self.gate.admit(receive)
+        if admission is Admission.SHED:
+            await send_shed(scope, send)
+            return
+        if admission is Admission.GONE:
+            return
         held = True
 
         async def send_releasing(message: Message) -> None:
             nonlocal held
             if held and message["type"] == "http.response.start":
                 held = False
-                gate.release()
+                self.gate.leave()
             await send(message)
 
         try:
             await self.app(scope, receive, send_releasing)
         finally:
             if held:
-                gate.release()
+                self.gate.leave()
 
 
 def _replaying(first: Message, receive: Receive) -> Receive:
