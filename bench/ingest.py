@@ -218,8 +218,9 @@ def main() -> None:
             name = f"bench_ingest_{uuid.uuid4().hex[:8]}"
             pg_admin(f'CREATE DATABASE "{name}"')
             try:
-                url = make_url(PG_ADMIN_URL).set(database=name)
-                pg_url = url.render_as_string(hide_password=False)
+                pg_url = (
+                    make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+                )
                 results.append(run_corpus(path, options.rows, pg_url, "postgresql"))
             finally:
                 pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
