@@ -75,7 +75,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
         app.add_middleware(CORSMiddleware, **cors)
     app.add_middleware(RequestLimitsMiddleware)
     app.add_middleware(RequestIdMiddleware)
-    if settings.fast_reads:  # outermost: it finishes its responses as the layers above would
+    if settings.fast_reads:  # outermost: it finishes its responses as the layers it skips would
         app.add_middleware(
             FastReadsMiddleware,
             gate=gate,

@@ -227,8 +227,9 @@ class FastReadsMiddleware:
         session = Session(state.engine)
         try:
             if path == LIST_PATH:
-                options, flt = list_params(QueryParams(scope["query_string"]))
                 request = Request(scope, receive)
+                # Parsed once: the page's links reuse the Request's parse.
+                options, flt = list_params(request.query_params)
                 response = await articles.list_page(
                     request, session, state.settings, search_cache(state), options, flt
                 )

@@ -1,6 +1,6 @@
 """Cursor links for keyset pages: the next/prev URLs in the body and the Link header."""
 
-from urllib.parse import urlencode
+from urllib.parse import quote_plus, urlencode
 
 from starlette.requests import Request
 
@@ -9,9 +9,9 @@ from app.queries.articles import Page
 from app.queries.cursor import Cursor
 
 
-def _url(request: Request, token: str) -> str:
+def _link_base(request: Request) -> str:
+    """This request's URL without its cursor, ready for `cursor=...` to be appended."""
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
-    params.append(("cursor", token))
     # ASGI servers now put the mount prefix (root_path) in the path too; older ones did
     # not. Either way the link carries it exactly once. The path is request.url.path
     # without building the whole URL: Starlette escapes these three and nothing else.
@@ -19,7 +19,12 @@ def _url(request: Request, token: str) -> str:
     path = request.scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
     if root and not path.startswith(root):
         path = root + path
-    return f"{path}?{urlencode(params)}"
+    return f"{path}?{urlencode(params)}&" if params else f"{path}?"
+
+
+def _url(base: str, token: str) -> str:
+    # What urlencode would append for ("cursor", token): tokens are base64url already.
+    return f"{base}cursor={quote_plus(token)}"
 
 
 def page_links(
@@ -35,12 +40,11 @@ def page_links(
         else:
             next_key = given.key
     next_url = prev_url = None
+    base = _link_base(request) if next_key is not None or prev_key is not None else ""
     if next_key is not None:
-        token = cursors.encode(Cursor(next_key, "after", fingerprint), secret)
-        next_url = _url(request, token)
+        next_url = _url(base, cursors.encode(Cursor(next_key, "after", fingerprint), secret))
     if prev_key is not None:
-        token = cursors.encode(Cursor(prev_key, "before", fingerprint), secret)
-        prev_url = _url(request, token)
+        prev_url = _url(base, cursors.encode(Cursor(prev_key, "before", fingerprint), secret))
     return next_url, prev_url
 
 
