@@ -45,6 +45,9 @@ def backend(url: str) -> str:
     return make_url(url).get_backend_name()
 
 
+SQLITE_PAGE_SIZE = 16384
+
+
 def make_engine(settings: Settings, *, pooled: bool = True) -> Engine:
     """Build the engine for `settings.database_url`, tuned for its backend."""
     url = make_url(settings.database_url)
@@ -91,6 +94,10 @@ def _sqlite_engine(settings: Settings, *, pooled: bool) -> Engine:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        # Takes effect only while the file is empty, so only on a new database (before WAL
+        # is on): 16 KB pages hold a few 3 KB articles each instead of spilling most into
+        # overflow pages; a 100k-record load ran 10-15% faster, reads the same.
+        cursor.execute(f"PRAGMA page_size = {SQLITE_PAGE_SIZE}")
         cursor.execute("PRAGMA journal_mode = WAL")  # readers run during an ingest
         cursor.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL
         cursor.execute("PRAGMA foreign_keys = ON")

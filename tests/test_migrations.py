@@ -1,11 +1,15 @@
 """Alembic is the only way the schema changes: upgrade, downgrade and drift, on both backends."""
 
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from app import models
-from app.db import downgrade, make_engine, migrate
+from app.db import SQLITE_PAGE_SIZE, downgrade, make_engine, migrate
 from app.settings import Settings
 
 
@@ -84,3 +88,17 @@ def test_0002_backfills_rows_loaded_before_it(database_url: str) -> None:
             assert list(hits) == [3]
     finally:
         engine.dispose()
+
+
+def test_a_new_sqlite_database_gets_large_pages_and_an_old_one_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    new, old = tmp_path / "new.db", tmp_path / "old.db"
+    with closing(sqlite3.connect(old)) as made_elsewhere:
+        made_elsewhere.execute("CREATE TABLE t (a)")  # 4 KB pages: sqlite3's default
+    for path in (new, old):
+        migrate(f"sqlite:///{path}")
+    for path, pages in ((new, SQLITE_PAGE_SIZE), (old, 4096)):
+        with closing(sqlite3.connect(path)) as connection:
+            assert connection.execute("PRAGMA page_size").fetchone() == (pages,), path
+            assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",), path
