@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from anyio import to_thread
 from fastapi import Depends, Path, Query, Request
 from sqlmodel import Session
 from starlette.datastructures import State
 
+from app.api.calls import in_thread
 from app.errors import InvalidParameter
 from app.queries.articles import ArticleFilter, Content, Sort
 from app.queries.cache import RevisionCache
@@ -46,7 +46,7 @@ async def close_session(session: Session) -> None:
     if not session.in_transaction():
         return  # no transaction, no connection: nothing to give back
     if session.get_bind().dialect.name != "sqlite":
-        await to_thread.run_sync(session.close)
+        await in_thread(session.close)
     else:
         session.close()
 
