@@ -54,7 +54,10 @@ def make_engine(settings: Settings, *, pooled: bool = True) -> Engine:
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(settings, pooled=pooled)
     kwargs: dict[str, Any] = {
-        "pool_pre_ping": True,  # survive a database restart without a process restart
+        # No pre-ping: it cost a round trip (two, with its BEGIN) on every checkout, most
+        # of a short read. A restart still heals without a process restart: single reads
+        # drop stale connections and retry (app/queries/prepared.py), and a Session that
+        # meets one invalidates the whole pool, answering one 503 problem.
         "connect_args": {
             "connect_timeout": settings.connect_timeout_s,
             "options": f"-c statement_timeout={settings.statement_timeout_ms}",

@@ -5,13 +5,14 @@ every committed write at once, hold no pool slot afterwards, and close with the 
 import sqlite3
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlmodel import Session
 
 from app.errors import NotFound
 from app.queries import prepared
 from app.queries.articles import get_article_fields
 from app.queries.cache import newest_revision
+from tests.conftest import PG_ADMIN_URL
 from tests.factories import add_articles, record
 
 
@@ -50,3 +51,33 @@ def test_sqlite_keeps_one_reader_per_thread_and_closes_it_with_the_engine(
     assert read_title(engine, 72) == "Kept"  # and a fresh one opens on the next read
     assert len(kept.opened) == 1
     assert kept.opened[0] is not connection
+
+
+def test_postgresql_single_reads_drop_connections_a_restart_left_stale(
+    engine: Engine, db_backend: str, database_url: str
+) -> None:
+    if db_backend != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite has no server to restart")
+    add_articles(engine, [record(73, title="Survives")])
+    # Fill the pool with idle connections, as a busy server's would be.
+    sessions = [Session(engine) for _ in range(4)]
+    for session in sessions:
+        session.connection()
+    for session in sessions:
+        session.close()
+    assert engine.pool.checkedin() >= 4  # type: ignore[attr-defined]
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:  # what a restart does to every pooled connection
+            killed = connection.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": make_url(database_url).database},
+            ).scalar_one()
+    finally:
+        admin.dispose()
+    assert killed >= 4
+    assert read_title(engine, 73) == "Survives"  # no error reaches the caller
+    assert read_title(engine, 73) == "Survives"

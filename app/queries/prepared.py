@@ -20,6 +20,9 @@ from sqlmodel import Session
 
 Processor = Callable[[Any], Any] | None
 C = TypeVar("C")
+# Stale pooled connections a single read may meet and drop in a row (after a database
+# restart, every idle one is): more than a pool holds by default (8 + 4 overflow).
+STALE_RETRIES = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,17 +70,21 @@ class Prepared:
             return self._run(session.connection().connection.dbapi_connection, params)
         if self.dialect.name == "sqlite":
             return self._run(self._wrapped(_kept_reader, bind), params)
-        # An Engine Connection around it would cost ~25 µs more; closing hands it back,
-        # and the pool rolls back whatever the driver began.
-        pooled = self._wrapped(Engine.raw_connection, bind)
-        try:
-            return self._run(pooled.dbapi_connection, params)
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
+        # Straight from the pool (an Engine Connection around it would cost ~25 µs more),
+        # in autocommit for the one statement: no BEGIN and no ROLLBACK round trips. The
+        # pool does not ping on checkout (app/db.py): a connection that a database restart
+        # left stale fails at once, is dropped, and the read is tried on the next one.
+        for attempt in range(STALE_RETRIES + 1):
+            pooled = self._wrapped(Engine.raw_connection, bind)
+            try:
+                return self._run(pooled.dbapi_connection, params, autocommit=True)
+            except DBAPIError as exc:
+                if not exc.connection_invalidated or attempt == STALE_RETRIES:
+                    raise
                 pooled.invalidate(exc.orig)
-            raise
-        finally:
-            pooled.close()
+            finally:
+                pooled.close()
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _wrapped(self, connect: Callable[[Engine], C], engine: Engine) -> C:
         """`connect(engine)`, its driver errors raised as SQLAlchemy's (the pool does not
@@ -89,15 +96,23 @@ class Prepared:
                 None, None, exc, self.dialect.loaded_dbapi.Error, dialect=self.dialect
             ) from exc
 
-    def _run(self, dbapi_connection: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    def _run(
+        self, dbapi_connection: Any, params: dict[str, Any], *, autocommit: bool = False
+    ) -> list[tuple[Any, ...]]:
         dbapi_error: type[Exception] = self.dialect.loaded_dbapi.Error
         try:
-            cursor = dbapi_connection.cursor()
+            if autocommit:
+                dbapi_connection.autocommit = True
             try:
-                cursor.execute(self.sql, self._bind(params))
-                rows: Sequence[tuple[Any, ...]] = cursor.fetchall()
+                cursor = dbapi_connection.cursor()
+                try:
+                    cursor.execute(self.sql, self._bind(params))
+                    rows: Sequence[tuple[Any, ...]] = cursor.fetchall()
+                finally:
+                    cursor.close()
             finally:
-                cursor.close()
+                if autocommit and not dbapi_connection.closed:
+                    dbapi_connection.autocommit = False  # as the pool and Sessions expect
         except dbapi_error as exc:
             # What SQLAlchemy would have raised, so the outage handlers still see a 503.
             lost = self.dialect.is_disconnect(exc, dbapi_connection, None)  # type: ignore[arg-type]
