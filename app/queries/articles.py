@@ -305,7 +305,21 @@ def _index_page(
         where = [*filter_clauses_for(binds), search.condition(dialect, query)]
         stmt = _index_select(sort, content, walk_descending, cursor is not None, where, head=True)
         found = list(session.execute(stmt, {**binds, _LIMIT_NAME: limit + 1}))
-    rows = [_item(row, content, keep_head=query is not None) for row in found]
+    if query is None and content is Content.EXCERPT:
+        # Most pages: _item's result, built inline (a call and its branches per row were a
+        # tenth of a plain page's CPU).
+        rows: list[Item] = [
+            {
+                "article_id": row[0],
+                "source_id": row[1],
+                "title": row[2],
+                "word_count": row[3],
+                "excerpt": excerpt(row[4]),
+            }
+            for row in found
+        ]
+    else:
+        rows = [_item(row, content, keep_head=query is not None) for row in found]
     if key_arity(sort) == 1:
         keys: list[tuple[KeyValue, ...]] = [(r["article_id"],) for r in rows]
     else:
@@ -434,8 +448,5 @@ def excerpt(head: str) -> str:
     """Cut the first EXCERPT_CHARS+1 characters of a body to a word boundary, marking a cut."""
     if len(head) <= EXCERPT_CHARS:
         return head
-    cut = head[:EXCERPT_CHARS]
-    space = cut.rfind(" ")
-    if space > EXCERPT_CHARS // 2:
-        cut = cut[:space]
-    return cut.rstrip() + "…"
+    space = head.rfind(" ", EXCERPT_CHARS // 2 + 1, EXCERPT_CHARS)
+    return head[: space if space > 0 else EXCERPT_CHARS].rstrip() + "…"
