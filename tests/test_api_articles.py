@@ -5,10 +5,16 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlmodel import Session
 
+from app import schemas
+from app.db import make_engine
 from app.main import create_app
+from app.queries.articles import get_article_fields
 from app.settings import Settings
-from tests.conftest import CORPUS_IDS, CORPUS_SOURCES, SEED_FILE
+from tests.conftest import CORPUS_IDS, CORPUS_SOURCES, SEED_FILE, make_client
+from tests.factories import add_articles, record
 
 pytestmark = pytest.mark.anyio
 
@@ -201,3 +207,38 @@ async def test_links_carry_the_mount_prefix_once(seeded_url: str, request_path: 
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             page = (await client.get(request_path, params={"limit": 2})).json()
     assert page["next"].startswith("/api/v1/articles?limit=2&cursor=")
+
+
+# Values whose JSON spelling could differ between serialisers.
+TRICKY_EXTRA: dict[str, Any] = {
+    "score": 0.1,
+    "tiny": 1e-300,
+    "huge": 1e300,
+    "negative_zero": -0.0,
+    "count": -5,
+    "limit": 2**63 - 1,
+    "text": 'é ✓ 🙂 \u2028 "quoted" \\ </script>',
+    "nested": {"list": [1, None, True, 2.5], "empty": {}},
+}
+
+
+async def test_detail_json_is_what_the_schema_would_write(database_url: str) -> None:
+    engine = make_engine(Settings(database_url=database_url))
+    try:
+        add_articles(engine, [record(81, **TRICKY_EXTRA), record(82), record(83)])
+        with engine.begin() as connection:  # past 64 bits: only the fallback can write it
+            connection.execute(
+                text("UPDATE article SET extra = :extra WHERE article_id = 83"),
+                {"extra": '{"big": 1267650600228229401496703205376}'},
+            )
+        async for client in make_client(database_url):
+            for article_id in (81, 82, 83):
+                response = await client.get(f"/v1/articles/{article_id}")
+                assert response.status_code == 200
+                with Session(engine) as session:
+                    fields = get_article_fields(session, article_id)
+                model = schemas.Article.model_construct(**fields)
+                assert response.content == model.__pydantic_serializer__.to_json(model)
+    finally:
+        engine.dispose()
+    assert json.loads(response.content)["extra"] == {"big": 2**100}
