@@ -20,14 +20,16 @@ from hypothesis import strategies as st
 from starlette.datastructures import QueryParams
 from starlette.types import Message
 
-from app.api.fastpath import FallThrough, FastReadsMiddleware, list_params
+from app.api.fastpath import GZIP_THREAD_SIZE, FallThrough, FastReadsMiddleware, list_params
 from app.api.shedding import Admission
+from app.db import make_engine
 from app.main import create_app
 from app.queries import articles as article_queries
 from app.queries.articles import Content, Sort
 from app.queries.counts import CountMode, Facet
 from app.settings import Settings
 from tests.conftest import CORPUS_IDS
+from tests.factories import add_articles, record
 
 pytestmark = pytest.mark.anyio
 
@@ -222,3 +224,17 @@ async def test_the_fast_path_waits_in_the_same_line_and_sheds_as_the_stack_does(
 
 async def _never_called() -> Message:
     raise AssertionError("a free slot is taken without reading the request")
+
+
+async def test_a_body_large_enough_to_compress_on_a_thread_agrees(database_url: str) -> None:
+    engine = make_engine(Settings(database_url=database_url))
+    try:
+        add_articles(engine, [record(91, content="many words of text " * 12_000)])  # 228 KB
+    finally:
+        engine.dispose()
+    async for fast in _client(database_url):
+        async for slow in _client(database_url, fast_reads=False):
+            for url in ("/v1/articles/91", "/v1/articles?content=full"):
+                response = await same((fast, slow), url, {"Accept-Encoding": "gzip"})
+                assert response.headers["content-encoding"] == "gzip"
+                assert len(response.content) > GZIP_THREAD_SIZE

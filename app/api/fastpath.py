@@ -38,6 +38,7 @@ from app.api.caching import (
     tagged,
     with_default,
 )
+from app.api.calls import in_thread
 from app.api.deps import (
     DEFAULT_LIMIT,
     MAX_CURSOR_CHARS,
@@ -62,6 +63,8 @@ from app.queries.articles import ArticleFilter, Content, Sort
 from app.queries.counts import CountMode, Facet
 from app.queries.search import MAX_QUERY_CHARS
 
+# GZipMiddleware's default thread_minimum_size: larger bodies are compressed on a thread.
+GZIP_THREAD_SIZE = 128 * 1024
 LIST_PATH = "/v1/articles"
 DETAIL_PREFIX = LIST_PATH + "/"
 # Canonical positive integers only: FastAPI decides every other spelling ("+5", " 5", "05").
@@ -204,7 +207,7 @@ class FastReadsMiddleware:
             if start["status"] == 304:
                 body = b""
             elif len(body) >= GZIP_MIN_SIZE:
-                body = _gzip(start, body, accept_encoding)
+                body = await _gzip(start, body, accept_encoding)
         else:
             start = with_default(start, b"cache-control", NO_STORE)
         raw_id = (REQUEST_ID_KEY, request_id.encode("ascii"))
@@ -267,14 +270,16 @@ async def _problem(
     return sent[0], sent[1]["body"]
 
 
-def _gzip(start: Message, body: bytes, accept_encoding: str) -> bytes:
+async def _gzip(start: Message, body: bytes, accept_encoding: str) -> bytes:
     """What GZipMiddleware (create_app's settings) does to a complete body this large:
-    always `Vary: Accept-Encoding`, and compression when the client accepts gzip."""
+    always `Vary: Accept-Encoding`, and compression when the client accepts gzip, off the
+    event loop for a body as large as it would move to a thread."""
     headers = MutableHeaders(scope=start)
     headers.add_vary_header("Accept-Encoding")
     if "gzip" not in accept_encoding:
         return body
-    compressed = gzip.compress(body, compresslevel=GZIP_LEVEL)
+    compress = partial(gzip.compress, body, compresslevel=GZIP_LEVEL)
+    compressed = await in_thread(compress) if len(body) >= GZIP_THREAD_SIZE else compress()
     headers["Content-Encoding"] = "gzip"
     headers["Content-Length"] = str(len(compressed))
     return compressed
