@@ -79,9 +79,11 @@ class Prepared:
             try:
                 return self._run(pooled.dbapi_connection, params, autocommit=True)
             except DBAPIError as exc:
-                if not exc.connection_invalidated or attempt == STALE_RETRIES:
+                if not exc.connection_invalidated:
                     raise
                 pooled.invalidate(exc.orig)
+                if attempt == STALE_RETRIES:
+                    raise
             finally:
                 pooled.close()
         raise AssertionError("unreachable: the last attempt returns or raises")
