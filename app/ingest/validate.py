@@ -111,17 +111,7 @@ def check(item: Located) -> ArticleIn | str:
         and (content.isascii() or _encodes(content))
     ):
         return _reason(record)
-    if len(record) == len(KNOWN_FIELDS):
-        extra = None
-        extra_text = None
-    else:
-        extra = {k: v for k, v in record.items() if k not in KNOWN_FIELDS}
-        try:
-            extra_text = orjson.dumps(extra).decode()
-        except (orjson.JSONEncodeError, TypeError):
-            return "extra fields are not valid UTF-8 JSON"
-    digest = record_hash(source_id, title, content, extra)
-    return ArticleIn(article_id, source_id, title, content, extra_text, digest, word_count(content))
+    return _article(record, article_id, source_id, title, content)
 
 
 def _reason(record: object) -> ArticleIn | str:
@@ -142,10 +132,20 @@ def _reason(record: object) -> ArticleIn | str:
     title, content = str(record["title"]), str(record["content"])
     if len(title) > TITLE_MAX_CHARS:
         return f"title is longer than {TITLE_MAX_CHARS} characters"
-    extra = {k: v for k, v in record.items() if k not in KNOWN_FIELDS} or None
+    return _article(record, article_id, source_id, title, content)
+
+
+def _article(
+    record: dict[str, object], article_id: int, source_id: int, title: str, content: str
+) -> ArticleIn | str:
+    """A record whose known fields passed: its extra fields as JSON text, and its digest."""
+    if len(record) == len(KNOWN_FIELDS):  # every known field is present by now: no extra
+        extra: dict[str, object] | None = None
+    else:
+        extra = {k: v for k, v in record.items() if k not in KNOWN_FIELDS}
     try:
-        digest = record_hash(source_id, title, content, extra)
         extra_text = None if extra is None else orjson.dumps(extra).decode()
+        digest = record_hash(source_id, title, content, extra)
     except (orjson.JSONEncodeError, TypeError):
         return "extra fields are not valid UTF-8 JSON"
     return ArticleIn(article_id, source_id, title, content, extra_text, digest, word_count(content))
