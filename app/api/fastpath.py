@@ -56,7 +56,7 @@ from app.api.deps import (
 )
 from app.api.limits import violation
 from app.api.problems import DATABASE_OUTAGES, send_unavailable
-from app.api.request_id import REQUEST_ID_KEY, choose_id, log_access, request_id_of
+from app.api.request_id import REQUEST_ID_KEY, assign_id, log_access, request_id_of
 from app.api.shedding import Admission, Gate, send_shed
 from app.errors import CorpusError, InvalidParameter
 from app.queries.articles import ArticleFilter, Content, Sort
@@ -180,14 +180,14 @@ class FastReadsMiddleware:
                 reply = await _problem(scope, partial(send_unavailable, exc=exc))
             except BaseException:
                 # Starlette's error handler renders the 500, with the request's id in it.
-                log_access(scope, _identify(scope), 500, started)
+                log_access(scope, assign_id(scope), 500, started)
                 raise
             finally:
                 self.gate.leave()
         if reply is None:
             await self.app(scope, receive, send)
             return
-        request_id = request_id_of(scope) or _identify(scope)
+        request_id = request_id_of(scope) or assign_id(scope)
         status = await self._finish(scope, send, request_id, *reply)
         log_access(scope, request_id, status, started)
 
@@ -249,18 +249,11 @@ class FastReadsMiddleware:
         return start, bytes(response.body)
 
 
-def _identify(scope: Scope) -> str:
-    """Give the request its id, where the problem bodies and error handler look for it."""
-    request_id = choose_id(scope)
-    scope.setdefault("state", {})["request_id"] = request_id
-    return request_id
-
-
 async def _problem(
     scope: Scope, render: Callable[[Scope, Send], Awaitable[None]]
 ) -> tuple[Message, bytes]:
     """A problem response that `render` sends, kept to be finished like any other."""
-    _identify(scope)  # the problem body names the request
+    assign_id(scope)  # the problem body names the request
     sent: list[Message] = []
 
     async def collect(message: Message) -> None:

@@ -29,12 +29,21 @@ def request_id_of(scope: Scope) -> str | None:
     return request_id if isinstance(request_id, str) else None
 
 
-def choose_id(scope: Scope) -> str:
+def _choose_id(scope: Scope) -> str:
     """The client's id when sane, else a fresh one."""
     for key, value in scope["headers"]:
         if key == REQUEST_ID_KEY and _SANE_ID.fullmatch(value):
             return str(value.decode("ascii"))
     return os.urandom(16).hex()  # as random as uuid4's hex, at a quarter of its cost
+
+
+def assign_id(scope: Scope) -> str:
+    """Choose the request's id and store it where problem bodies and the error handler
+    look for it."""
+    request_id = _choose_id(scope)
+    # In place, not a copy: Starlette's outermost error handler reads the same dict.
+    scope.setdefault("state", {})["request_id"] = request_id
+    return request_id
 
 
 class RequestIdMiddleware:
@@ -45,10 +54,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = choose_id(scope)
-        # In place, not a copy: Starlette's outermost error handler reads the same dict.
-        state = scope.setdefault("state", {})
-        state["request_id"] = request_id
+        request_id = assign_id(scope)
         raw_id = request_id.encode("ascii")
         started = time.perf_counter()
         status = 500  # what the client gets if the app raises before starting a response
