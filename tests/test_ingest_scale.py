@@ -6,10 +6,12 @@ file; and the SQLite search index that a large load builds after the data.
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from sqlalchemy import Engine, func, select, text
 from app import models, synth
 from app.db import backend, make_engine
 from app.ingest import search_index
+from app.ingest.writer import WAL_CHECKPOINT_BYTES, tune_sqlite_for_load
 from app.settings import Settings
 from tests.conftest import clone, drop
 
@@ -257,3 +260,22 @@ def test_a_lost_connection_is_exit_2_with_one_line_and_keeps_what_was_committed(
     assert "Traceback" not in message
     assert count(engine) >= 1_000
     engine.dispose()
+
+
+@pytest.mark.parametrize("page_size", [4096, 16384])
+def test_a_load_checkpoints_its_wal_at_the_same_size_whatever_the_page_size(
+    tmp_path: Path, page_size: int
+) -> None:
+    path = tmp_path / "pages.db"
+    with closing(sqlite3.connect(path)) as made:  # page size is fixed when the file is made
+        made.execute(f"PRAGMA page_size = {page_size}")
+        made.execute("CREATE TABLE t (a)")
+    engine = make_engine(Settings(database_url=f"sqlite:///{path}"), pooled=False)
+    try:
+        with engine.connect() as connection:
+            tune_sqlite_for_load(connection)
+            pages = connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one()
+            assert connection.exec_driver_sql("PRAGMA page_size").scalar_one() == page_size
+    finally:
+        engine.dispose()
+    assert pages * page_size == WAL_CHECKPOINT_BYTES

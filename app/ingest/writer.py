@@ -105,6 +105,9 @@ def _write_with_retries(
     raise AssertionError("unreachable")
 
 
+WAL_CHECKPOINT_BYTES = 32 << 20
+
+
 def tune_sqlite_for_load(connection: Connection) -> None:
     """Connection-level pragmas for a bulk load; journaling stays on (WAL, synchronous=NORMAL).
 
@@ -115,5 +118,8 @@ def tune_sqlite_for_load(connection: Connection) -> None:
     """
     connection.exec_driver_sql("PRAGMA cache_size = -8192")  # KiB
     connection.exec_driver_sql("PRAGMA temp_store = MEMORY")
-    connection.exec_driver_sql("PRAGMA wal_autocheckpoint = 8192")  # pages: ~32 MB of WAL
+    # The interval is counted in pages, whose size depends on when the file was made
+    # (app/db.py): hold the WAL near 32 MB either way.
+    page_size = connection.exec_driver_sql("PRAGMA page_size").scalar_one()
+    connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_BYTES // page_size}")
     connection.commit()
