@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from app import logs
 from app.main import create_app
 from app.settings import Settings
+from tests.conftest import client_for
 from tests.live import LiveServer, serve
 
 pytestmark = pytest.mark.anyio
@@ -82,13 +82,6 @@ def test_schemathesis_finds_no_server_error_or_contract_violation(
 
 
 # --- in-process checks ---------------------------------------------------------------
-
-
-async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
 
 
 @pytest.fixture

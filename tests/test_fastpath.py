@@ -28,7 +28,7 @@ from app.queries import articles as article_queries
 from app.queries.articles import Content, Sort
 from app.queries.counts import CountMode, Facet
 from app.settings import Settings
-from tests.conftest import CORPUS_IDS
+from tests.conftest import CORPUS_IDS, client_for
 from tests.factories import add_articles, record
 
 pytestmark = pytest.mark.anyio
@@ -78,13 +78,8 @@ async def both(
             yield fast, slow
 
 
-async def _client(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """As uvicorn serves the app: an unexpected error is the app's 500, not an exception."""
-    app = create_app(Settings(database_url=database_url, **settings))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+def _client(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    return client_for(create_app(Settings(database_url=database_url, **settings)))
 
 
 async def same(
