@@ -67,7 +67,9 @@ async def list_page(
     hit = cache.get(key, revision)
     if isinstance(hit, tuple):
         return _page_response(*hit)
-    body, link = await run_db(session, _build_page, request, session, settings, cache, options, flt)
+    body, link = await run_db(
+        session, _build_page, request, session, settings, cache, options, flt, snapshot=True
+    )
     cache.put(key, revision, (body, link), weight=1 + len(body) // BYTES_PER_WEIGHT)
     return _page_response(body, link)
 
@@ -83,15 +85,18 @@ def _build_page(
     cache: RevisionCache,
     options: ListOptions,
     flt: ArticleFilter,
+    *,
+    snapshot: bool = False,
 ) -> tuple[bytes, str | None]:
     """Shared by every list of articles: decode the cursor, fetch, count, link the neighbours.
     Returns the body and the Link header.
 
     The body is built as plain dicts and serialised once by orjson: with `fields` an item
     holds only the keys asked for, which a pydantic model with defaults could not express.
+    With `snapshot`, the several reads that follow share one transaction (Prepared.rows).
     """
-    if not _single_read(options, flt):
-        session.connection()  # several reads follow: one snapshot for all (see Prepared.rows)
+    if snapshot:
+        session.connection()
     sort = article_queries.resolve_sort(options.sort, flt)
     fingerprint = cursors.fingerprint("articles", sort.value, *flt.fingerprint_parts())
     given = None
