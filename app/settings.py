@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     fast_reads: bool = True
     # FastAPI's own OpenTelemetry spans, metrics and logs, for a process whose providers are
     # configured (e.g. run under `opentelemetry-instrument`). Off, FastAPI skips the check
-    # for configured providers that it otherwise makes on every request.
+    # for configured providers that it otherwise makes on every request. On, fast_reads is
+    # ignored: every request goes through FastAPI, which opens the spans.
     opentelemetry: bool = False
 
     @field_validator("cors_allow_origins", mode="before")

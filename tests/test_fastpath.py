@@ -199,9 +199,8 @@ async def test_the_fast_path_waits_in_the_same_line_and_sheds_as_the_stack_does(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             assert (await client.get("/v1/articles")).status_code == 200
-            layer = app.middleware_stack
-            while not isinstance(layer, FastReadsMiddleware):
-                layer = layer.app  # type: ignore[union-attr]
+            layer = app.fast_reads
+            assert isinstance(layer, FastReadsMiddleware)
             admission, _ = await layer.gate.admit(_never_called)
             assert admission is Admission.ENTERED  # the only slot, held as a slow request would
             for url in ("/v1/articles", f"/v1/articles/{CORPUS_IDS[0]}", "/v1/sources"):
@@ -233,3 +232,29 @@ async def test_a_body_large_enough_to_compress_on_a_thread_agrees(database_url: 
                 response = await same((fast, slow), url, {"Accept-Encoding": "gzip"})
                 assert response.headers["content-encoding"] == "gzip"
                 assert len(response.content) > GZIP_THREAD_SIZE
+
+
+def test_fast_reads_stand_in_front_of_fastapi_unless_telemetry_wraps_every_request(
+    database_url: str,
+) -> None:
+    assert isinstance(
+        create_app(Settings(database_url=database_url)).fast_reads, FastReadsMiddleware
+    )
+    assert create_app(Settings(database_url=database_url, fast_reads=False)).fast_reads is None
+    traced = create_app(Settings(database_url=database_url, opentelemetry=True))
+    assert traced.fast_reads is None  # FastAPI opens a span around every request
+
+
+async def test_a_bug_met_only_on_the_fast_path_is_answered_by_the_full_stack(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("fast path only")
+
+    monkeypatch.setattr("app.api.fastpath.list_params", broken)
+    response = await same(both, "/v1/articles?limit=2")
+    assert response.status_code == 200
+    assert len(response.json()["items"]) == 2
+    assert "fast read of /v1/articles failed" in caplog.text

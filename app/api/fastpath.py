@@ -1,22 +1,24 @@
 """The two hottest reads, served without FastAPI's per-request machinery or the middleware.
 
 `GET /v1/articles` (lists and searches) and `GET /v1/articles/{id}` are most of a client's
-traffic. FastAPI's routing and per-parameter validation, and our five middleware layers
-around it, cost more than an indexed read behind them (bench/list_api.py, bench/inprocess.py),
-so this pure-ASGI layer, outermost of ours, parses those requests' parameters itself, calls
-the very functions the routes of app/api/articles.py call, and finishes the response with
-the same functions and settings the middleware uses: validators and Cache-Control
-(caching.py), gzip as Starlette's GZipMiddleware decides it, Starlette's CORS headers, the
-request id and the access line (request_id.py), within the same load-shedding gate.
+traffic. FastAPI's routing and per-parameter validation, and the middleware layers around
+it, cost more than an indexed read behind them (bench/list_api.py, bench/inprocess.py), so
+this pure-ASGI layer, in front of FastAPI itself (app/main.py), parses those requests'
+parameters itself, calls the very functions the routes of app/api/articles.py call, and
+finishes the response with the same functions and settings the middleware uses:
+validators and Cache-Control (caching.py), gzip as Starlette's GZipMiddleware decides it,
+Starlette's CORS headers, the request id and the access line (request_id.py), within the
+same load-shedding gate.
 
 It handles only the happy path: anything it does not fully understand (an odd spelling, a
-bad value, a repeated parameter, a broken request limit, a domain error such as
-a 404 or a bad cursor) falls through to the full stack, which stays the one definition of
-the API and of every error. tests/test_fastpath.py checks that both paths give the same
-responses, headers included.
+bad value, a repeated parameter, a broken request limit, a domain error such as a 404 or
+a bad cursor, an unexpected error) falls through to the full stack, which stays the one
+definition of the API and of every error. tests/test_fastpath.py checks that both paths
+give the same responses, headers included.
 """
 
 import gzip
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -78,6 +80,7 @@ _SCALARS = frozenset(
     {"limit", "cursor", "sort", "content", "fields", "id_min", "id_max", "ids", "q", "count"}
 )
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class FallThrough(Exception):
@@ -178,8 +181,12 @@ class FastReadsMiddleware:
                 reply = None
             except DATABASE_OUTAGES as exc:
                 reply = await _problem(scope, partial(send_unavailable, exc=exc))
+            except Exception:
+                # A bug: the full stack does the request again, and its error handler logs
+                # and renders the 500 (with the request's id) if it fails there too.
+                log.warning("fast read of %s failed; the full stack answers", path, exc_info=True)
+                reply = None
             except BaseException:
-                # Starlette's error handler renders the 500, with the request's id in it.
                 log_access(scope, assign_id(scope), 500, started)
                 raise
             finally:
