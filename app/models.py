@@ -69,6 +69,8 @@ class Article(SQLModel, table=True):
     content: str = Field(sa_column=Column("content", Text, nullable=False))
     # Whitespace-separated tokens of content, counted once at ingest.
     word_count: int = Field(sa_column=Column("word_count", Integer, nullable=False))
+    # The list items' excerpt of content (app/text.py), cut once at ingest.
+    excerpt: str = Field(sa_column=Column("excerpt", Text, nullable=False))
     # Strictly increasing across all writes: the change feed's position.
     revision: int = Field(sa_column=Column("revision", BigInteger, nullable=False))
     # Fields a record carried beyond the known ones: kept, so nothing a corpus holds is lost.

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from app.ingest.records import ArticleIn
 from app.ingest.validate import record_hash
 from app.ingest.writer import BatchCounts, write_batches
+from app.text import excerpt
 
 _ids = itertools.count(1)
 
@@ -43,6 +44,7 @@ def article_in(rec: dict[str, Any]) -> ArticleIn:
         None if extra is None else orjson.dumps(extra).decode(),
         record_hash(rec["source_id"], rec["title"], rec["content"], extra),
         len(rec["content"].split()),
+        excerpt(rec["content"]),
     )
 
 

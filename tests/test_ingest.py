@@ -108,6 +108,7 @@ def test_changed_record_is_updated_and_keeps_its_first_ingest_time(
     assert (result["inserted"], result["updated"], result["unchanged"]) == (0, 1, 1)
     after = rows(engine)
     assert after[1].content == "new body"
+    assert after[1].excerpt == "new body"  # derived fields follow the body
     assert after[1].ingested_at == first[1].ingested_at
     assert after[1].updated_at > first[1].updated_at
     assert after[2].updated_at == first[2].updated_at

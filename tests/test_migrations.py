@@ -90,6 +90,35 @@ def test_0002_backfills_rows_loaded_before_it(database_url: str) -> None:
         engine.dispose()
 
 
+def test_0003_stores_the_excerpt_of_rows_loaded_before_it(database_url: str) -> None:
+    from sqlalchemy import text
+
+    from app.text import excerpt
+    from tests.factories import add_articles, record
+
+    long_body = "word " * 100 + "x" * 300
+    bodies = {1: "short body", 2: long_body, 3: "y" * 500, 4: "naïve café " * 40}
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    try:
+        add_articles(engine, [record(i, content=body) for i, body in bodies.items()])
+        downgrade(database_url, "0002")
+        migrate(database_url)
+        with engine.connect() as c:
+            found = c.execute(text("SELECT article_id, excerpt FROM article")).all()
+            stored: dict[int, str] = dict(found)
+            triggers = 3
+            if engine.dialect.name == "sqlite":
+                listed = "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"
+                triggers = c.execute(text(listed)).scalar_one()
+    finally:
+        engine.dispose()
+    assert stored == {i: excerpt(body) for i, body in bodies.items()}
+    assert stored[1] == "short body"
+    assert stored[2].endswith("word…")
+    assert stored[3].endswith("…")
+    assert triggers == 3  # the downgrade dropped the column, not the full-text triggers
+
+
 def test_a_new_sqlite_database_gets_large_pages_and_an_old_one_keeps_its_own(
     tmp_path: Path,
 ) -> None:

@@ -52,6 +52,7 @@ class ArticleIn(NamedTuple):
     extra: str | None
     content_hash: str
     word_count: int
+    excerpt: str
 
 
 OnReject = Callable[[Reject], None]

@@ -47,6 +47,7 @@ RECORD_COLUMNS = (
     "extra",
     "content_hash",
     "word_count",
+    "excerpt",
 )
 ALL_COLUMNS = (*RECORD_COLUMNS, "revision", "ingested_at", "updated_at")
 # What an upsert rewrites: every field but the key, a new revision, and the time.

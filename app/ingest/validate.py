@@ -7,6 +7,7 @@ import orjson
 
 from app.ingest.records import ArticleIn, Located, OnReject, Reject, raw_text
 from app.models import TITLE_MAX_CHARS
+from app.text import excerpt
 
 MAX_ID = 2**63 - 1
 KNOWN_FIELDS = frozenset({"article_id", "source_id", "title", "content"})
@@ -148,7 +149,16 @@ def _article(
         digest = record_hash(source_id, title, content, extra)
     except (orjson.JSONEncodeError, TypeError):
         return "extra fields are not valid UTF-8 JSON"
-    return ArticleIn(article_id, source_id, title, content, extra_text, digest, word_count(content))
+    return ArticleIn(
+        article_id,
+        source_id,
+        title,
+        content,
+        extra_text,
+        digest,
+        word_count(content),
+        excerpt(content),
+    )
 
 
 def validate(values: Iterable[Located], on_reject: OnReject) -> Iterator[ArticleIn]:

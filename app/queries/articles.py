@@ -22,7 +22,6 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
-    func,
     or_,
     select,
 )
@@ -47,14 +46,12 @@ from app.queries.search import SearchQuery
 
 __all__ = [  # the filter names are re-exported: the export engine imports them from here
     "DETAIL_COLUMNS",
-    "EXCERPT_CHARS",
     "ArticleFilter",
     "Content",
     "Item",
     "Page",
     "Sort",
     "check_key",
-    "excerpt",
     "filter_clauses",
     "get_article_fields",
     "key_arity",
@@ -64,8 +61,6 @@ __all__ = [  # the filter names are re-exported: the export engine imports them 
     "where_clauses",
     "with_sources",
 ]
-
-EXCERPT_CHARS = 240  # a couple of lines of a result list
 
 Item = dict[str, Any]
 
@@ -171,7 +166,8 @@ def _after(
 
 
 def summary_select(content: Content = Content.EXCERPT, *, head: bool = False) -> Select[Any]:
-    """The columns of a list item; the body only as far as `content` asks (cut in SQL)."""
+    """The columns of a list item: the stored excerpt when `content` asks for it or `head`
+    does (a search's snippet falls back to it), then the body when `content` is full."""
     article = models.article_table
     columns: list[ColumnElement[Any]] = [
         article.c.article_id,
@@ -179,10 +175,10 @@ def summary_select(content: Content = Content.EXCERPT, *, head: bool = False) ->
         article.c.title,
         article.c.word_count,
     ]
+    if content is Content.EXCERPT or head:
+        columns.append(article.c.excerpt)
     if content is Content.FULL:
         columns.append(article.c.content)
-    elif content is Content.EXCERPT or head:
-        columns.append(func.substr(article.c.content, 1, EXCERPT_CHARS + 1).label("head"))
     return select(*columns)
 
 
@@ -203,7 +199,7 @@ def _fetch(session: Session, ids: list[int], content: Content) -> dict[int, Item
 
 def _item(row: Sequence[Any], content: Content, *, keep_head: bool = True) -> Item:
     """A list item from a row of summary_select (by position: plain tuples come here too).
-    `keep_head` keeps the body's head for a search's snippet fallback."""
+    `keep_head` keeps the excerpt for a search's snippet fallback."""
     item: Item = {
         "article_id": row[0],
         "source_id": row[1],
@@ -211,12 +207,12 @@ def _item(row: Sequence[Any], content: Content, *, keep_head: bool = True) -> It
         "word_count": row[3],
     }
     if content is Content.FULL:
-        item["content"] = row[4]
-    elif len(row) > 4:
+        item["content"] = row[-1]
+    if len(row) > 4 + (content is Content.FULL):
         if keep_head:
             item["_head"] = row[4]  # dropped before the reply
         if content is Content.EXCERPT:
-            item["excerpt"] = excerpt(row[4])
+            item["excerpt"] = row[4]
     return item
 
 
@@ -314,7 +310,7 @@ def _index_page(
                 "source_id": row[1],
                 "title": row[2],
                 "word_count": row[3],
-                "excerpt": excerpt(row[4]),
+                "excerpt": row[4],
             }
             for row in found
         ]
@@ -441,12 +437,4 @@ def _decorate(session: Session, query: SearchQuery, rows: Sequence[Item]) -> Non
         score, raw = found.get(item["article_id"], (0.0, None))
         if "score" not in item:
             item["score"] = score if score is not None else 0.0
-        item["snippet"] = search.highlight(raw if raw is not None else excerpt(item["_head"]))
-
-
-def excerpt(head: str) -> str:
-    """Cut the first EXCERPT_CHARS+1 characters of a body to a word boundary, marking a cut."""
-    if len(head) <= EXCERPT_CHARS:
-        return head
-    space = head.rfind(" ", EXCERPT_CHARS // 2 + 1, EXCERPT_CHARS)
-    return head[: space if space > 0 else EXCERPT_CHARS].rstrip() + "…"
+        item["snippet"] = search.highlight(raw if raw is not None else item["_head"])
