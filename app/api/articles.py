@@ -20,7 +20,6 @@ from app.api.deps import (
 )
 from app.api.pagination import link_header, page_links
 from app.api.problems import PROBLEM_RESPONSES
-from app.api.responses import json_response
 from app.queries import articles as article_queries
 from app.queries import counts
 from app.queries import cursor as cursors
@@ -50,28 +49,40 @@ async def list_page(
     options: ListOptions,
     flt: ArticleFilter,
 ) -> Response:
-    """A page: built inline when it is a pure index walk, else kept per data revision.
+    """A page of articles as a response (see page_reply)."""
+    return _page_response(*await page_reply(request, session, settings, cache, options, flt))
+
+
+async def page_reply(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    cache: RevisionCache,
+    options: ListOptions,
+    flt: ArticleFilter,
+) -> tuple[bytes, str | None]:
+    """A page's body and Link header: built inline when it is a pure index walk, else kept
+    per data revision.
 
     Searches, counts and facets cost milliseconds to seconds, so their whole reply is kept
     in `cache`, keyed by the exact request (its links echo the query string) and valid
     while no write has raised the newest revision: a repeated search costs one index probe.
     """
     if _single_read(options, flt):
-        body, link = await run_db_short(
+        return await run_db_short(
             session, _build_page, request, session, settings, cache, options, flt
         )
-        return _page_response(body, link)
     query = request.scope["query_string"].decode("latin-1")
     key = f"page:{request.scope['path']}?{query}"
     revision = await run_db_short(session, newest_revision, session)
     hit = cache.get(key, revision)
     if isinstance(hit, tuple):
-        return _page_response(*hit)
+        return hit
     body, link = await run_db(
         session, _build_page, request, session, settings, cache, options, flt, snapshot=True
     )
     cache.put(key, revision, (body, link), weight=1 + len(body) // BYTES_PER_WEIGHT)
-    return _page_response(body, link)
+    return body, link
 
 
 def _page_response(body: bytes, link: str | None) -> Response:
@@ -155,16 +166,21 @@ async def list_articles(
 @router.get("/{article_id}", operation_id="get_article", response_model=schemas.Article)
 async def get_article(article_id: ArticleId, session: SessionDep) -> Response:
     """One article, its content byte for byte as ingested."""
+    return Response(await article_body(article_id, session), media_type="application/json")
+
+
+async def article_body(article_id: int, session: SessionDep) -> bytes:
+    """The Article document of `article_id`, or NotFound."""
     fields = await run_db_short(session, article_queries.get_article_fields, session, article_id)
-    return article_response(fields)
+    return article_json(fields)
 
 
-def article_response(fields: dict[str, Any]) -> Response:
+def article_json(fields: dict[str, Any]) -> bytes:
     """The Article document for `fields` (in schema order): orjson writes the same JSON as
     the pydantic model at a fraction of the cost (tests/test_api_articles.py compares
     them), except integers past 64 bits in `extra`, which it refuses and pydantic writes."""
     try:
-        body = orjson.dumps(fields, option=orjson.OPT_UTC_Z)
+        return orjson.dumps(fields, option=orjson.OPT_UTC_Z)
     except orjson.JSONEncodeError:
-        return json_response(schemas.Article.model_construct(**fields))
-    return Response(body, media_type="application/json")
+        model = schemas.Article.model_construct(**fields)
+        return model.__pydantic_serializer__.to_json(model)

@@ -81,6 +81,8 @@ _SCALARS = frozenset(
 )
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+_JSON_TYPE = (b"content-type", b"application/json")
+_VARY = (b"vary", b"Accept-Encoding")
 
 
 class FallThrough(Exception):
@@ -235,25 +237,25 @@ class FastReadsMiddleware:
         """The route's response start and body, or FallThrough."""
         state = scope["app"].state
         session = Session(state.engine)
+        link = None
         try:
             if path == LIST_PATH:
                 request = Request(scope, receive)
                 # Parsed once: the page's links reuse the Request's parse.
                 options, flt = list_params(request.query_params)
-                response = await articles.list_page(
+                body, link = await articles.page_reply(
                     request, session, state.settings, search_cache(state), options, flt
                 )
             else:
                 article_id = _id(path[len(DETAIL_PREFIX) :])
-                response = await articles.get_article(article_id, session)
+                body = await articles.article_body(article_id, session)
         finally:
             await close_session(session)
-        start = {
-            "type": "http.response.start",
-            "status": response.status_code,
-            "headers": response.raw_headers,
-        }
-        return start, bytes(response.body)
+        # The routes' Response(body, media_type=JSON, headers={"Link": ...}) headers, in order.
+        headers = [(b"content-length", str(len(body)).encode()), _JSON_TYPE]
+        if link is not None:
+            headers.insert(0, (b"link", link.encode("latin-1")))
+        return {"type": "http.response.start", "status": 200, "headers": headers}, body
 
 
 async def _problem(
@@ -274,6 +276,9 @@ async def _gzip(start: Message, body: bytes, accept_encoding: str) -> bytes:
     """What GZipMiddleware (create_app's settings) does to a complete body this large:
     always `Vary: Accept-Encoding`, and compression when the client accepts gzip, off the
     event loop for a body as large as it would move to a thread."""
+    if "gzip" not in accept_encoding and all(k != b"vary" for k, _ in start["headers"]):
+        start["headers"].append(_VARY)  # what add_vary_header does with no Vary yet
+        return body
     headers = MutableHeaders(scope=start)
     headers.add_vary_header("Accept-Encoding")
     if "gzip" not in accept_encoding:
