@@ -20,6 +20,7 @@ from app.api.deps import (
 )
 from app.api.pagination import link_header, page_links
 from app.api.problems import PROBLEM_RESPONSES
+from app.api.responses import model_json
 from app.queries import articles as article_queries
 from app.queries import counts
 from app.queries import cursor as cursors
@@ -182,5 +183,4 @@ def article_json(fields: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(fields, option=orjson.OPT_UTC_Z)
     except orjson.JSONEncodeError:
-        model = schemas.Article.model_construct(**fields)
-        return model.__pydantic_serializer__.to_json(model)
+        return model_json(schemas.Article.model_construct(**fields))

@@ -276,15 +276,15 @@ async def _gzip(start: Message, body: bytes, accept_encoding: str) -> bytes:
     """What GZipMiddleware (create_app's settings) does to a complete body this large:
     always `Vary: Accept-Encoding`, and compression when the client accepts gzip, off the
     event loop for a body as large as it would move to a thread."""
-    if "gzip" not in accept_encoding and all(k != b"vary" for k, _ in start["headers"]):
+    if all(k != b"vary" for k, _ in start["headers"]):
         start["headers"].append(_VARY)  # what add_vary_header does with no Vary yet
-        return body
-    headers = MutableHeaders(scope=start)
-    headers.add_vary_header("Accept-Encoding")
+    else:
+        MutableHeaders(scope=start).add_vary_header("Accept-Encoding")
     if "gzip" not in accept_encoding:
         return body
     compress = partial(gzip.compress, body, compresslevel=GZIP_LEVEL)
     compressed = await in_thread(compress) if len(body) >= GZIP_THREAD_SIZE else compress()
+    headers = MutableHeaders(scope=start)
     headers["Content-Encoding"] = "gzip"
     headers["Content-Length"] = str(len(compressed))
     return compressed
