@@ -4,6 +4,7 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
@@ -117,6 +118,48 @@ def test_0003_stores_the_excerpt_of_rows_loaded_before_it(database_url: str) -> 
     assert stored[2].endswith("word…")
     assert stored[3].endswith("…")
     assert triggers == 3  # the downgrade dropped the column, not the full-text triggers
+
+
+def test_0004_compresses_large_postgresql_values_with_lz4(database_url: str) -> None:
+    from sqlalchemy import text
+
+    from app.ingest.stores import PostgresStore
+    from tests.factories import add_articles, record
+
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    if engine.dialect.name != "postgresql":
+        engine.dispose()
+        pytest.skip("SQLite does not compress values")
+    listed = text(
+        "SELECT attname, attcompression FROM pg_attribute"
+        " WHERE attrelid = CAST(:table AS regclass) AND attname = ANY(:names)"
+    )
+    names = ["content", "extra", "search_vector"]
+    try:
+        with engine.connect() as c:
+            after: dict[str, str] = dict(
+                c.execute(listed, {"table": "article", "names": names}).all()
+            )
+            c.commit()
+            PostgresStore(c)  # its staging table compresses as `article` does
+            staged: dict[str, str] = dict(
+                c.execute(listed, {"table": "article_stage", "names": names}).all()
+            )
+        body = "lz4 " * 2000  # past the TOAST threshold: stored compressed
+        add_articles(engine, [record(1, content=body)])
+        downgrade(database_url, "0003")
+        with engine.connect() as c:
+            before: dict[str, str] = dict(
+                c.execute(listed, {"table": "article", "names": names}).all()
+            )
+            kept = c.execute(text("SELECT content FROM article")).scalar_one()
+        migrate(database_url)
+    finally:
+        engine.dispose()
+    assert after == {"content": "l", "extra": "l", "search_vector": "l"}
+    assert staged == {"content": "l", "extra": "l"}
+    assert before == {"content": "", "extra": "", "search_vector": ""}
+    assert kept == body  # values written as LZ4 read back after the downgrade
 
 
 def test_a_new_sqlite_database_gets_large_pages_and_an_old_one_keeps_its_own(

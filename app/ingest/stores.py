@@ -25,6 +25,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
@@ -182,6 +183,15 @@ def _identity(value: T) -> T:
     return value
 
 
+# The staged columns whose values pass TOAST's threshold, and how `article` compresses them.
+STAGED_TOAST = ("content", "extra")
+_COMPRESSION = text(
+    "SELECT attname, CASE attcompression WHEN 'l' THEN 'lz4' ELSE 'pglz' END"
+    " FROM pg_attribute WHERE attrelid = 'article'::regclass AND attname = ANY(:names)"
+    " AND attcompression <> ''"
+)
+
+
 class PostgresStore:
     """COPY a batch into a temporary staging table, then one INSERT ... SELECT ... ON CONFLICT.
 
@@ -201,6 +211,13 @@ class PostgresStore:
         with connection.begin():
             # A pooled connection may hold it from an earlier run (it empties at each commit).
             self.stage.create(connection, checkfirst=True)
+            # Staged bodies pass TOAST's threshold too: compress them as `article` does
+            # (migration 0004), not with the slower pglz default.
+            compression = connection.execute(_COMPRESSION, {"names": list(STAGED_TOAST)})
+            for name, method in compression:
+                connection.exec_driver_sql(
+                    f"ALTER TABLE article_stage ALTER COLUMN {name} SET COMPRESSION {method}"
+                )
         names = ", ".join(RECORD_COLUMNS)
         self.copy_sql = f"COPY article_stage ({names}) FROM STDIN"
 
