@@ -120,8 +120,8 @@ def ingest(
 
         deferred = False
         if not dry_run:
-            # Triggers missing means a killed large load: the index needs a rebuild anyway,
-            # so carry on as that load did and rebuild once, at the end.
+            # Indexes or triggers missing mean a killed large load: they need a rebuild
+            # anyway, so carry on as that load did and rebuild once, at the end.
             deferred = search_index.needs_repair(engine) or search_index.should_defer(
                 engine, raw_bytes
             )
