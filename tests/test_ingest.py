@@ -392,3 +392,23 @@ def test_progress_writes_plain_lines_off_a_terminal_and_a_bar_on_one() -> None:
     assert text.startswith("\r[######------------------]  25%  500 records  ")
     assert "\r\x1b[Ka.jsonl:3: title must not be empty\n" in text
     assert text.endswith("\r\x1b[K")
+
+
+def test_a_load_checks_no_foreign_keys_but_leaves_none_unchecked(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The writer turns SQLite's foreign-key checks off for its own connection only: every
+    pooled connection afterwards checks them, and the loaded rows break none."""
+    from sqlalchemy import text
+
+    from app.ingest.pipeline import ingest
+
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL checks foreign keys as it always does")
+    path = write_jsonl(tmp_path / "a.jsonl", [record(i, source_id=i % 3 + 1) for i in range(1, 50)])
+    ingest([path], engine, on_reject=print, child_reader=False)
+    with engine.connect() as c:
+        assert c.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
+        assert c.execute(text("PRAGMA foreign_key_check")).all() == []
+        assert c.execute(text("SELECT count(*) FROM source")).scalar_one() == 3
+    assert len(rows(engine)) == 49
