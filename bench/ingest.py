@@ -12,7 +12,7 @@ For SQLite, "data" is the time until the rows are in, before the deferred full-t
 build that `corpus ingest` does for a large first load; "+index" includes that build, and
 its second ratio is against `sqlite-utils insert` followed by `sqlite-utils enable-fts` with
 our FTS5 tokenizer (read from a migrated database) and triggers, which builds the same index.
-Peak RSS is the command's own; "child" is its child-process reader's (0: none ran).
+Peak RSS is the command's own; "child" is the largest of its child-process readers' (0: none ran).
 """
 
 import argparse

@@ -1,34 +1,36 @@
-"""The child-process reader on its own: same records and rejects as in-process, in order,
-and a reader closed mid-stream leaves no process and no thread behind."""
+"""The child-process readers on their own: the same records and rejects as in-process, in
+input order, whatever the number of readers and wherever slices end; an error reported in
+order; and a reader closed mid-stream leaves no process and no thread behind."""
 
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from app import synth
+from app.ingest import prefetch
+from app.ingest import validate as validate_module
 from app.ingest.prefetch import READ_AHEAD, ChildReader
 from app.ingest.readers import MappedReads
-from app.ingest.records import ArticleIn, Reject
+from app.ingest.records import ArticleIn, Located, Reject
 from app.ingest.validate import validate
 
 
 def _file(tmp_path: Path) -> Path:
+    """300 lines: 298 records, a malformed line, an invalid record, and a malformed tail."""
     path = tmp_path / "a.jsonl"
     synth.write(path, 300, body_chars=(50, 200))
     lines = path.read_bytes().splitlines(keepends=True)
     lines[10] = b"{not json\n"
     lines[150] = b'{"article_id": 0, "source_id": 1, "title": "t", "content": "c"}\n'
-    path.write_bytes(b"".join(lines))
+    path.write_bytes(b"".join(lines) + b"[unterminated\n")
     return path
 
 
-def test_child_reader_gives_what_the_in_process_reader_gives(tmp_path: Path) -> None:
-    path = _file(tmp_path)
-    expected_rejects: list[Reject] = []
-    in_process = MappedReads([path], None, expected_rejects.append)
-    expected = list(validate(in_process, expected_rejects.append))
+def _events(reader: ChildReader) -> tuple[list[ArticleIn], list[Reject], list[str]]:
+    records: list[ArticleIn] = []
     rejects: list[Reject] = []
     events: list[str] = []
 
@@ -36,34 +38,84 @@ def test_child_reader_gives_what_the_in_process_reader_gives(tmp_path: Path) -> 
         rejects.append(reject)
         events.append(f"reject {reject.line}")
 
-    with ChildReader([path], None, batch_size=7) as reader:
-        got: list[ArticleIn] = []
-        for record in reader.records(on_reject):
-            got.append(record)
-            events.append(f"record {len(got)}")
+    for record in reader.records(on_reject):
+        records.append(record)
+        events.append(f"record {record.article_id}")
+    return records, rejects, events
+
+
+# 299 values are read (the malformed lines are not values): 7 leaves a part slice at the
+# end, 13 and 23 divide it, so the last slice holds only the trailing reject.
+@pytest.mark.parametrize("readers", [1, 2, 3])
+@pytest.mark.parametrize("batch_size", [7, 13, 23, 1000])
+def test_child_readers_give_what_the_in_process_reader_gives(
+    tmp_path: Path, readers: int, batch_size: int
+) -> None:
+    path = _file(tmp_path)
+    expected_rejects: list[Reject] = []
+    in_process = MappedReads([path], None, expected_rejects.append)
+    expected = list(validate(in_process, expected_rejects.append))
+    with ChildReader([path], None, batch_size, readers=readers) as reader:
+        got, rejects, events = _events(reader)
     assert len(got) == 298
     assert got == expected
     assert rejects == expected_rejects
-    assert [r.line for r in rejects] == [11, 151]
-    # Each frame's rejects come before its records: line 11 is in the second frame of 7.
-    assert events.index("reject 11") < events.index("record 8")
+    assert [r.line for r in rejects] == [11, 151, 301]
+    # A reject comes after every record of the slices before its own, and before its own
+    # slice's records (each slice's rejects are reported before its records are written).
+    ids = [v.value["article_id"] for v in MappedReads([path], None, print)]  # type: ignore[index]
+    for line, position in (("11", 10), ("151", 149)):
+        start = position // batch_size * batch_size
+        at = events.index(f"reject {line}")
+        assert {f"record {i}" for i in ids[:start]} <= set(events[:at])
+        assert {f"record {i}" for i in ids[start:]}.isdisjoint(events[:at])
     assert reader.bytes_read == in_process.bytes_read > 0
 
 
-def test_closing_mid_stream_ends_the_child_and_the_read_ahead_thread(tmp_path: Path) -> None:
+# Slices of 7: the record at position 10 is in the second slice (the second child's of
+# two), the one at 17 in the third (the first child's).
+@pytest.mark.parametrize("position", [10, 17])
+@pytest.mark.parametrize("readers", [1, 2])
+def test_an_error_in_one_slice_is_raised_in_order_after_what_came_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, readers: int, position: int
+) -> None:
     path = _file(tmp_path)
-    reader = ChildReader([path], None, batch_size=5)
+    expected = list(validate(MappedReads([path], None, print), print))
+    failing = expected[position].article_id
+    real_check = validate_module.check
+
+    def check(item: Located) -> Any:
+        assert isinstance(item.value, dict)
+        if item.value["article_id"] == failing:
+            raise RuntimeError("validation exploded")
+        return real_check(item)
+
+    monkeypatch.setattr(prefetch, "check", check)  # the children are forked with it
+    got: list[ArticleIn] = []
+    rejects: list[Reject] = []
+    with ChildReader([path], None, 7, readers=readers) as reader:
+        records = reader.records(rejects.append)
+        with pytest.raises(ChildProcessError, match="validation exploded"):
+            got.extend(records)
+    assert got == expected[: position // 7 * 7]  # whole slices; the failing one is not written
+    assert [r.line for r in rejects] == [11]  # in the second slice, reported either way
+
+
+def test_closing_mid_stream_ends_the_children_and_the_read_ahead_thread(tmp_path: Path) -> None:
+    path = _file(tmp_path)
+    reader = ChildReader([path], None, batch_size=5, readers=2)
     records = reader.records(lambda _: None)
     next(records)
-    pid = reader.pid
-    assert pid is not None
-    for _ in range(500):  # let the child fill the read-ahead queue and block on the pipe
+    pids = list(reader.pids)
+    for _ in range(500):  # let the children fill the read-ahead queue and block on the pipes
         if reader._frames.qsize() == READ_AHEAD:
             break
         time.sleep(0.01)
     assert reader._frames.qsize() == READ_AHEAD
     reader.close()
-    assert reader.pid is None
+    assert reader.pids == [None, None]
     assert not reader._pump.is_alive()
-    with pytest.raises(ChildProcessError):
-        os.waitpid(pid, 0)  # reaped by close(): no longer our child
+    for pid in pids:
+        assert pid is not None
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, 0)  # reaped by close(): no longer our child

@@ -3,7 +3,7 @@
     files → read_values → [FieldMap.apply] → [name_sources] → validate → write_batches
 
 Every stage is a generator, so memory is one batch plus one record at any input size.
-On two or more cores a large load runs the stages before the writer in a child process
+On two or more cores a large load runs the stages before the writer in child processes
 (app/ingest/prefetch.py), unless records name their sources: naming needs the database.
 (A reader thread running ahead of the writer was measured and dropped: sqlite3 hands the
 GIL back and forth per statement, and the run took more CPU and more time, not less.)

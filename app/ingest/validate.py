@@ -161,10 +161,14 @@ def _article(
     )
 
 
+def rejected(item: Located, reason: str) -> Reject:
+    return Reject(item.path, item.line, reason, raw_text(item.raw), item.index)
+
+
 def validate(values: Iterable[Located], on_reject: OnReject) -> Iterator[ArticleIn]:
     for item in values:
         result = check(item)
         if isinstance(result, str):
-            on_reject(Reject(item.path, item.line, result, raw_text(item.raw), item.index))
+            on_reject(rejected(item, result))
         else:
             yield result
