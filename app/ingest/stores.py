@@ -184,33 +184,58 @@ def _identity(value: T) -> T:
 
 
 # The staged columns whose values pass TOAST's threshold, and how `article` compresses them.
-STAGED_TOAST = ("content", "extra")
+STAGED_TOAST = ("content", "extra", "search_vector")
 _COMPRESSION = text(
     "SELECT attname, CASE attcompression WHEN 'l' THEN 'lz4' ELSE 'pglz' END"
     " FROM pg_attribute WHERE attrelid = 'article'::regclass AND attname = ANY(:names)"
     " AND attcompression <> ''"
 )
+# The full-text vector of a row, as migration 0005's trigger (and 0002's generated column
+# before it) computes it; tests/test_ingest_scale.py checks they agree.
+SEARCH_VECTOR_SQL = (
+    "setweight(to_tsvector('english', {row}title), 'A') || "
+    "setweight(to_tsvector('english', left({row}content, 500000)), 'B')"
+)
+# Vectors for the staged rows that will be written: those not stored with the same hash.
+# (A row that changes under us before the write lock is taken gets NULL here, and the
+# trigger computes its vector during the INSERT.)
+_STAGE_VECTORS = text(
+    f"UPDATE article_stage AS s SET search_vector = {SEARCH_VECTOR_SQL.format(row='s.')}"  # noqa: S608 - constants
+    " WHERE NOT EXISTS (SELECT 1 FROM article AS a"
+    " WHERE a.article_id = s.article_id AND a.content_hash = s.content_hash)"
+)
 
 
 class PostgresStore:
-    """COPY a batch into a temporary staging table, then one INSERT ... SELECT ... ON CONFLICT.
+    """COPY a batch into a temporary staging table, compute its search vectors there, then,
+    under the write lock, one INSERT ... SELECT ... ON CONFLICT.
 
-    The staging table takes its columns from the model; it lives as long as the connection
-    and empties itself at each commit.
+    `stage` needs no lock, so two connections can stage (and tokenise) one batch each while
+    a third batch is written (app/ingest/writer.py). The staging table takes its columns
+    from the model; it lives as long as the connection and empties itself at each commit.
     """
 
     def __init__(self, connection: Connection) -> None:
         article = models.article_table
-        self.stage = Table(
+        vector = Column(models.SEARCH_VECTOR, postgresql.TSVECTOR)
+        self.stage_table = Table(
             "article_stage",
             MetaData(),
             *(Column(name, article.c[name].type) for name in RECORD_COLUMNS),
+            vector,
             prefixes=["TEMPORARY"],
             postgresql_on_commit="DELETE ROWS",
         )
+        # `article` with its search vector, which the model leaves to the migrations.
+        self.target = Table(
+            "article",
+            MetaData(),
+            *(Column(c.name, c.type, primary_key=c.primary_key) for c in article.c),
+            Column(models.SEARCH_VECTOR, postgresql.TSVECTOR),
+        )
         with connection.begin():
             # A pooled connection may hold it from an earlier run (it empties at each commit).
-            self.stage.create(connection, checkfirst=True)
+            self.stage_table.create(connection, checkfirst=True)
             # Staged bodies pass TOAST's threshold too: compress them as `article` does
             # (migration 0004), not with the slower pglz default.
             compression = connection.execute(_COMPRESSION, {"names": list(STAGED_TOAST)})
@@ -222,11 +247,20 @@ class PostgresStore:
         self.copy_sql = f"COPY article_stage ({names}) FROM STDIN"
 
     def write(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts:
+        self.stage(connection, batch)
+        return self.write_staged(connection, batch)
+
+    def stage(self, connection: Connection, batch: Sequence[ArticleIn]) -> None:
+        """Copy `batch` in and compute the vectors of what will be written: no lock taken."""
+        self._copy(connection, batch)
+        connection.execute(_STAGE_VECTORS)
+
+    def write_staged(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts:
+        """Under the write lock: number and write the staged rows that are new or changed."""
         take_write_lock(connection)
         revision = last_revision(connection)
         upsert_sources(connection, {r.source_id: None for r in batch})
-        self._copy(connection, batch)
-        article, stage = models.article_table, self.stage
+        article, stage = self.target, self.stage_table
         old = article.alias("old")
         joined = stage.outerjoin(old, old.c.article_id == stage.c.article_id)
         is_new = old.c.article_id.is_(None)
@@ -247,14 +281,16 @@ class PostgresStore:
                     ),
                     literal(now, article.c.ingested_at.type).label("ingested_at"),
                     literal(now, article.c.updated_at.type).label("updated_at"),
+                    stage.c[models.SEARCH_VECTOR],
                 )
                 .select_from(joined)
                 .where(changed)
             )
-            stmt = postgresql.insert(article).from_select(list(ALL_COLUMNS), numbered)
+            columns = [*ALL_COLUMNS, models.SEARCH_VECTOR]
+            stmt = postgresql.insert(article).from_select(columns, numbered)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["article_id"],
-                set_={name: stmt.excluded[name] for name in UPDATABLE},
+                set_={name: stmt.excluded[name] for name in (*UPDATABLE, models.SEARCH_VECTOR)},
                 where=article.c.content_hash != stmt.excluded.content_hash,
             )
             connection.execute(stmt)

@@ -1,0 +1,106 @@
+"""The writer's ordering promises across batches, and PostgreSQL's search vectors, which the
+loader computes itself (two connections taking turns) and a trigger computes for anyone else.
+"""
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import DBAPIError
+
+from app import models
+from app.ingest.pipeline import ingest
+from app.ingest.stores import SEARCH_VECTOR_SQL
+from app.ingest.writer import BatchCounts, write_batches
+from tests.factories import add_articles, article_in, record
+from tests.test_ingest import write_jsonl
+
+
+def _stored(engine: Engine) -> dict[int, tuple[str, int]]:
+    """title and revision by article_id."""
+    article = models.article_table
+    with engine.connect() as c:
+        found = c.execute(select(article.c.article_id, article.c.title, article.c.revision))
+        return {i: (title, revision) for i, title, revision in found}
+
+
+def test_batches_commit_in_input_order_so_the_last_copy_wins(
+    engine: Engine, tmp_path: Path
+) -> None:
+    # Batches of 2: id 1 comes back in the second and in the fourth; on PostgreSQL those
+    # two batches are written by the two connections in turn.
+    titles = ["a", "b", "c", "d", "e", "f", "g"]
+    ids = [1, 2, 1, 3, 4, 5, 1]
+    path = write_jsonl(
+        tmp_path / "a.jsonl", [record(i, title=t) for i, t in zip(ids, titles, strict=True)]
+    )
+    summary = ingest([path], engine, batch_size=2, on_reject=print, child_reader=False)
+    assert (summary.inserted, summary.updated) == (5, 2)
+    stored = _stored(engine)
+    assert stored[1][0] == "g"
+    # Revisions follow the input: each row's last write is numbered after the others'.
+    order = sorted(stored, key=lambda i: stored[i][1])
+    assert order == [2, 3, 4, 5, 1]
+    assert sorted(r for _, r in stored.values()) == [2, 4, 5, 6, 7]  # 1 and 3: id 1, rewritten
+
+
+def test_a_failing_batch_stops_the_batches_after_it(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("a trigger that raises: the PostgreSQL writer's two connections")
+    with engine.begin() as c:
+        c.execute(
+            text(
+                "CREATE FUNCTION fail_on_5() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                " IF NEW.article_id = 5 THEN RAISE EXCEPTION 'no 5 here'; END IF;"
+                " RETURN NEW; END $$"
+            )
+        )
+        c.execute(
+            text(
+                "CREATE TRIGGER fail_on_5 BEFORE INSERT ON article"
+                " FOR EACH ROW EXECUTE FUNCTION fail_on_5()"
+            )
+        )
+    batches = write_batches(engine, [article_in(record(i)) for i in range(1, 11)], 2)
+    written: list[BatchCounts] = []
+    with pytest.raises(DBAPIError, match="no 5 here"):
+        written.extend(batches)
+    assert len(written) == 2
+    assert sorted(_stored(engine)) == [1, 2, 3, 4]  # nothing after the failed batch
+
+
+def test_loaded_search_vectors_are_what_the_trigger_computes(
+    engine: Engine, tmp_path: Path
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's search vector")
+    records = [
+        record(1, title="Running dogs", content="The geese were flying south. " * 30),
+        record(2, title="Naïve café", content="Crème brûlée, déjà vu. " * 40),
+    ]
+    ingest([write_jsonl(tmp_path / "a.jsonl", records)], engine, on_reject=print)
+    add_articles(engine, [record(3, title="Running dogs", content=records[0]["content"])])
+    expression = SEARCH_VECTOR_SQL.format(row="")
+    with engine.connect() as c:
+        found = c.execute(
+            text(f"SELECT article_id, search_vector::text, ({expression})::text FROM article")  # noqa: S608 - constants
+        ).all()
+    vectors = {i: (stored, fresh) for i, stored, fresh in found}
+    assert all(stored == fresh for stored, fresh in vectors.values())
+    assert "'run':1A" in vectors[1][0]
+    assert vectors[1][0] == vectors[3][0]  # loaded by the writer, or added by plain INSERT
+
+
+def test_the_trigger_recomputes_a_vector_when_other_writers_change_the_text(
+    engine: Engine,
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's search vector")
+    add_articles(engine, [record(1, title="alpha", content="beta gamma")])
+    with engine.begin() as c:
+        c.execute(text("UPDATE article SET title = 'delta' WHERE article_id = 1"))
+        after_title = c.execute(text("SELECT search_vector::text FROM article")).scalar_one()
+        c.execute(text("UPDATE article SET word_count = 7 WHERE article_id = 1"))
+        after_other = c.execute(text("SELECT search_vector::text FROM article")).scalar_one()
+    assert after_title == "'beta':2B 'delta':1A 'gamma':3B"
+    assert after_other == after_title
