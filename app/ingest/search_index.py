@@ -140,8 +140,9 @@ def should_defer(engine: Engine, input_bytes: int) -> bool:
 def suspend(engine: Engine) -> None:
     """Drop the FTS triggers and the deferred indexes (committed at once): writes stop
     indexing until `rebuild`."""
+    # No write lock on PostgreSQL: DROP INDEX waits for transactions using the table anyway,
+    # and a load's batch reads `article` before it asks for the lock: a deadlock.
     with _immediate(engine) as connection, connection.begin():
-        take_write_lock(connection)  # PostgreSQL: not while another load writes a batch
         if connection.dialect.name == "sqlite":
             for name in FTS_TRIGGERS:
                 connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
