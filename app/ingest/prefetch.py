@@ -24,7 +24,9 @@ What the in-process pipeline promises still holds:
 - Memory stays flat: a thread in the parent reads up to READ_AHEAD frames off the pipes
   ahead of the writer (the read releases the GIL), and each child blocks on a full pipe.
   Without that slack the processes waited on each other at every frame: the read-ahead
-  made the data phase of a 100k-record load 13% faster (2.96-3.17 s -> 2.51-2.76 s).
+  made the data phase of a 100k-record load 13% faster (2.96-3.17 s -> 2.51-2.76 s, one
+  child). With two children, one frame ahead was as fast as two (2.35-2.44 s against
+  2.38-2.54 s) and holds ~7 MB less.
 - An error in a child (reading or validating) is reported by the child whose slice it
   fell in, in order; the others stop quietly.
 """
@@ -52,7 +54,7 @@ from app.ingest.validate import check, rejected
 # Worth a fork (about a millisecond) only when there is a second core and enough to read.
 MIN_INPUT_BYTES = 4 << 20
 MAX_READERS = 2
-READ_AHEAD = 2  # frames (a batch each, ~6 MB of 3 KB articles at the default size)
+READ_AHEAD = 1  # frames (a batch each, ~6 MB of 3 KB articles at the default size)
 _HEADER = struct.Struct("<Q")
 _PR_SET_PDEATHSIG = 1
 # A frame: (records, rejects, bytes read so far, error text or None, last frame?).
