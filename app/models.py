@@ -19,7 +19,8 @@ SQLModel.metadata.naming_convention = {
 metadata: MetaData = SQLModel.metadata
 
 # Backend-specific objects that revisions create by hand (0002: the SQLite FTS5 table and
-# its triggers, PostgreSQL's generated tsvector column and GIN index); autogenerate skips them.
+# its triggers, PostgreSQL's tsvector column and GIN index; 0005: the trigger that keeps
+# that column); autogenerate skips them.
 FTS_TABLE = "article_fts"
 SEARCH_VECTOR = "search_vector"
 MANUAL_OBJECTS: frozenset[str] = frozenset(

@@ -162,6 +162,46 @@ def test_0004_compresses_large_postgresql_values_with_lz4(database_url: str) -> 
     assert kept == body  # values written as LZ4 read back after the downgrade
 
 
+def test_0005_keeps_vectors_and_its_downgrade_makes_the_column_generated_again(
+    database_url: str,
+) -> None:
+    from sqlalchemy import text
+
+    from tests.factories import add_articles, record
+
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    if engine.dialect.name != "postgresql":
+        engine.dispose()
+        pytest.skip("PostgreSQL's search vector")
+    state = text(
+        "SELECT attgenerated FROM pg_attribute"
+        " WHERE attrelid = 'article'::regclass AND attname = 'search_vector'"
+    )
+    vector = text("SELECT search_vector::text FROM article WHERE article_id = 1")
+    indexes = text("SELECT indexname FROM pg_indexes WHERE tablename = 'article'")
+    try:
+        add_articles(engine, [record(1, title="Running dogs", content="geese flying")])
+        with engine.connect() as c:
+            c.execute(text("DROP INDEX ix_article_title_article_id"))  # as a killed load left it
+            c.commit()
+            loaded = c.execute(vector).scalar_one()
+        downgrade(database_url, "0004")
+        with engine.connect() as c:
+            generated = c.execute(state).scalar_one()
+            recomputed = c.execute(vector).scalar_one()
+            indexed = set(c.execute(indexes).scalars())
+        migrate(database_url)
+        with engine.connect() as c:
+            upgraded = c.execute(state).scalar_one()
+            kept = c.execute(vector).scalar_one()
+    finally:
+        engine.dispose()
+    assert loaded == "'dog':2A 'fli':4B 'gees':3B 'run':1A"
+    assert (generated, recomputed) == ("s", loaded)
+    assert {"ix_article_search_vector", "ix_article_title_article_id"} <= indexed
+    assert (upgraded, kept) == ("", loaded)
+
+
 def test_a_new_sqlite_database_gets_large_pages_and_an_old_one_keeps_its_own(
     tmp_path: Path,
 ) -> None:

@@ -2,7 +2,10 @@
 loader computes itself (two connections taking turns) and a trigger computes for anyone else.
 """
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, text
@@ -10,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app import models
 from app.ingest.pipeline import ingest
+from app.ingest.records import ArticleIn
 from app.ingest.stores import SEARCH_VECTOR_SQL
 from app.ingest.writer import BatchCounts, write_batches
 from tests.factories import add_articles, article_in, record
@@ -104,3 +108,80 @@ def test_the_trigger_recomputes_a_vector_when_other_writers_change_the_text(
         after_other = c.execute(text("SELECT search_vector::text FROM article")).scalar_one()
     assert after_title == "'beta':2B 'delta':1A 'gamma':3B"
     assert after_other == after_title
+
+
+def test_a_batch_that_fails_while_staging_leaves_the_batch_before_it_written(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the PostgreSQL writer's two connections")
+    from app.ingest import stores
+
+    real_stage = stores.PostgresStore.stage
+
+    def stage(self: stores.PostgresStore, connection: Any, batch: Any) -> None:
+        if batch[0].article_id == 3:
+            raise RuntimeError("staging exploded")
+        time.sleep(0.2)  # the batch before it is still staging when this one fails
+        real_stage(self, connection, batch)
+
+    monkeypatch.setattr(stores.PostgresStore, "stage", stage)
+    batches = write_batches(engine, [article_in(record(i)) for i in range(1, 7)], 2)
+    written: list[BatchCounts] = []
+    with pytest.raises(RuntimeError, match="staging exploded"):
+        written.extend(batches)
+    assert len(written) == 1
+    assert sorted(_stored(engine)) == [1, 2]
+
+
+def test_a_reading_error_comes_after_the_batches_read_before_it_are_written(
+    engine: Engine,
+) -> None:
+    def records() -> Iterator[ArticleIn]:
+        for i in range(1, 5):
+            yield article_in(record(i))
+        raise ChildProcessError("the reader process failed: boom")
+
+    written: list[BatchCounts] = []
+    with pytest.raises(ChildProcessError, match="boom"):
+        written.extend(write_batches(engine, records(), 2))
+    assert sorted(_stored(engine)) == [1, 2, 3, 4]
+    assert sum(c.inserted for c in written) == 4
+
+
+def test_the_trigger_derives_vectors_from_the_text_for_other_writers(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's search vector")
+    add_articles(engine, [record(1, title="alpha", content="beta")])
+    upsert = text(
+        "INSERT INTO article (article_id, source_id, title, content, content_hash, word_count,"
+        " excerpt, revision, ingested_at, updated_at, search_vector)"
+        " SELECT article_id, source_id, 'zulu', content, 'other', word_count, excerpt,"
+        " revision + 1, ingested_at, updated_at, to_tsvector('simple', 'bogus')"
+        " FROM article WHERE article_id = 1"
+        " ON CONFLICT (article_id) DO UPDATE SET title = 'alpha',"
+        " search_vector = EXCLUDED.search_vector"
+    )
+    with engine.begin() as c:
+        c.execute(upsert)  # a vector from another row's text, or made up: not kept
+        vector = c.execute(text("SELECT search_vector::text FROM article")).scalar_one()
+    assert vector == "'alpha':1A 'beta':2B"
+
+
+def test_suspend_gives_up_when_readers_hold_the_table_and_the_load_keeps_its_indexes(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's DDL waits on its own busy timeout")
+    from app.ingest import search_index
+
+    monkeypatch.setattr(search_index, "SUSPEND_LOCK_WAIT_MS", 100)
+    path = write_jsonl(tmp_path / "a.jsonl", [record(i) for i in range(1, 30)])
+    with engine.connect() as reader:
+        reader.execute(text("SELECT count(*) FROM article"))  # holds ACCESS SHARE till rollback
+        assert search_index.suspend(engine) is False
+        summary = ingest([path], engine, on_reject=print, child_reader=False)
+        reader.rollback()
+    assert summary.inserted == 29
+    with engine.connect() as c:
+        assert search_index.missing_indexes(c) == []

@@ -2,7 +2,8 @@
 
     files → read_values → [FieldMap.apply] → [name_sources] → validate → write_batches
 
-Every stage is a generator, so memory is one batch plus one record at any input size.
+Every stage is a generator, so memory is a few batches at any input size: the one being
+written, on PostgreSQL the next one being staged, and a frame read ahead from the readers.
 On two or more cores a large load runs the stages before the writer in child processes
 (app/ingest/prefetch.py), unless records name their sources: naming needs the database.
 (A reader thread running ahead of the writer was measured and dropped: sqlite3 hands the
@@ -122,11 +123,10 @@ def ingest(
         if not dry_run:
             # Indexes or triggers missing mean a killed large load: they need a rebuild
             # anyway, so carry on as that load did and rebuild once, at the end.
-            deferred = search_index.needs_repair(engine) or search_index.should_defer(
-                engine, raw_bytes
-            )
-            if deferred:
-                search_index.suspend(engine)
+            repair = search_index.needs_repair(engine)
+            deferred = repair or search_index.should_defer(engine, raw_bytes)
+            if deferred and not search_index.suspend(engine):
+                deferred = repair  # readers held the table: load with the indexes in place
 
         for sources_path in ([sources] if sources else []) + list(sources_files(roots)):
             load_sources(engine, sources_path, count_reject, dry_run=dry_run)

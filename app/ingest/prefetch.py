@@ -85,18 +85,24 @@ class ChildReader:
         parent = os.getpid()
         self.pids: list[int | None] = []
         self._pipes: list[IO[bytes]] = []
-        for reader in range(count):
-            read_fd, write_fd = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # a child: never returns
-                os.close(read_fd)
-                for pipe in self._pipes:  # its elder siblings' pipes are not its own
-                    pipe.close()
-                slicing = _Slicing(batch_size, reader, count)
-                _run_child(parent, write_fd, files, field_map, slicing)
-            os.close(write_fd)
-            self.pids.append(pid)
-            self._pipes.append(os.fdopen(read_fd, "rb", buffering=1 << 20))
+        try:
+            for reader in range(count):
+                read_fd, write_fd = os.pipe()
+                pid = os.fork()
+                if pid == 0:  # a child: never returns
+                    os.close(read_fd)
+                    for pipe in self._pipes:  # its elder siblings' pipes are not its own
+                        pipe.close()
+                    slicing = _Slicing(batch_size, reader, count)
+                    _run_child(parent, write_fd, files, field_map, slicing)
+                os.close(write_fd)
+                self.pids.append(pid)
+                self._pipes.append(os.fdopen(read_fd, "rb", buffering=1 << 20))
+        except BaseException:  # a fork failed (out of processes or memory): undo the others
+            self._kill_and_reap()
+            for pipe in self._pipes:
+                pipe.close()
+            raise
         # Raw frames read ahead in slice order, then (None, reader) once a pipe ends early.
         self._frames: queue.Queue[bytes | int] = queue.Queue(READ_AHEAD)
         self._closing = threading.Event()
@@ -145,8 +151,10 @@ class ChildReader:
                 slice_no += 1
         except (OSError, ValueError):  # a pipe closed under us: the run is over anyway
             pass
-        # After the last frame the pipes end too; nobody reads this then.
-        self._offer(slice_no % len(self._pipes))
+        finally:
+            # Whatever ended the loop, the writer must not wait for a frame forever. (After
+            # the last frame the pipes end too, and nobody reads this.)
+            self._offer(slice_no % len(self._pipes))
 
     def _offer(self, item: bytes | int) -> bool:
         """Queue `item` unless the reader is closing; False when it is."""
@@ -173,12 +181,15 @@ class ChildReader:
         for reader in range(len(self.pids)):
             self._reap(reader)
 
-    def close(self) -> None:
-        self._closing.set()
+    def _kill_and_reap(self) -> None:
         for pid in self.pids:
             if pid is not None:
                 os.kill(pid, signal.SIGKILL)
         self._reap_all()
+
+    def close(self) -> None:
+        self._closing.set()
+        self._kill_and_reap()
         self._pump.join()  # the children are gone: its reads end, and it queues nothing more
         for pipe in self._pipes:
             pipe.close()

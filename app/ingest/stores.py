@@ -205,13 +205,16 @@ _STAGE_VECTORS = text(
     " WHERE a.article_id = s.article_id AND a.content_hash = s.content_hash)"
 )
 
+# Tells migration 0005's trigger that this transaction's rows bring their own vectors.
+_VECTORS_GIVEN = text("SET LOCAL corpus.search_vectors_given = 'on'")
+
 
 class PostgresStore:
     """COPY a batch into a temporary staging table, compute its search vectors there, then,
     under the write lock, one INSERT ... SELECT ... ON CONFLICT.
 
-    `stage` needs no lock, so two connections can stage (and tokenise) one batch each while
-    a third batch is written (app/ingest/writer.py). The staging table takes its columns
+    `stage` needs no lock, so one connection can stage (and tokenise) a batch while another
+    writes the batch before it (app/ingest/writer.py). The staging table takes its columns
     from the model; it lives as long as the connection and empties itself at each commit.
     """
 
@@ -258,6 +261,7 @@ class PostgresStore:
     def write_staged(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts:
         """Under the write lock: number and write the staged rows that are new or changed."""
         take_write_lock(connection)
+        connection.execute(_VECTORS_GIVEN)  # the trigger keeps ours (migration 0005)
         revision = last_revision(connection)
         upsert_sources(connection, {r.source_id: None for r in batch})
         article, stage = self.target, self.stage_table

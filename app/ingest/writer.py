@@ -13,6 +13,7 @@ connections taking turns); the SQL that writes one lives in app/ingest/stores.py
 """
 
 import sqlite3
+import sys
 import threading
 import time
 from collections import deque
@@ -120,7 +121,8 @@ def _write_postgres(engine: Engine, batches: Batches) -> Iterator[BatchCounts]:
     Staging (COPY, then the search vectors, ~300 µs an article) needs no lock; writing does,
     and batches write and commit in input order (`_Turns`), so revisions and last-one-wins
     duplicates come out as one connection would leave them. A failed batch stops the ones
-    after it before they write.
+    after it before they write; the ones before it still commit. When reading fails, the
+    batches already read are written before the error is raised, as one connection would.
     """
     with ExitStack() as stack:
         lanes = []
@@ -131,8 +133,17 @@ def _write_postgres(engine: Engine, batches: Batches) -> Iterator[BatchCounts]:
         pool = stack.enter_context(ThreadPoolExecutor(PG_LANES, "ingest-writer"))
         turns = _Turns()
         pending: deque[tuple[Future[BatchCounts], BatchCounts]] = deque()
+        numbered = enumerate(batches)
+        reading_failed: Exception | None = None
         try:
-            for number, (kept, dupes) in enumerate(batches):
+            while True:
+                try:
+                    number, (kept, dupes) = next(numbered)
+                except StopIteration:
+                    break
+                except Exception as exc:  # noqa: BLE001 - raised below, after the writes
+                    reading_failed = exc
+                    break
                 if len(pending) == PG_LANES:  # the lane this batch needs is busy until then
                     future, earlier = pending.popleft()
                     yield future.result() + earlier
@@ -142,27 +153,31 @@ def _write_postgres(engine: Engine, batches: Batches) -> Iterator[BatchCounts]:
             while pending:
                 future, earlier = pending.popleft()
                 yield future.result() + earlier
+            if reading_failed is not None:
+                raise reading_failed
         except BaseException:
-            turns.abort()  # a batch waiting for its turn gives up instead of waiting forever
+            # Stopped from outside (or by a failed batch, already raised): batches waiting
+            # for their turn give up instead of waiting forever.
+            turns.stop_after(-1)
             raise
 
 
 class _Aborted(Exception):
-    """An earlier batch failed: this one must not be written after it."""
+    """An earlier batch failed, or the load was stopped: this one must not be written."""
 
 
 class _Turns:
-    """Batch n writes only after batch n-1 has committed."""
+    """Batch n writes only after batch n-1 has committed, and not after a failure before it."""
 
     def __init__(self) -> None:
         self._next = 0
-        self._aborted = False
+        self._last_allowed = sys.maxsize
         self._changed = threading.Condition()
 
     def wait(self, number: int) -> None:
         with self._changed:
-            self._changed.wait_for(lambda: self._aborted or self._next == number)
-            if self._aborted:
+            self._changed.wait_for(lambda: number > self._last_allowed or self._next == number)
+            if number > self._last_allowed:
                 raise _Aborted
 
     def done(self, number: int) -> None:
@@ -170,9 +185,10 @@ class _Turns:
             self._next = number + 1
             self._changed.notify_all()
 
-    def abort(self) -> None:
+    def stop_after(self, number: int) -> None:
+        """Batches after `number` give up; those up to it still write in their turn."""
         with self._changed:
-            self._aborted = True
+            self._last_allowed = min(self._last_allowed, number)
             self._changed.notify_all()
 
 
@@ -199,7 +215,7 @@ def _write_in_turn(
                 time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
     except BaseException:
-        turns.abort()
+        turns.stop_after(number - 1)  # an earlier batch still staging may yet write
         raise
 
 

@@ -5,8 +5,10 @@ ingest's write lock, one batch at a time: to_tsvector is ~300 µs of a ~3 KB art
 of a load's time, and nothing else could run beside it. As a plain column, the loader
 computes vectors in its staging table before it takes the lock, on two connections at
 once (app/ingest/stores.py). A BEFORE INSERT OR UPDATE trigger keeps every other writer
-right, as the generated column did: it fills the vector when a row comes without one, and
-recomputes it when the title or body changes and the vector does not.
+right, as the generated column did: it derives the vector from the text on every insert,
+and on every update that touches the text or the vector. Only a transaction that says it
+brings its own vectors (`SET LOCAL corpus.search_vectors_given = 'on'`: the loader) is
+trusted with them, and even then a row without one gets it computed.
 
 Revision ID: 0005
 Revises: 0004
@@ -31,9 +33,10 @@ FUNCTION = f"""
 CREATE FUNCTION article_search_vector() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF NEW.search_vector IS NULL
-     OR (TG_OP = 'UPDATE'
-         AND (NEW.title, NEW.content) IS DISTINCT FROM (OLD.title, OLD.content)
-         AND NEW.search_vector IS NOT DISTINCT FROM OLD.search_vector) THEN
+     OR (coalesce(current_setting('corpus.search_vectors_given', true), '') <> 'on'
+         AND (TG_OP = 'INSERT'
+              OR (NEW.title, NEW.content) IS DISTINCT FROM (OLD.title, OLD.content)
+              OR NEW.search_vector IS DISTINCT FROM OLD.search_vector)) THEN
     NEW.search_vector := {PG_VECTOR.format(row="NEW.")};
   END IF;
   RETURN NEW;
@@ -73,3 +76,8 @@ def downgrade() -> None:
     if compression.scalar() == "l":
         op.execute("ALTER TABLE article ALTER COLUMN search_vector SET COMPRESSION lz4")
     op.execute("CREATE INDEX ix_article_search_vector ON article USING gin (search_vector)")
+    # A load killed while it deferred the title index leaves it missing; code before this
+    # revision repairs only SQLite's.
+    op.execute(
+        "CREATE INDEX IF NOT EXISTS ix_article_title_article_id ON article (title, article_id)"
+    )
