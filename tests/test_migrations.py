@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from app import models
-from app.db import SQLITE_PAGE_SIZE, downgrade, make_engine, migrate
+from app.db import SQLITE_PAGE_SIZE, backend, downgrade, make_engine, migrate
 from app.settings import Settings
 
 
@@ -126,10 +126,9 @@ def test_0004_compresses_large_postgresql_values_with_lz4(database_url: str) -> 
     from app.ingest.stores import PostgresStore
     from tests.factories import add_articles, record
 
-    engine = make_engine(Settings(database_url=database_url), pooled=False)
-    if engine.dialect.name != "postgresql":
-        engine.dispose()
+    if backend(database_url) != "postgresql":
         pytest.skip("SQLite does not compress values")
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
     listed = text(
         "SELECT attname, attcompression FROM pg_attribute"
         " WHERE attrelid = CAST(:table AS regclass) AND attname = ANY(:names)"
@@ -169,10 +168,9 @@ def test_0005_keeps_vectors_and_its_downgrade_makes_the_column_generated_again(
 
     from tests.factories import add_articles, record
 
-    engine = make_engine(Settings(database_url=database_url), pooled=False)
-    if engine.dialect.name != "postgresql":
-        engine.dispose()
+    if backend(database_url) != "postgresql":
         pytest.skip("PostgreSQL's search vector")
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
     state = text(
         "SELECT attgenerated FROM pg_attribute"
         " WHERE attrelid = 'article'::regclass AND attname = 'search_vector'"

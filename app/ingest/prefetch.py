@@ -257,9 +257,12 @@ def _send_frames(
     records: list[tuple[Any, ...]] = []
     position = 0  # records read so far: the same count in every child
 
+    def add(reject: Reject) -> None:
+        rejects.append((reject.path, reject.line, reject.reason, reject.raw, reject.index))
+
     def keep(reject: Reject) -> None:
         if slicing.ours(position):  # met before the record at `position`: its slice
-            rejects.append((reject.path, reject.line, reject.reason, reject.raw, reject.index))
+            add(reject)
 
     counted = MappedReads(files, field_map, keep)
     try:
@@ -268,10 +271,7 @@ def _send_frames(
             if slicing.ours(position):
                 result = check(item)
                 if isinstance(result, str):
-                    reject = rejected(item, result)
-                    rejects.append(
-                        (reject.path, reject.line, reject.reason, reject.raw, reject.index)
-                    )
+                    add(rejected(item, result))
                 else:
                     records.append(tuple(result))  # marshal takes plain tuples only
                 if slicing.ends_slice(position):

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from functools import partial
@@ -200,20 +200,17 @@ def _write_in_turn(
     turns: _Turns,
 ) -> BatchCounts:
     """Stage `batch` at once, write it in its turn; on failure, stop the batches after it."""
+
+    def attempt() -> BatchCounts:
+        with connection.begin():
+            store.stage(connection, batch)
+            turns.wait(number)
+            counts = store.write_staged(connection, batch)
+        turns.done(number)  # committed
+        return counts
+
     try:
-        for attempt in range(RETRIES):
-            try:
-                with connection.begin():
-                    store.stage(connection, batch)
-                    turns.wait(number)
-                    counts = store.write_staged(connection, batch)
-                turns.done(number)  # committed
-                return counts
-            except DBAPIError as exc:
-                if not _is_retryable(exc) or attempt == RETRIES - 1:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")
+        return _retrying(attempt)
     except BaseException:
         turns.stop_after(number - 1)  # an earlier batch still staging may yet write
         raise
@@ -222,14 +219,22 @@ def _write_in_turn(
 def _write_with_retries(
     connection: Connection, store: Store, batch: Sequence[ArticleIn]
 ) -> BatchCounts:
-    for attempt in range(RETRIES):
+    def attempt() -> BatchCounts:
+        with connection.begin():
+            return store.write(connection, batch)
+
+    return _retrying(attempt)
+
+
+def _retrying(attempt: Callable[[], T]) -> T:
+    """`attempt()` (one transaction), again after a deadlock or a busy database."""
+    for number in range(RETRIES):
         try:
-            with connection.begin():
-                return store.write(connection, batch)
+            return attempt()
         except DBAPIError as exc:
-            if not _is_retryable(exc) or attempt == RETRIES - 1:
+            if not _is_retryable(exc) or number == RETRIES - 1:
                 raise
-            time.sleep(0.05 * (attempt + 1))
+            time.sleep(0.05 * (number + 1))
     raise AssertionError("unreachable")
 
 
