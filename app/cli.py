@@ -23,6 +23,8 @@ from app.ingest.progress import Progress
 from app.ingest.records import Reject
 from app.queries.articles import ArticleFilter
 from app.queries.export import Format, export_chunks
+from app.search import sync
+from app.search.index import SearchIndex, index_path
 from app.settings import Settings
 
 EXIT_REJECTS = 1
@@ -46,8 +48,24 @@ DatabaseUrl = Annotated[
 ]
 
 
-def _settings(database_url: str | None) -> Settings:
-    return Settings(database_url=database_url) if database_url else Settings()
+IndexDir = Annotated[
+    str | None,
+    typer.Option(
+        "--index-dir",
+        help="Search index folder; overrides CORPUS_INDEX_DIR. Default: derived from the "
+        "database (beside a SQLite file; under data/index/ for PostgreSQL).",
+        show_default=False,
+    ),
+]
+
+
+def _settings(database_url: str | None, index_dir: str | None = None) -> Settings:
+    given: dict[str, str] = {}
+    if database_url:
+        given["database_url"] = database_url
+    if index_dir:
+        given["index_dir"] = index_dir
+    return Settings(**given)  # type: ignore[arg-type]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -143,14 +161,16 @@ def ingest_command(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    index_dir: IndexDir = None,
 ) -> None:
     """Load article records (JSON, JSON arrays, JSON Lines, CSV, gzipped, double-encoded).
 
-    Shows progress on stderr (a bar on a terminal, a line every 10 s otherwise).
+    Shows progress on stderr (a bar on a terminal, a line every 10 s otherwise). Then
+    brings the search index up to date, unless a running server follows it already.
     """
     _quiet_driver_logs()
     mapping = _field_map(field_map or [])
-    settings = _settings(database_url)
+    settings = _settings(database_url, index_dir)
     progress = None if quiet else Progress(sys.stderr, tty=sys.stderr.isatty())
     try:
         rejects_file = _RejectsFile(rejects) if rejects else None
@@ -186,6 +206,9 @@ def ingest_command(
             on_progress=progress.update if progress is not None else _no_progress,
             on_phase=phase,
         )
+        if not dry_run:
+            phase("updating the search index")
+            sync.catch_up(settings, engine)
     except SQLAlchemyError as exc:
         raise _fail(_db_error(exc)) from None
     except ChildProcessError as exc:  # the reader process failed (app/ingest/prefetch.py)
@@ -255,6 +278,7 @@ def _stdout() -> Iterator[BinaryIO]:
 @cli.command("serve")
 def serve_command(
     database_url: DatabaseUrl = None,
+    index_dir: IndexDir = None,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
@@ -263,9 +287,11 @@ def serve_command(
     """Serve the API with uvicorn (docs at /docs)."""
     import uvicorn
 
-    settings = _settings(database_url)
+    settings = _settings(database_url, index_dir)
     # Workers are fresh processes that build Settings from the environment.
     os.environ["CORPUS_DATABASE_URL"] = settings.database_url
+    if settings.index_dir:
+        os.environ["CORPUS_INDEX_DIR"] = settings.index_dir
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -290,6 +316,66 @@ def synth_command(
 
     written = synth.write(output, count, seed=seed, first_id=first_id)
     typer.echo(f"wrote {count} articles ({written / 1e6:.1f} MB) to {output}", err=True)
+
+
+index_cli = typer.Typer(help="The search index: status and rebuild.", no_args_is_help=True)
+cli.add_typer(index_cli, name="index")
+
+
+@index_cli.command("status")
+def index_status_command(
+    database_url: DatabaseUrl = None,
+    index_dir: IndexDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
+) -> None:
+    """The index's revision against the database's, the lag between them, and its size."""
+    settings = _settings(database_url, index_dir)
+    engine = make_engine(settings, pooled=False)
+    path = index_path(settings)
+    try:
+        database_revision = sync.newest_revision(engine)
+        database_id = sync.database_id(engine)
+    except SQLAlchemyError as exc:
+        raise _fail(_db_error(exc)) from None
+    finally:
+        engine.dispose()
+    index = SearchIndex.open(path)
+    meta = index.meta() if index is not None else None
+    state = "missing" if index is None else "ready"
+    if meta is not None and meta.database_id != database_id:
+        state = "another database's"
+    revision = meta.revision if meta is not None else 0
+    status = {
+        "path": str(path),
+        "state": state,
+        "revision": revision,
+        "database_revision": database_revision,
+        "lag": max(0, database_revision - revision),
+        "size_bytes": index.size_bytes() if index is not None else 0,
+    }
+    if as_json:
+        sys.stdout.write(orjson.dumps(status).decode() + "\n")
+        return
+    for key, value in status.items():
+        typer.echo(f"{key}: {value}")
+
+
+@index_cli.command("rebuild")
+def index_rebuild_command(database_url: DatabaseUrl = None, index_dir: IndexDir = None) -> None:
+    """Build the index again from the database (waits for a running follower to let go)."""
+    settings = _settings(database_url, index_dir)
+    engine = make_engine(settings.model_copy(update={"statement_timeout_ms": 0}), pooled=False)
+    lock = sync.FollowerLock(index_path(settings))
+    typer.echo(f"waiting for the index lock ({lock.path})", err=True)
+    lock.acquire(blocking=True)
+    try:
+        revision = sync.rebuild_or_follow(settings, engine, rebuild=True)
+    except SQLAlchemyError as exc:
+        raise _fail(_db_error(exc)) from None
+    finally:
+        lock.release()
+        engine.dispose()
+    typer.echo(f"search index rebuilt at revision {revision}", err=True)
 
 
 def main() -> None:

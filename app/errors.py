@@ -7,6 +7,7 @@ and `app/api/problems.py` alone turns them into HTTP problem bodies.
     │                                  made for another filter or sort
     ├── InvalidParameter         (422) a parameter that parses but cannot be honoured
     └── ServiceUnavailable       (503) the database cannot be reached or is saturated
+        └── SearchIndexBuilding  (503) the search index has not caught up since start
 """
 
 from typing import ClassVar
@@ -40,3 +41,7 @@ class InvalidParameter(CorpusError):
 
 class ServiceUnavailable(CorpusError):
     status, title, slug = 503, "Service unavailable", "service-unavailable"
+
+
+class SearchIndexBuilding(ServiceUnavailable):
+    title, slug = "Search index building", "search-index-building"

@@ -20,6 +20,7 @@ from app.api.limits import RequestLimitsMiddleware
 from app.api.request_id import REQUEST_ID_HEADER, RequestIdMiddleware
 from app.api.shedding import Gate, LoadSheddingMiddleware
 from app.db import make_engine
+from app.search.sync import Follower
 from app.settings import Settings
 
 API_VERSION = "1.0.0"
@@ -56,9 +57,13 @@ def create_app(settings: Settings | None = None) -> CorpusAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(settings)
+        # Each worker follows the search index; one per folder writes it (app/search/sync.py).
+        app.state.follower = Follower(settings, app.state.engine)
+        app.state.follower.start()
         try:
             yield
         finally:
+            app.state.follower.stop()
             app.state.engine.dispose()
 
     app = CorpusAPI(

@@ -18,16 +18,15 @@ SQLModel.metadata.naming_convention = {
 }
 metadata: MetaData = SQLModel.metadata
 
-# Backend-specific objects that revisions create by hand (0002: the SQLite FTS5 table and
-# its triggers, PostgreSQL's tsvector column and GIN index; 0005: the trigger that keeps
-# that column); autogenerate skips them.
+# Backend-specific objects that revisions create by hand (0002's FTS5 table and tsvector,
+# dropped again by 0006 in favour of the tantivy index); autogenerate skips them, so a
+# schema at an older revision still compares clean.
 FTS_TABLE = "article_fts"
-SEARCH_VECTOR = "search_vector"
 MANUAL_OBJECTS: frozenset[str] = frozenset(
     {
         FTS_TABLE,
         *(f"{FTS_TABLE}_{suffix}" for suffix in ("data", "idx", "docsize", "config", "content")),
-        SEARCH_VECTOR,
+        "search_vector",
         "ix_article_search_vector",
     }
 )
@@ -84,6 +83,19 @@ class Article(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=Column("updated_at", UTCDateTime, nullable=False))
 
 
+class CorpusMeta(SQLModel, table=True):
+    """Facts about this database itself, set by migrations: `database_id` names it, so a
+    search index built from another database is never served (app/search/index.py)."""
+
+    __tablename__ = "corpus_meta"
+
+    key: str = Field(sa_column=Column("key", Text, primary_key=True))
+    value: str = Field(sa_column=Column("value", Text, nullable=False))
+
+
+DATABASE_ID_KEY = "database_id"
+
 # Core views of the tables, for SQL built without the ORM (bulk writes, keyset pages).
 article_table: Table = Article.__table__  # type: ignore[attr-defined]
 source_table: Table = Source.__table__  # type: ignore[attr-defined]
+meta_table: Table = CorpusMeta.__table__  # type: ignore[attr-defined]

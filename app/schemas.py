@@ -134,8 +134,31 @@ class Problem(BaseModel):
     )
 
 
+class IndexState(BaseModel):
+    """How far this process's search index has followed the database."""
+
+    model_config = ConfigDict(title="IndexState")
+
+    state: str = Field(
+        description="`ready`, or `building` until it first catches up.", examples=["ready"]
+    )
+    revision: int = Field(description="The newest revision the index has applied.")
+    database_revision: int = Field(description="The database's newest revision, last seen.")
+    writer: bool = Field(description="Whether this process writes the index (holds its lock).")
+
+
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
+
+
+class Readiness(Health):
+    """The database answers; and how far the search index has got."""
+
+    model_config = ConfigDict(title="Readiness")
+
+    search_index: IndexState | None = Field(
+        default=None, description="The search index's state (null: this process has none)."
+    )
 
 
 class ArticleChange(Article):

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     # with Retry-After after queue_timeout_s. Default: the pool's size plus its overflow.
     max_concurrent_requests: int | None = Field(default=None, ge=1)
     queue_timeout_s: float = Field(default=2.0, gt=0)
+    # The search index (app/search/): its folder, derived from the database when unset;
+    # where PostgreSQL databases' folders go; and how often a server looks for new writes.
+    index_dir: str | None = None
+    index_root: str = "data/index"
+    index_poll_s: float = Field(default=0.5, gt=0)
     # Plain list pages and details skip FastAPI's per-request machinery (app/api/fastpath.py).
     # Off, every request goes through FastAPI: the same responses, more CPU per request.
     fast_reads: bool = True

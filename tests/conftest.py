@@ -7,19 +7,23 @@ file copy; PostgreSQL: CREATE DATABASE ... TEMPLATE), so tests never see each ot
 import os
 import shutil
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import backend, make_engine, migrate
 from app.main import create_app
+from app.search.sync import newest_revision
 from app.settings import Settings
 
 # Normalised like any URL we accept: a bare postgresql:// URL gets the psycopg driver.
@@ -66,6 +70,20 @@ def pytest_report_header() -> list[str]:
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def index_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """PostgreSQL databases' search indexes go under a temporary folder, not ./data/index
+    (SQLite's sit beside their file, already temporary). Live servers inherit it."""
+    root = tmp_path_factory.mktemp("index")
+    previous = os.environ.get("CORPUS_INDEX_ROOT")
+    os.environ["CORPUS_INDEX_ROOT"] = str(root)
+    yield root
+    if previous is None:
+        os.environ.pop("CORPUS_INDEX_ROOT", None)
+    else:
+        os.environ["CORPUS_INDEX_ROOT"] = previous
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -125,9 +143,50 @@ def db_backend(database_url: str) -> str:
     return backend(database_url)
 
 
+# Tests write and then search at once: the follower looks for new writes this often.
+TEST_INDEX_POLL_S = 0.02
+
+
+async def index_caught_up(app: FastAPI, timeout_s: float = 20.0) -> None:
+    """Wait until the app's search index has applied every write committed so far."""
+    follower = app.state.follower
+    try:
+        target = newest_revision(app.state.engine)
+    except SQLAlchemyError:
+        return  # tests of an unreachable database: there is nothing to catch up with
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = follower.status()
+        if status.ready and status.index_revision >= target:
+            return
+        assert time.monotonic() < deadline, f"the search index did not catch up: {status}"
+        await anyio.sleep(TEST_INDEX_POLL_S)
+
+
+async def search_caught_up(client: httpx.AsyncClient, database_url: str) -> None:
+    """Wait until the client's server has indexed every write committed so far: a search
+    sees a write within a poll interval, not at once."""
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    try:
+        target = newest_revision(engine)
+    finally:
+        engine.dispose()
+    deadline = time.monotonic() + 20.0
+    while True:
+        ready = (await client.get("/readyz")).json()
+        index = ready.get("search_index") or {}
+        if index.get("state") == "ready" and index.get("revision", -1) >= target:
+            return
+        assert time.monotonic() < deadline, f"the search index did not catch up: {ready}"
+        await anyio.sleep(TEST_INDEX_POLL_S)
+
+
 async def make_client(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    settings.setdefault("index_poll_s", TEST_INDEX_POLL_S)
     app = create_app(Settings(database_url=database_url, **settings))
     async with app.router.lifespan_context(app):
+        await index_caught_up(app)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
@@ -136,6 +195,7 @@ async def make_client(database_url: str, **settings: Any) -> AsyncIterator[httpx
 async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """As uvicorn serves `app`: an unexpected error is the app's 500, not an exception."""
     async with app.router.lifespan_context(app):
+        await index_caught_up(app)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client

@@ -23,7 +23,7 @@ from app.api.limits import MAX_QUERY_BYTES
 from app.db import backend, make_engine
 from app.queries import cursor as cursors
 from app.settings import Settings
-from tests.conftest import clone, drop, make_client
+from tests.conftest import clone, drop, make_client, search_caught_up
 from tests.factories import add_articles, record
 
 pytestmark = pytest.mark.anyio
@@ -467,6 +467,7 @@ async def test_search_and_counts_follow_a_reingest(
     engine = make_engine(Settings(database_url=database_url), pooled=False)
     try:
         add_articles(engine, [record(1, title="First", content="walrus walrus")])
+        await search_caught_up(client, database_url)
         first = await get(client, "/v1/articles", q="walrus", count="exact")
         assert (ids(first["items"]), first["total"]) == ([1], 1)
         add_articles(
@@ -478,6 +479,7 @@ async def test_search_and_counts_follow_a_reingest(
         )
     finally:
         engine.dispose()
+    await search_caught_up(client, database_url)
     again = await get(client, "/v1/articles", q="walrus", count="exact")
     assert (ids(again["items"]), again["total"]) == ([2], 1)
     narwhal = await get(client, "/v1/articles", q="narwhal")
@@ -503,18 +505,22 @@ async def test_a_signed_cursor_with_an_impossible_key_is_400(
 
 
 async def test_a_write_shows_through_a_kept_search(
-    client: httpx.AsyncClient, engine: Engine
+    client: httpx.AsyncClient, engine: Engine, database_url: str
 ) -> None:
-    """Search replies are kept per data revision: every write must show in the next one."""
+    """Search replies are kept per data and index revision: every write shows in the next
+    reply once the index has it."""
     params = {"q": "walrus", "count": "exact", "facet": "source_id"}
     add_articles(engine, [record(1, source_id=1, title="Walrus one", content="a walrus")])
+    await search_caught_up(client, database_url)
     first = await client.get("/v1/articles", params=params)
     assert first.json()["total"] == 1
     assert (await client.get("/v1/articles", params=params)).content == first.content
     add_articles(engine, [record(2, source_id=2, title="Two", content="walrus walrus")])
+    await search_caught_up(client, database_url)
     second = await get(client, "/v1/articles", **params)
     assert (second["total"], sorted(ids(second["items"]))) == (2, [1, 2])
     assert second["facets"]["source_id"] == [{"value": 1, "count": 1}, {"value": 2, "count": 1}]
     add_articles(engine, [record(1, source_id=1, title="Seal", content="a seal")])  # an update
+    await search_caught_up(client, database_url)
     third = await get(client, "/v1/articles", **params)
     assert (third["total"], ids(third["items"])) == (1, [2])

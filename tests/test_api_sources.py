@@ -57,7 +57,12 @@ async def test_source_articles_walk_matches_the_filter(seeded: httpx.AsyncClient
 async def test_health_and_readiness(seeded: httpx.AsyncClient) -> None:
     assert (await seeded.get("/healthz")).json() == {"status": "ok"}
     ready = await seeded.get("/readyz")
-    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["status"] == "ready"
+    index = body["search_index"]
+    assert index["state"] == "ready"
+    assert index["revision"] == index["database_revision"] > 0
 
 
 async def test_readiness_is_503_when_the_database_is_unreachable() -> None:

@@ -3,7 +3,7 @@
 import pytest
 
 from app.queries.cache import RevisionCache
-from app.queries.search import Phrase, SearchQuery, fts_match, highlight, parse
+from app.queries.search import Phrase, SearchQuery, highlight, parse
 
 
 def p(*words: str) -> Phrase:
@@ -47,12 +47,10 @@ def test_text_without_words_matches_nothing(q: str) -> None:
     assert query.matches_nothing
 
 
-def test_fts_match_quotes_every_phrase() -> None:
+def test_and_and_not_are_plain_words() -> None:
     query = parse('syria OR iraq "islamic state" -video AND NOT')
     assert query is not None
-    assert fts_match(query) == (
-        '(("syria" OR "iraq") AND ("islamic state") AND ("and") AND ("not")) NOT ("video")'
-    )
+    assert query.canonical() == '"syria" OR "iraq" "islamic state" "and" "not" -"video"'
 
 
 def test_equivalent_queries_share_a_canonical_form() -> None:

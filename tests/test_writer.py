@@ -1,6 +1,5 @@
-"""The writer's ordering promises across batches, and PostgreSQL's search vectors, which the
-loader computes itself (two connections taking turns) and a trigger computes for anyone else.
-"""
+"""The writer's ordering promises across batches: revisions in order, nothing after a failed
+batch, everything before it."""
 
 import time
 from collections.abc import Iterator
@@ -14,9 +13,8 @@ from sqlalchemy.exc import DBAPIError
 from app import models
 from app.ingest.pipeline import ingest
 from app.ingest.records import ArticleIn
-from app.ingest.stores import SEARCH_VECTOR_SQL
 from app.ingest.writer import BatchCounts, write_batches
-from tests.factories import add_articles, article_in, record
+from tests.factories import article_in, record
 from tests.test_ingest import write_jsonl
 
 
@@ -73,48 +71,11 @@ def test_a_failing_batch_stops_the_batches_after_it(engine: Engine) -> None:
     assert sorted(_stored(engine)) == [1, 2, 3, 4]  # nothing after the failed batch
 
 
-def test_loaded_search_vectors_are_what_the_trigger_computes(
-    engine: Engine, tmp_path: Path
-) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's search vector")
-    records = [
-        record(1, title="Running dogs", content="The geese were flying south. " * 30),
-        record(2, title="Naïve café", content="Crème brûlée, déjà vu. " * 40),
-    ]
-    ingest([write_jsonl(tmp_path / "a.jsonl", records)], engine, on_reject=print)
-    add_articles(engine, [record(3, title="Running dogs", content=records[0]["content"])])
-    expression = SEARCH_VECTOR_SQL.format(row="")
-    with engine.connect() as c:
-        found = c.execute(
-            text(f"SELECT article_id, search_vector::text, ({expression})::text FROM article")  # noqa: S608 - constants
-        ).all()
-    vectors = {i: (stored, fresh) for i, stored, fresh in found}
-    assert all(stored == fresh for stored, fresh in vectors.values())
-    assert "'run':1A" in vectors[1][0]
-    assert vectors[1][0] == vectors[3][0]  # loaded by the writer, or added by plain INSERT
-
-
-def test_the_trigger_recomputes_a_vector_when_other_writers_change_the_text(
-    engine: Engine,
-) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's search vector")
-    add_articles(engine, [record(1, title="alpha", content="beta gamma")])
-    with engine.begin() as c:
-        c.execute(text("UPDATE article SET title = 'delta' WHERE article_id = 1"))
-        after_title = c.execute(text("SELECT search_vector::text FROM article")).scalar_one()
-        c.execute(text("UPDATE article SET word_count = 7 WHERE article_id = 1"))
-        after_other = c.execute(text("SELECT search_vector::text FROM article")).scalar_one()
-    assert after_title == "'beta':2B 'delta':1A 'gamma':3B"
-    assert after_other == after_title
-
-
 def test_a_batch_that_fails_while_staging_leaves_the_batch_before_it_written(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if engine.dialect.name != "postgresql":
-        pytest.skip("the PostgreSQL writer's two connections")
+        pytest.skip("the PostgreSQL writer's staging")
     from app.ingest import stores
 
     real_stage = stores.PostgresStore.stage
@@ -149,39 +110,20 @@ def test_a_reading_error_comes_after_the_batches_read_before_it_are_written(
     assert sum(c.inserted for c in written) == 4
 
 
-def test_the_trigger_derives_vectors_from_the_text_for_other_writers(engine: Engine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's search vector")
-    add_articles(engine, [record(1, title="alpha", content="beta")])
-    upsert = text(
-        "INSERT INTO article (article_id, source_id, title, content, content_hash, word_count,"
-        " excerpt, revision, ingested_at, updated_at, search_vector)"
-        " SELECT article_id, source_id, 'zulu', content, 'other', word_count, excerpt,"
-        " revision + 1, ingested_at, updated_at, to_tsvector('simple', 'bogus')"
-        " FROM article WHERE article_id = 1"
-        " ON CONFLICT (article_id) DO UPDATE SET title = 'alpha',"
-        " search_vector = EXCLUDED.search_vector"
-    )
-    with engine.begin() as c:
-        c.execute(upsert)  # a vector from another row's text, or made up: not kept
-        vector = c.execute(text("SELECT search_vector::text FROM article")).scalar_one()
-    assert vector == "'alpha':1A 'beta':2B"
-
-
 def test_suspend_gives_up_when_readers_hold_the_table_and_the_load_keeps_its_indexes(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite's DDL waits on its own busy timeout")
-    from app.ingest import search_index
+    from app.ingest import indexes
 
-    monkeypatch.setattr(search_index, "SUSPEND_LOCK_WAIT_MS", 100)
+    monkeypatch.setattr(indexes, "SUSPEND_LOCK_WAIT_MS", 100)
     path = write_jsonl(tmp_path / "a.jsonl", [record(i) for i in range(1, 30)])
     with engine.connect() as reader:
         reader.execute(text("SELECT count(*) FROM article"))  # holds ACCESS SHARE till rollback
-        assert search_index.suspend(engine) is False
+        assert indexes.suspend(engine) is False
         summary = ingest([path], engine, on_reject=print, child_reader=False)
         reader.rollback()
     assert summary.inserted == 29
     with engine.connect() as c:
-        assert search_index.missing_indexes(c) == []
+        assert indexes.missing_indexes(c) == []

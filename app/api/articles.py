@@ -17,6 +17,7 @@ from app.api.deps import (
     SessionDep,
     SettingsDep,
     SourceIds,
+    search_index,
 )
 from app.api.pagination import link_header, page_links
 from app.api.problems import PROBLEM_RESPONSES
@@ -74,7 +75,8 @@ async def page_reply(
             session, _build_page, request, session, settings, cache, options, flt
         )
     query = request.scope["query_string"].decode("latin-1")
-    key = f"page:{request.scope['path']}?{query}"
+    index_revision = _searched_revision(request, flt)
+    key = f"page:{index_revision}:{request.scope['path']}?{query}"
     revision = await run_db_short(session, newest_revision, session)
     hit = cache.get(key, revision)
     if isinstance(hit, tuple):
@@ -84,6 +86,15 @@ async def page_reply(
     )
     cache.put(key, revision, (body, link), weight=1 + len(body) // BYTES_PER_WEIGHT)
     return body, link
+
+
+def _searched_revision(request: Request, flt: ArticleFilter) -> int:
+    """The revision the search index has applied, for a page that searches (else 0): a kept
+    reply is valid for one state of the database and of the index together."""
+    if flt.search is None or flt.search.matches_nothing:
+        return 0
+    follower = getattr(request.app.state, "follower", None)
+    return follower.status().index_revision if follower is not None else 0
 
 
 def _page_response(body: bytes, link: str | None) -> Response:
@@ -119,6 +130,10 @@ def _build_page(
             expected_fingerprint=fingerprint,
             key_arity=article_queries.key_arity(sort),
         )
+    query = flt.search
+    index = None
+    if query is not None and not query.matches_nothing:
+        index = search_index(request.app.state)
     page = article_queries.list_articles(
         session,
         flt,
@@ -127,8 +142,9 @@ def _build_page(
         cursor=given,
         content=options.content,
         cache=cache,
+        index=index,
     )
-    total = counts.total(session, flt, options.count, cache)
+    total = counts.total(session, flt, options.count, cache, index)
     next_url, prev_url = page_links(request, page, given, fingerprint, settings.cursor_secret)
     body: dict[str, Any] = {
         "items": _project(page.rows, options.fields),
@@ -138,7 +154,7 @@ def _build_page(
         "total_is_exact": total.is_exact,
     }
     if options.facets:
-        body["facets"] = counts.facets(session, flt, options.facets, cache)
+        body["facets"] = counts.facets(session, flt, options.facets, cache, index)
     return orjson.dumps(body), link_header(next_url, prev_url)
 
 

@@ -13,11 +13,13 @@ from sqlmodel import Session
 from starlette.datastructures import State
 
 from app.api.calls import in_thread
-from app.errors import InvalidParameter
+from app.errors import InvalidParameter, SearchIndexBuilding, ServiceUnavailable
 from app.queries.articles import ArticleFilter, Content, Sort
 from app.queries.cache import RevisionCache
 from app.queries.counts import CountMode, Facet
 from app.queries.search import MAX_QUERY_CHARS
+from app.search.index import SearchIndex
+from app.search.sync import Follower
 from app.settings import Settings
 
 MAX_ID = 2**63 - 1
@@ -259,3 +261,18 @@ async def get_search_cache(request: Request) -> RevisionCache:
 
 
 CacheDep = Annotated[RevisionCache, Depends(get_search_cache)]
+
+
+def search_index(state: State) -> SearchIndex:
+    """The index searches read, once it has caught up with the database as it was when
+    this process started; until then SearchIndexBuilding, saying how far it has got."""
+    follower: Follower | None = getattr(state, "follower", None)
+    if follower is None:
+        raise ServiceUnavailable("Search is not available: this process follows no index.")
+    status = follower.status()
+    if not status.ready or follower.index is None:
+        raise SearchIndexBuilding(
+            f"The search index is being built: revision {status.index_revision} of "
+            f"{status.database_revision}; retry shortly."
+        )
+    return follower.index

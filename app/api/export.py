@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from starlette.responses import StreamingResponse
 
-from app.api.deps import IdMax, IdMin, IdsParam, Q, SourceIds, parse_ids
+from app.api.deps import IdMax, IdMin, IdsParam, Q, SourceIds, parse_ids, search_index
 from app.api.problems import PROBLEM_RESPONSES
 from app.queries.articles import ArticleFilter
 from app.queries.export import MEDIA_TYPES, Format, export_chunks
@@ -23,9 +23,13 @@ def _stream(
     flt = ArticleFilter(
         source_ids=tuple(source_id), id_min=id_min, id_max=id_max, ids=parse_ids(ids), q=q
     )
+    query = flt.search
+    index = None
+    if query is not None and not query.matches_nothing:
+        index = search_index(request.app.state)
     # The generator opens its own connection: the request's session would be returned to
     # the pool before the body is sent.
-    chunks = export_chunks(request.app.state.engine, flt, fmt)
+    chunks = export_chunks(request.app.state.engine, flt, fmt, index=index)
     filename = f"articles.{fmt.value}"
     return StreamingResponse(
         chunks,

@@ -1,6 +1,6 @@
 """Liveness and readiness probes for orchestrators and load balancers."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy import text
 from starlette.responses import Response
 
@@ -9,6 +9,7 @@ from app.api.calls import run_db
 from app.api.deps import SessionDep
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.responses import json_response
+from app.search.sync import Follower
 
 router = APIRouter(tags=["health"])
 # Never cached: a probe must see the process and the database as they are now.
@@ -24,10 +25,21 @@ async def healthz() -> Response:
 @router.get(
     "/readyz",
     operation_id="get_readiness",
-    response_model=schemas.Health,
+    response_model=schemas.Readiness,
     responses={503: PROBLEM_RESPONSES[503]},
 )
-async def readyz(session: SessionDep) -> Response:
-    """The database answers: 200, else a 503 problem (with Retry-After)."""
+async def readyz(request: Request, session: SessionDep) -> Response:
+    """The database answers: 200, else a 503 problem (with Retry-After). `search_index`
+    says whether searches are served yet (lists and details never wait for the index)."""
     await run_db(session, session.execute, text("SELECT 1"))
-    return json_response(schemas.Health(status="ready"))
+    follower: Follower | None = getattr(request.app.state, "follower", None)
+    index = None
+    if follower is not None:
+        status = follower.status()
+        index = schemas.IndexState(
+            state="ready" if status.ready else "building",
+            revision=status.index_revision,
+            database_revision=status.database_revision,
+            writer=status.following,
+        )
+    return json_response(schemas.Readiness(status="ready", search_index=index))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from app.ingest import prefetch, search_index
+from app.ingest import indexes, prefetch
 from app.ingest.fields import FieldMap
 from app.ingest.readers import MappedReads, iter_files, sources_files
 from app.ingest.records import ArticleIn, Located, OnReject, Reject
@@ -121,11 +121,11 @@ def ingest(
 
         deferred = False
         if not dry_run:
-            # Indexes or triggers missing mean a killed large load: they need a rebuild
-            # anyway, so carry on as that load did and rebuild once, at the end.
-            repair = search_index.needs_repair(engine)
-            deferred = repair or search_index.should_defer(engine, raw_bytes)
-            if deferred and not search_index.suspend(engine):
+            # An index missing means a killed large load: it needs building anyway, so
+            # carry on as that load did and build it once, at the end.
+            repair = indexes.needs_repair(engine)
+            deferred = repair or indexes.should_defer(engine, raw_bytes)
+            if deferred and not indexes.suspend(engine):
                 deferred = repair  # readers held the table: load with the indexes in place
 
         for sources_path in ([sources] if sources else []) + list(sources_files(roots)):
@@ -148,8 +148,8 @@ def ingest(
             summary.bytes_read = source.bytes_read
             on_progress(summary)
     if deferred:
-        on_phase("building the search index")
-        search_index.rebuild(engine)
+        on_phase("building the title index")
+        indexes.rebuild(engine)
     # Reader rejects (malformed lines) never became values; they were read all the same.
     summary.read = summary.done
     summary.seconds = time.perf_counter() - summary.started

@@ -184,58 +184,33 @@ def _identity(value: T) -> T:
 
 
 # The staged columns whose values pass TOAST's threshold, and how `article` compresses them.
-STAGED_TOAST = ("content", "extra", "search_vector")
+STAGED_TOAST = ("content", "extra")
 _COMPRESSION = text(
     "SELECT attname, CASE attcompression WHEN 'l' THEN 'lz4' ELSE 'pglz' END"
     " FROM pg_attribute WHERE attrelid = 'article'::regclass AND attname = ANY(:names)"
     " AND attcompression <> ''"
 )
-# The full-text vector of a row, as migration 0005's trigger (and 0002's generated column
-# before it) computes it; tests/test_ingest_scale.py checks they agree.
-SEARCH_VECTOR_SQL = (
-    "setweight(to_tsvector('english', {row}title), 'A') || "
-    "setweight(to_tsvector('english', left({row}content, 500000)), 'B')"
-)
-# Vectors for the staged rows that will be written: those not stored with the same hash.
-# (A row that changes under us before the write lock is taken gets NULL here, and the
-# trigger computes its vector during the INSERT.)
-_STAGE_VECTORS = text(
-    f"UPDATE article_stage AS s SET search_vector = {SEARCH_VECTOR_SQL.format(row='s.')}"  # noqa: S608 - constants
-    " WHERE NOT EXISTS (SELECT 1 FROM article AS a"
-    " WHERE a.article_id = s.article_id AND a.content_hash = s.content_hash)"
-)
-
-# Tells migration 0005's trigger that this transaction's rows bring their own vectors.
-_VECTORS_GIVEN = text("SET LOCAL corpus.search_vectors_given = 'on'")
 
 
 class PostgresStore:
-    """COPY a batch into a temporary staging table, compute its search vectors there, then,
-    under the write lock, one INSERT ... SELECT ... ON CONFLICT.
+    """COPY a batch into a temporary staging table, then, under the write lock, one
+    INSERT ... SELECT ... ON CONFLICT from it.
 
-    `stage` needs no lock, so one connection can stage (and tokenise) a batch while another
-    writes the batch before it (app/ingest/writer.py). The staging table takes its columns
-    from the model; it lives as long as the connection and empties itself at each commit.
+    The COPY takes no lock, so concurrent loads overlap their transfers. The staging table
+    takes its columns from the model; it lives as long as the connection and empties itself
+    at each commit.
     """
 
     def __init__(self, connection: Connection) -> None:
         article = models.article_table
-        vector = Column(models.SEARCH_VECTOR, postgresql.TSVECTOR)
         self.stage_table = Table(
             "article_stage",
             MetaData(),
             *(Column(name, article.c[name].type) for name in RECORD_COLUMNS),
-            vector,
             prefixes=["TEMPORARY"],
             postgresql_on_commit="DELETE ROWS",
         )
-        # `article` with its search vector, which the model leaves to the migrations.
-        self.target = Table(
-            "article",
-            MetaData(),
-            *(Column(c.name, c.type, primary_key=c.primary_key) for c in article.c),
-            Column(models.SEARCH_VECTOR, postgresql.TSVECTOR),
-        )
+        self.target = article
         with connection.begin():
             # A pooled connection may hold it from an earlier run (it empties at each commit).
             self.stage_table.create(connection, checkfirst=True)
@@ -254,14 +229,12 @@ class PostgresStore:
         return self.write_staged(connection, batch)
 
     def stage(self, connection: Connection, batch: Sequence[ArticleIn]) -> None:
-        """Copy `batch` in and compute the vectors of what will be written: no lock taken."""
+        """Copy `batch` into the staging table: no lock taken."""
         self._copy(connection, batch)
-        connection.execute(_STAGE_VECTORS)
 
     def write_staged(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts:
         """Under the write lock: number and write the staged rows that are new or changed."""
         take_write_lock(connection)
-        connection.execute(_VECTORS_GIVEN)  # the trigger keeps ours (migration 0005)
         revision = last_revision(connection)
         upsert_sources(connection, {r.source_id: None for r in batch})
         article, stage = self.target, self.stage_table
@@ -285,16 +258,14 @@ class PostgresStore:
                     ),
                     literal(now, article.c.ingested_at.type).label("ingested_at"),
                     literal(now, article.c.updated_at.type).label("updated_at"),
-                    stage.c[models.SEARCH_VECTOR],
                 )
                 .select_from(joined)
                 .where(changed)
             )
-            columns = [*ALL_COLUMNS, models.SEARCH_VECTOR]
-            stmt = postgresql.insert(article).from_select(columns, numbered)
+            stmt = postgresql.insert(article).from_select(list(ALL_COLUMNS), numbered)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["article_id"],
-                set_={name: stmt.excluded[name] for name in (*UPDATABLE, models.SEARCH_VECTOR)},
+                set_={name: stmt.excluded[name] for name in UPDATABLE},
                 where=article.c.content_hash != stmt.excluded.content_hash,
             )
             connection.execute(stmt)

@@ -8,19 +8,13 @@ only new and changed rows with `INSERT ... ON CONFLICT DO UPDATE`; the conflict 
 re-checks the hash, so concurrent ingests of the same records stay correct. A kill between
 batches loses nothing committed and leaves no half batch: the re-run skips what is stored.
 
-This module drives the batches (chunking, in-batch duplicates, retries, PostgreSQL's two
-connections taking turns); the SQL that writes one lives in app/ingest/stores.py.
+This module drives the batches (chunking, in-batch duplicates, retries); the SQL that
+writes one lives in app/ingest/stores.py.
 """
 
 import sqlite3
-import sys
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
-from functools import partial
 from itertools import islice
 from typing import TypeVar
 
@@ -111,109 +105,11 @@ def _write_sqlite(engine: Engine, batches: Batches) -> Iterator[BatchCounts]:
             connection.invalidate()
 
 
-PG_LANES = 2
-
-
 def _write_postgres(engine: Engine, batches: Batches) -> Iterator[BatchCounts]:
-    """Two connections take turns, so one stages and tokenises a batch while the other
-    writes the batch before it under the write lock.
-
-    Staging (COPY, then the search vectors, ~300 µs an article) needs no lock; writing does,
-    and batches write and commit in input order (`_Turns`), so revisions and last-one-wins
-    duplicates come out as one connection would leave them. A failed batch stops the ones
-    after it before they write; the ones before it still commit. When reading fails, the
-    batches already read are written before the error is raised, as one connection would.
-    """
-    with ExitStack() as stack:
-        lanes = []
-        for _ in range(PG_LANES):
-            connection = stack.enter_context(engine.connect())
-            lanes.append((connection, PostgresStore(connection)))
-        # Entered last, so it exits first: its threads are done before the connections close.
-        pool = stack.enter_context(ThreadPoolExecutor(PG_LANES, "ingest-writer"))
-        turns = _Turns()
-        pending: deque[tuple[Future[BatchCounts], BatchCounts]] = deque()
-        numbered = enumerate(batches)
-        reading_failed: Exception | None = None
-        try:
-            while True:
-                try:
-                    number, (kept, dupes) = next(numbered)
-                except StopIteration:
-                    break
-                except Exception as exc:  # noqa: BLE001 - raised below, after the writes
-                    reading_failed = exc
-                    break
-                if len(pending) == PG_LANES:  # the lane this batch needs is busy until then
-                    future, earlier = pending.popleft()
-                    yield future.result() + earlier
-                connection, store = lanes[number % PG_LANES]
-                write = partial(_write_in_turn, connection, store, kept, number, turns)
-                pending.append((pool.submit(write), dupes))
-            while pending:
-                future, earlier = pending.popleft()
-                yield future.result() + earlier
-            if reading_failed is not None:
-                raise reading_failed
-        except BaseException:
-            # Stopped from outside (or by a failed batch, already raised): batches waiting
-            # for their turn give up instead of waiting forever.
-            turns.stop_after(-1)
-            raise
-
-
-class _Aborted(Exception):
-    """An earlier batch failed, or the load was stopped: this one must not be written."""
-
-
-class _Turns:
-    """Batch n writes only after batch n-1 has committed, and not after a failure before it."""
-
-    def __init__(self) -> None:
-        self._next = 0
-        self._last_allowed = sys.maxsize
-        self._changed = threading.Condition()
-
-    def wait(self, number: int) -> None:
-        with self._changed:
-            self._changed.wait_for(lambda: number > self._last_allowed or self._next == number)
-            if number > self._last_allowed:
-                raise _Aborted
-
-    def done(self, number: int) -> None:
-        with self._changed:
-            self._next = number + 1
-            self._changed.notify_all()
-
-    def stop_after(self, number: int) -> None:
-        """Batches after `number` give up; those up to it still write in their turn."""
-        with self._changed:
-            self._last_allowed = min(self._last_allowed, number)
-            self._changed.notify_all()
-
-
-def _write_in_turn(
-    connection: Connection,
-    store: PostgresStore,
-    batch: Sequence[ArticleIn],
-    number: int,
-    turns: _Turns,
-) -> BatchCounts:
-    """Stage `batch` at once, write it in its turn; on failure, stop the batches after it."""
-
-    def attempt() -> BatchCounts:
-        with connection.begin():
-            store.stage(connection, batch)
-            turns.wait(number)
-            counts = store.write_staged(connection, batch)
-        turns.done(number)  # committed
-        return counts
-
-    try:
-        return _retrying(attempt)
-    except BaseException:
-        turns.stop_after(number - 1)  # an earlier batch still staging may yet write
-        raise
+    with engine.connect() as connection:
+        store = PostgresStore(connection)
+        for kept, dupes in batches:
+            yield _write_with_retries(connection, store, kept) + dupes
 
 
 def _write_with_retries(

@@ -1,9 +1,10 @@
 """Reads of the article table: one article, and keyset pages of summaries, searched or not.
 
-Takes a Session, returns rows; knows nothing of HTTP. Pages never use OFFSET: each walks an
-index (or, for relevance, the ranked matches) from the last key seen, fetching one row more
-than asked to learn if another page exists. Searches fetch a page of keys first, then the
-columns, score and snippet of just those rows.
+Takes a Session (and, to search, the search index), returns rows; knows nothing of HTTP.
+Pages never use OFFSET: each walks an index (or, for relevance, the ranked matches) from the
+last key seen, fetching one row more than asked to learn if another page exists. Searches
+ask the search index for a page of ids first, then the database for the columns of just
+those rows, and cut each snippet from the database's copy of the text.
 """
 
 import math
@@ -14,7 +15,10 @@ from enum import StrEnum
 from functools import cache, lru_cache
 from typing import Any
 
+import orjson
+import tantivy
 from sqlalchemy import (
+    BigInteger,
     BindParameter,
     ColumnElement,
     Dialect,
@@ -22,27 +26,29 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    func,
+    literal_column,
     or_,
     select,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
 
 from app import models
-from app.errors import InvalidCursor, NotFound
-from app.queries import search
-from app.queries.cache import RevisionCache, newest_revision
+from app.errors import InvalidCursor, NotFound, ServiceUnavailable
+from app.queries.cache import RevisionCache
 from app.queries.cursor import Cursor, KeyValue
 from app.queries.filters import (
     ArticleFilter,
     filter_binds,
     filter_clauses,
     filter_clauses_for,
-    where_clauses,
     with_sources,
 )
 from app.queries.prepared import Prepared
-from app.queries.ranking import Ranking, ranking
-from app.queries.search import SearchQuery
+from app.queries.ranking import Ranking, ranking_to
+from app.search import matching
+from app.search.index import SearchIndex
 
 __all__ = [  # the filter names are re-exported: the export engine imports them from here
     "DETAIL_COLUMNS",
@@ -58,7 +64,6 @@ __all__ = [  # the filter names are re-exported: the export engine imports them 
     "list_articles",
     "resolve_sort",
     "summary_select",
-    "where_clauses",
     "with_sources",
 ]
 
@@ -243,67 +248,60 @@ def list_articles(
     cursor: Cursor | None = None,
     content: Content = Content.EXCERPT,
     cache: RevisionCache | None = None,
+    index: SearchIndex | None = None,
 ) -> Page:
     """One keyset page of article summaries in `sort` order (see `resolve_sort`).
 
-    With a search, each item also carries `score` and `snippet` (HTML, matches in <mark>).
-    Given a `cache`, a relevance order is computed once per data revision and later pages
-    are slices of it; without one, every page ranks the matches again.
+    A search needs `index`. Each hit also carries `score` and `snippet` (HTML, matches in
+    <mark>). Given a `cache`, the ranking a cursor page needs is kept while the index is
+    unchanged.
     """
     if cursor is not None:
         check_key(sort, cursor.key)
-    dialect = session.get_bind().dialect.name
     query = flt.search
-    if query is not None and query.matches_nothing:
+    if query is None:
+        return _index_page(session, flt, sort, limit, cursor, content)
+    if query.matches_nothing:
         return Page([], has_next=False, has_prev=False)
-    if sort is Sort.RELEVANCE and query is not None and query.ranked:
-        ranked = None
-        if cache is not None:
-            ranked = ranking(session, flt, cache, newest_revision(session))
-        if ranked is not None:
-            page = _slice_page(session, ranked, limit, cursor, content)
-        else:
-            page = _ranked_page(session, dialect, query, flt, limit, cursor, content)
+    if index is None:
+        raise ServiceUnavailable("Search is not available: there is no search index.")
+    searcher = index.searcher()
+    compiled = matching.compile_search(index, query, flt)
+    if sort is Sort.RELEVANCE and query.ranked:
+        page = _ranked_page(session, index, searcher, compiled, flt, limit, cursor, content, cache)
+    elif key_arity(sort) == 1:
+        page = _id_page(session, index, searcher, flt, sort, limit, cursor, content)
     else:
-        page = _index_page(session, dialect, flt, sort, limit, cursor, content, query)
-    if query is not None:
-        _decorate(session, query, page.rows)
-        for item in page.rows:
-            item.pop("_head", None)
+        page = _title_page(session, searcher, compiled, flt, sort, limit, cursor, content)
+    _decorate(session, searcher, compiled, page.rows)
+    for item in page.rows:
+        item.pop("_head", None)
     return page
 
 
 def _index_page(
     session: Session,
-    dialect: str,
     flt: ArticleFilter,
     sort: Sort,
     limit: int,
     cursor: Cursor | None,
     content: Content,
-    query: SearchQuery | None,
 ) -> Page:
-    """A page walked along an index: article_id, or (title, article_id).
+    """A page walked along an index with no search: article_id, or (title, article_id).
 
-    Without a search (most pages), the statement is compiled once per shape and run on
-    the DBAPI cursor (app/queries/prepared.py); a search adds its own condition per query.
+    The statement is compiled once per shape and run on the DBAPI cursor
+    (app/queries/prepared.py).
     """
     _, walk_descending = _walk(cursor, sort in (Sort.NEWEST, Sort.TITLE_DESC))
     binds: dict[str, Any] = filter_binds(flt)
     if cursor is not None:
         binds.update(zip(_KEY_NAMES, cursor.key, strict=False))
-    if query is None:
-        prepared = _prepared_index_page(
-            session.get_bind().dialect, sort, content, walk_descending, tuple(binds)
-        )
-        found = prepared.rows(session, {**binds, _LIMIT_NAME: limit + 1})
-    else:
-        where = [*filter_clauses_for(binds), search.condition(dialect, query)]
-        stmt = _index_select(sort, content, walk_descending, cursor is not None, where, head=True)
-        found = list(session.execute(stmt, {**binds, _LIMIT_NAME: limit + 1}))
-    if query is None and content is Content.EXCERPT:
-        # Most pages: _item's result, built inline (a call and its branches per row were a
-        # tenth of a plain page's CPU).
+    prepared = _prepared_index_page(
+        session.get_bind().dialect, sort, content, walk_descending, tuple(binds)
+    )
+    found = prepared.rows(session, {**binds, _LIMIT_NAME: limit + 1})
+    if content is Content.EXCERPT:
+        # Most pages: _item's result, built inline, without a call and its branches per row.
         rows: list[Item] = [
             {
                 "article_id": row[0],
@@ -315,12 +313,14 @@ def _index_page(
             for row in found
         ]
     else:
-        rows = [_item(row, content, keep_head=query is not None) for row in found]
+        rows = [_item(row, content, keep_head=False) for row in found]
+    return _paged(rows, _keys(sort, rows), limit, cursor)
+
+
+def _keys(sort: Sort, rows: Sequence[Item]) -> list[tuple[KeyValue, ...]]:
     if key_arity(sort) == 1:
-        keys: list[tuple[KeyValue, ...]] = [(r["article_id"],) for r in rows]
-    else:
-        keys = [(r["title"], r["article_id"]) for r in rows]
-    return _paged(rows, keys, limit, cursor)
+        return [(r["article_id"],) for r in rows]
+    return [(r["title"], r["article_id"]) for r in rows]
 
 
 _KEY_NAMES = ("key_0", "key_1")  # a cursor's key values, bound by these names
@@ -367,39 +367,103 @@ def _prepared_index_page(
 
 def _ranked_page(
     session: Session,
-    dialect: str,
-    query: SearchQuery,
+    index: SearchIndex,
+    searcher: tantivy.Searcher,
+    compiled: matching.Compiled,
     flt: ArticleFilter,
     limit: int,
     cursor: Cursor | None,
     content: Content,
+    cache: RevisionCache | None,
 ) -> Page:
-    """A page of matches by relevance: rank keys first, then fetch just those rows."""
-    hits = search.ranked_hits(dialect, query, filter_clauses(flt)).subquery("hits")
-    columns: list[ColumnElement[Any]] = [hits.c.score, hits.c.article_id]
-    _, walk_descending = _walk(cursor, True)
-    stmt = select(hits.c.article_id, hits.c.score)
+    """A page of hits by relevance: the first from the index's top hits, later ones cut
+    from a ranking that reaches the cursor (app/queries/ranking.py)."""
+    if cursor is None:
+        pairs = matching.top(searcher, compiled, limit + 1)
+        ranked = Ranking.of(pairs, complete=len(pairs) <= limit)
+    else:
+        ranked = ranking_to(
+            searcher,
+            compiled,
+            cursor,
+            limit,
+            cache=cache,
+            key=repr(("ranking", *flt.fingerprint_parts())),
+            revision=index.revision(searcher),
+        )
+    return _slice_page(session, ranked, limit, cursor, content)
+
+
+def _id_page(
+    session: Session,
+    index: SearchIndex,
+    searcher: tantivy.Searcher,
+    flt: ArticleFilter,
+    sort: Sort,
+    limit: int,
+    cursor: Cursor | None,
+    content: Content,
+) -> Page:
+    """Hits in article_id order, walked by the index from the cursor's id."""
+    query = flt.search
+    assert query is not None
+    _, walk_descending = _walk(cursor, sort is Sort.NEWEST)
+    extra = []
     if cursor is not None:
-        stmt = stmt.where(_after(columns, cursor.key, walk_descending))
-    stmt = stmt.order_by(*(c.desc() if walk_descending else c.asc() for c in columns))
-    ranked = session.execute(stmt.limit(limit + 1)).all()
-    ids = [row.article_id for row in ranked]
+        last = cursor.key[0]
+        assert isinstance(last, int)
+        extra.append(matching.id_bound(last, descending=walk_descending))
+    bounded = matching.compile_search(index, query, flt, extra=extra)
+    ids = matching.by_id(searcher, bounded, limit + 1, descending=walk_descending)
     by_id = _fetch(session, ids, content)
-    rows: list[Item] = []
-    keys: list[tuple[KeyValue, ...]] = []
-    for article_id, score in ranked:
-        item = by_id.get(article_id)
-        if item is not None:  # deleted between the two reads: skip it
-            item["score"] = score
-            rows.append(item)
-            keys.append((score, article_id))
-    return _paged(rows, keys, limit, cursor)
+    rows = [by_id[i] for i in ids if i in by_id]
+    return _paged(rows, _keys(sort, rows), limit, cursor)
+
+
+def _title_page(
+    session: Session,
+    searcher: tantivy.Searcher,
+    compiled: matching.Compiled,
+    flt: ArticleFilter,
+    sort: Sort,
+    limit: int,
+    cursor: Cursor | None,
+    content: Content,
+) -> Page:
+    """Hits in title order: the index gives every matching id, the title index walks them."""
+    ids = matching.by_id(
+        searcher, compiled, max(matching.count(searcher, compiled), 1), descending=False
+    )
+    if not ids:
+        return Page([], has_next=False, has_prev=False)
+    _, walk_descending = _walk(cursor, sort is Sort.TITLE_DESC)
+    binds: dict[str, Any] = {}
+    if cursor is not None:
+        binds.update(zip(_KEY_NAMES, cursor.key, strict=False))
+    where = [*filter_clauses(flt), _among(session, ids, binds)]
+    stmt = _index_select(sort, content, walk_descending, cursor is not None, where, head=True)
+    found = session.execute(stmt, {**binds, _LIMIT_NAME: limit + 1})
+    rows = [_item(row, content) for row in found]
+    return _paged(rows, _keys(sort, rows), limit, cursor)
+
+
+def _among(session: Session, ids: list[int], binds: dict[str, Any]) -> ColumnElement[bool]:
+    """article_id in `ids`, bound as one parameter however many there are."""
+    article_id = models.article_table.c.article_id
+    if session.get_bind().dialect.name == "sqlite":
+        binds["among"] = orjson.dumps(ids).decode()
+        members: Select[Any] = select(literal_column("value")).select_from(
+            func.json_each(bindparam("among"))
+        )
+        return article_id.in_(members)
+    binds["among"] = ids
+    return article_id == func.any(bindparam("among", type_=ARRAY(BigInteger())))
 
 
 def _slice_page(
     session: Session, ranked: Ranking, limit: int, cursor: Cursor | None, content: Content
 ) -> Page:
-    """A keyset page cut from a kept ranking: a binary search for the cursor's position."""
+    """A keyset page cut from a ranking: a binary search for the cursor's position."""
     n = len(ranked)
     positions: Sequence[int]
     if cursor is None:
@@ -421,20 +485,33 @@ def _slice_page(
     keys: list[tuple[KeyValue, ...]] = []
     for i in positions:
         item = by_id.get(ranked.ids[i])
-        if item is not None:
+        if item is not None:  # gone from the database since the index saw it: skip it
             item["score"] = ranked.scores[i]
             rows.append(item)
             keys.append((ranked.scores[i], ranked.ids[i]))
     return _paged(rows, keys, limit, cursor)
 
 
-def _decorate(session: Session, query: SearchQuery, rows: Sequence[Item]) -> None:
+_TEXTS = select(
+    models.article_table.c.article_id,
+    models.article_table.c.title,
+    models.article_table.c.content,
+).where(models.article_table.c.article_id.in_(bindparam("ids", expanding=True)))
+
+
+def _decorate(
+    session: Session, searcher: tantivy.Searcher, compiled: matching.Compiled, rows: Sequence[Item]
+) -> None:
     """Add `score` (unless ranked already) and `snippet` to the page's rows, in place."""
-    scored = all("score" in item for item in rows)
+    if not rows:
+        return
     ids = [r["article_id"] for r in rows]
-    found = search.decorations(session, query, ids, scores=not scored)
+    if any("score" not in item for item in rows):
+        scores = matching.scores(searcher, compiled, ids)
+        for item in rows:
+            item.setdefault("score", scores.get(item["article_id"], 0.0))
+    texts = {row[0]: (row[1], row[2]) for row in session.execute(_TEXTS, {"ids": ids})}
+    snippets = matching.Snippets(searcher, compiled)
     for item in rows:
-        score, raw = found.get(item["article_id"], (0.0, None))
-        if "score" not in item:
-            item["score"] = score if score is not None else 0.0
-        item["snippet"] = search.highlight(raw if raw is not None else item["_head"])
+        title, body = texts.get(item["article_id"], ("", ""))
+        item["snippet"] = snippets.snippet(title, body, item["_head"])

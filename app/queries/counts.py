@@ -1,8 +1,8 @@
 """Totals and facets for a filtered (and searched) article list.
 
-Counting every match of a common word is the slowest thing a page can ask for, so exact
-totals and facets are cached per (filters, search) and data revision (see `cache.py`).
-Knows nothing of HTTP.
+With a search, the search index counts (exactly, and cheaply). Without one, counting a
+million rows is a scan, so exact totals and facets are cached per filter and data revision
+(see `cache.py`). Knows nothing of HTTP.
 """
 
 from dataclasses import dataclass
@@ -14,10 +14,11 @@ from sqlalchemy import func, select, text
 from sqlmodel import Session
 
 from app import models
-from app.queries import search
+from app.errors import ServiceUnavailable
 from app.queries.cache import RevisionCache, newest_revision
-from app.queries.filters import ArticleFilter, where_clauses
-from app.queries.ranking import cached_ranking
+from app.queries.filters import ArticleFilter, filter_clauses
+from app.search import matching
+from app.search.index import SearchIndex
 
 
 class CountMode(StrEnum):
@@ -40,28 +41,37 @@ def _cache_key(kind: str, dialect: str, flt: ArticleFilter) -> str:
     return orjson.dumps([kind, dialect, *flt.fingerprint_parts()]).decode()
 
 
-def count_articles(session: Session, flt: ArticleFilter) -> int:
-    """COUNT over the same filters and search as the pages (no cursor, no limit)."""
-    dialect = session.get_bind().dialect.name
+def _compiled(flt: ArticleFilter, index: SearchIndex | None) -> matching.Compiled | None:
+    """The index query of `flt`'s search (None: no search, the database counts)."""
+    query = flt.search
+    if query is None:
+        return None
+    if index is None:
+        raise ServiceUnavailable("Search is not available: there is no search index.")
+    return matching.compile_search(index, query, flt)
+
+
+def count_articles(session: Session, flt: ArticleFilter, index: SearchIndex | None = None) -> int:
+    """How many articles match the same filters and search as the pages."""
     query = flt.search
     if query is not None and query.matches_nothing:
         return 0
-    if dialect == "sqlite" and query is not None and query.ranked and not flt.narrowed:
-        return int(session.execute(search.fts_count(query)).scalar_one())  # index only
+    compiled = _compiled(flt, index)
+    if compiled is not None and index is not None:
+        return matching.count(index.searcher(), compiled)
     stmt = select(func.count()).select_from(models.article_table)
-    return int(session.execute(stmt.where(*where_clauses(dialect, flt))).scalar_one())
+    return int(session.execute(stmt.where(*filter_clauses(flt))).scalar_one())
 
 
 def estimate_articles(session: Session, flt: ArticleFilter) -> int:
-    """PostgreSQL's planner estimate of the row count (fresh after ANALYZE)."""
-    query = flt.search
-    if query is None and not flt.narrowed:
+    """PostgreSQL's planner estimate of the row count, without a search (fresh after ANALYZE)."""
+    if not flt.narrowed:
         reltuples = session.execute(
             text("SELECT reltuples FROM pg_class WHERE oid = 'article'::regclass")
         ).scalar_one()
         if reltuples >= 0:  # -1: never analysed
             return int(reltuples)
-    stmt = select(models.article_table.c.article_id).where(*where_clauses("postgresql", flt))
+    stmt = select(models.article_table.c.article_id).where(*filter_clauses(flt))
     connection = session.connection()
     compiled = stmt.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
     plan: Any = connection.exec_driver_sql(
@@ -72,36 +82,42 @@ def estimate_articles(session: Session, flt: ArticleFilter) -> int:
     return int(plan[0]["Plan"]["Plan Rows"])
 
 
-def total(session: Session, flt: ArticleFilter, mode: CountMode, cache: RevisionCache) -> Total:
-    """The `total` a page reports: none, exact (cached per revision) or estimated."""
+def total(
+    session: Session,
+    flt: ArticleFilter,
+    mode: CountMode,
+    cache: RevisionCache,
+    index: SearchIndex | None = None,
+) -> Total:
+    """The `total` a page reports: none, exact, or estimated (PostgreSQL without a search;
+    exact everywhere else, since an exact search count is as cheap)."""
     if mode is CountMode.NONE:
         return Total(None, None)
+    if flt.search is not None:
+        return Total(count_articles(session, flt, index), True)
     dialect = session.get_bind().dialect.name
     if mode is CountMode.ESTIMATED and dialect == "postgresql":
-        query = flt.search
-        if query is not None and query.matches_nothing:
-            return Total(0, True)
         return Total(estimate_articles(session, flt), False)
-    # SQLite has no cheap estimate; its exact count is what `estimated` gives there.
     revision = newest_revision(session)
-    ranking = cached_ranking(session, flt, cache, revision)
-    if ranking is not None:  # a search already ranked at this revision: its length is the count
-        return Total(len(ranking), True)
     key = _cache_key("count", dialect, flt)
     return Total(cache.get_or_compute(key, revision, lambda: count_articles(session, flt)), True)
 
 
-def source_facets(session: Session, flt: ArticleFilter) -> list[dict[str, int]]:
+def source_facets(
+    session: Session, flt: ArticleFilter, index: SearchIndex | None = None
+) -> list[dict[str, int]]:
     """Matches per source under the same filters: most first, then by source_id."""
-    dialect = session.get_bind().dialect.name
     query = flt.search
     if query is not None and query.matches_nothing:
         return []
+    compiled = _compiled(flt, index)
+    if compiled is not None and index is not None:
+        return matching.source_counts(index.searcher(), compiled)
     source_id = models.article_table.c.source_id
     n = func.count().label("n")
     stmt = (
         select(source_id, n)
-        .where(*where_clauses(dialect, flt))
+        .where(*filter_clauses(flt))
         .group_by(source_id)
         .order_by(n.desc(), source_id)
     )
@@ -109,11 +125,17 @@ def source_facets(session: Session, flt: ArticleFilter) -> list[dict[str, int]]:
 
 
 def facets(
-    session: Session, flt: ArticleFilter, asked: list[Facet], cache: RevisionCache
+    session: Session,
+    flt: ArticleFilter,
+    asked: list[Facet],
+    cache: RevisionCache,
+    index: SearchIndex | None = None,
 ) -> dict[str, list[dict[str, int]]]:
-    """Each asked facet (only `source_id` exists), cached per revision like totals."""
+    """Each asked facet (only `source_id` exists); without a search, cached per revision."""
     if not asked:
         return {}
+    if flt.search is not None:
+        return {Facet.SOURCE_ID.value: source_facets(session, flt, index)}
     dialect = session.get_bind().dialect.name
     revision = newest_revision(session)
     key = _cache_key("facet:source_id", dialect, flt)

@@ -19,7 +19,10 @@ import orjson
 from sqlalchemy import Connection, Engine, Row, select
 
 from app import models
-from app.queries.articles import ArticleFilter, where_clauses
+from app.errors import ServiceUnavailable
+from app.queries.articles import ArticleFilter, filter_clauses
+from app.search import matching
+from app.search.index import SearchIndex
 
 EXPORT_BATCH_ROWS = 500  # ~1.5 MB of bodies per chunk
 CSV_COLUMNS = ("article_id", "source_id", "title", "content", "extra")
@@ -34,13 +37,35 @@ MEDIA_TYPES = {Format.JSONL: "application/x-ndjson", Format.CSV: "text/csv"}
 
 
 def export_rows(
-    connection: Connection, flt: ArticleFilter, *, batch_rows: int = EXPORT_BATCH_ROWS
+    connection: Connection,
+    flt: ArticleFilter,
+    *,
+    batch_rows: int = EXPORT_BATCH_ROWS,
+    index: SearchIndex | None = None,
 ) -> Iterator[Sequence[Row[Any]]]:
-    """Batches of (article_id, source_id, title, content, extra) in article_id order."""
+    """Batches of (article_id, source_id, title, content, extra) in article_id order.
+    A search needs `index`, which names the matching ids."""
     article = models.article_table
-    stmt = select(*(article.c[name] for name in CSV_COLUMNS)).where(
-        *where_clauses(connection.dialect.name, flt)
-    )
+    stmt = select(*(article.c[name] for name in CSV_COLUMNS)).where(*filter_clauses(flt))
+    query = flt.search
+    if query is not None:
+        if query.matches_nothing:
+            return
+        if index is None:
+            raise ServiceUnavailable("Search is not available: there is no search index.")
+        searcher = index.searcher()
+        compiled = matching.compile_search(index, query, flt)
+        ids = matching.by_id(
+            searcher, compiled, max(matching.count(searcher, compiled), 1), descending=False
+        )
+        for start in range(0, len(ids), batch_rows):
+            chunk = ids[start : start + batch_rows]
+            batch = connection.execute(
+                stmt.where(article.c.article_id.in_(chunk)).order_by(article.c.article_id)
+            ).all()
+            if batch:
+                yield batch
+        return
     last = 0
     while True:
         batch = connection.execute(
@@ -93,6 +118,7 @@ def export_chunks(
     fmt: Format,
     *,
     batch_rows: int = EXPORT_BATCH_ROWS,
+    index: SearchIndex | None = None,
 ) -> Iterator[bytes]:
     """The export as byte chunks, one per batch. Opens its own connection; closing the
     generator (a client gone, a finished response) closes it."""
@@ -104,7 +130,7 @@ def export_chunks(
         with connection.begin():
             if fmt is Format.CSV:
                 yield _csv([], header=True)
-            for rows in export_rows(connection, flt, batch_rows=batch_rows):
+            for rows in export_rows(connection, flt, batch_rows=batch_rows, index=index):
                 yield _jsonl(rows) if fmt is Format.JSONL else _csv(rows, header=False)
     finally:
         connection.close()

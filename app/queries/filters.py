@@ -88,17 +88,8 @@ def filter_clauses_for(
 
 
 def filter_clauses(flt: ArticleFilter) -> list[ColumnElement[bool]]:
-    """WHERE clauses for every filter except the search (which needs the backend)."""
+    """WHERE clauses for every filter except the search (which the search index answers)."""
     return filter_clauses_for(filter_binds(flt))
-
-
-def where_clauses(dialect: str, flt: ArticleFilter) -> list[ColumnElement[bool]]:
-    """Every filter, the search included: what counts, facets and pages all share."""
-    clauses = filter_clauses(flt)
-    query = flt.search
-    if query is not None:
-        clauses.append(search.condition(dialect, query))
-    return clauses
 
 
 def with_sources(flt: ArticleFilter, source_ids: Sequence[int]) -> ArticleFilter:

@@ -1,31 +1,37 @@
-"""Whole relevance rankings of a search, computed once per data revision and kept.
+"""Relevance rankings of a search, kept per index revision so later pages are slices.
 
-Ranking is the costly part of a search (BM25 or ts_rank_cd over every match); keeping the
-ordered (score, article_id) list lets every page of that search, and its exact total, be
-read from memory until an ingest changes a row. Knows nothing of HTTP.
+The first page of a search asks the index for its top hits only. A page reached by cursor
+needs the ranking down to the cursor's position: it is computed as a top-k with k growing
+until it reaches past that position (or holds every match), and kept, so paging on costs
+a binary search until the index changes. Knows nothing of HTTP.
 """
 
 from array import array
+from bisect import bisect_right
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlmodel import Session
+import tantivy
 
-from app.queries import search
 from app.queries.cache import RevisionCache
-from app.queries.filters import ArticleFilter, filter_clauses
-from app.queries.prepared import Prepared
+from app.queries.cursor import Cursor
+from app.search import matching
 
-# A search with more hits than this is ranked again for each page instead of being kept.
-MAX_CACHED_HITS = 250_000
+FIRST_K = 1000
+GROWTH = 4
 
 
 @dataclass(frozen=True, slots=True)
 class Ranking:
-    """Every match of a search, most relevant first: (score desc, article_id desc)."""
+    """The best matches of a search, most relevant first: (score desc, article_id desc).
+    `complete` when it holds every match."""
 
     scores: "array[float]"  # quoted: array is not subscriptable at runtime before 3.12
     ids: "array[int]"
+    complete: bool
+
+    @classmethod
+    def of(cls, pairs: list[tuple[float, int]], *, complete: bool) -> "Ranking":
+        return cls(array("d", (p[0] for p in pairs)), array("q", (p[1] for p in pairs)), complete)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -33,47 +39,38 @@ class Ranking:
     def sort_key(self, i: int) -> tuple[float, int]:
         return (-self.scores[i], -self.ids[i])
 
-
-_TOO_MANY = "too-many"  # cached in place of a ranking too large to keep
-
-
-def _ranking_key(session: Session, flt: ArticleFilter) -> str:
-    parts = ["ranking", session.get_bind().dialect.name, *flt.fingerprint_parts()]
-    return repr(parts)
-
-
-def cached_ranking(
-    session: Session, flt: ArticleFilter, cache: RevisionCache, revision: int
-) -> Ranking | None:
-    """The ranking of `flt`'s search if one is kept for `revision`; never computes."""
-    hit = cache.get(_ranking_key(session, flt), revision)
-    return hit if isinstance(hit, Ranking) else None
+    def reaches(self, cursor: Cursor, limit: int) -> bool:
+        """Whether a page of `limit` from `cursor` lies wholly inside this ranking."""
+        if self.complete:
+            return True
+        score, article_id = cursor.key
+        if not isinstance(score, int | float) or not isinstance(article_id, int):
+            return True  # an empty page either way
+        position = bisect_right(range(len(self)), (-float(score), -article_id), key=self.sort_key)
+        return position + limit + 1 <= len(self)
 
 
-def ranking(
-    session: Session, flt: ArticleFilter, cache: RevisionCache, revision: int
-) -> Ranking | None:
-    """Rank every match once per revision (None: too many hits to keep; page by SQL)."""
-    key = _ranking_key(session, flt)
-    hit = cache.get(key, revision)
-    if hit is not None:
-        return hit if isinstance(hit, Ranking) else None
-    query = flt.search
-    if query is None or not query.ranked:
-        return None
-    dialect = session.get_bind().dialect.name
-    hits = search.ranked_hits(dialect, query, filter_clauses(flt)).subquery("hits")
-    stmt = (
-        select(hits.c.article_id, hits.c.score)
-        .order_by(hits.c.score.desc(), hits.c.article_id.desc())
-        .limit(MAX_CACHED_HITS + 1)
-    )
-    # Tens of thousands of rows: plain tuples, not Row objects (a third of a cold search).
-    prepared = Prepared.of(stmt, session.get_bind().dialect, driver_values=True)
-    rows = prepared.rows(session, {})
-    if len(rows) > MAX_CACHED_HITS:
-        cache.put(key, revision, _TOO_MANY)
-        return None
-    result = Ranking(array("d", (r[1] for r in rows)), array("q", (r[0] for r in rows)))
-    cache.put(key, revision, result, weight=max(1, len(result)))
-    return result
+def ranking_to(
+    searcher: tantivy.Searcher,
+    compiled: matching.Compiled,
+    cursor: Cursor,
+    limit: int,
+    *,
+    cache: RevisionCache | None,
+    key: str,
+    revision: int,
+) -> Ranking:
+    """A ranking that reaches past `cursor` by a page (or holds every match)."""
+    kept = cache.get(key, revision) if cache is not None else None
+    if isinstance(kept, Ranking) and kept.reaches(cursor, limit):
+        return kept
+    k = max(FIRST_K, len(kept) * GROWTH if isinstance(kept, Ranking) else 0)
+    while True:
+        pairs = matching.top(searcher, compiled, k)
+        ranking = Ranking.of(pairs, complete=len(pairs) < k)
+        if ranking.reaches(cursor, limit):
+            break
+        k *= GROWTH
+    if cache is not None:
+        cache.put(key, revision, ranking, weight=max(1, len(ranking)))
+    return ranking

@@ -1,0 +1,184 @@
+"""One tantivy index folder, derived from one database, and what it records about itself.
+
+Besides the articles the index holds one meta document (article_id 0, never a corpus id)
+naming the database it was built from, its schema version and the newest revision it has
+applied. The meta document is replaced in the same commit as the changes it counts, so an
+index never claims more than it holds, whatever moment a crash hits. An index of another
+database, of another schema, or one that cannot be opened is wiped and rebuilt, never
+served. Knows nothing of HTTP.
+"""
+
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import tantivy
+from sqlalchemy.engine import make_url
+
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Bumped whenever the schema or the analyzer changes: an index of another version is rebuilt.
+SCHEMA_VERSION = 1
+ANALYZER = "corpus"
+META_ID = 0  # the meta document's article_id; corpus ids start at 1
+# Words longer than this are dropped by the analyzer, on both sides (documents and queries).
+MAX_TERM_CHARS = 80
+
+
+def analyzer() -> tantivy.TextAnalyzer:
+    """Letters and digits, lower-cased, accents folded, English stems: `city` finds `cities`."""
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(MAX_TERM_CHARS))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.ascii_fold())
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
+
+
+def build_schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    builder.add_unsigned_field("article_id", indexed=True, fast=True)
+    builder.add_unsigned_field("source_id", indexed=True, fast=True)
+    # Bodies and titles are indexed, never stored: snippets are cut from the database's copy.
+    builder.add_text_field("title", tokenizer_name=ANALYZER, index_option="position")
+    builder.add_text_field("content", tokenizer_name=ANALYZER, index_option="position")
+    builder.add_text_field("meta", stored=True, tokenizer_name="raw")
+    return builder.build()
+
+
+SCHEMA = build_schema()
+
+
+def index_path(settings: Settings) -> Path:
+    """The index folder: the setting, else beside a SQLite file (`data/corpus.db` ->
+    `data/corpus.index/`), else under `index_root` named by host, port and database, so two
+    databases never share one."""
+    if settings.index_dir:
+        return Path(settings.index_dir)
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return Path(settings.index_root) / "sqlite-memory"
+        file = Path(database)
+        return file.with_name(file.stem + ".index")
+    name = f"{url.host or 'localhost'}-{url.port or 5432}-{url.database or 'postgres'}"
+    return Path(settings.index_root) / name
+
+
+@dataclass(frozen=True, slots=True)
+class IndexMeta:
+    database_id: str
+    revision: int
+    schema_version: int = SCHEMA_VERSION
+
+    def document(self) -> tantivy.Document:
+        doc = tantivy.Document()
+        doc.add_unsigned("article_id", META_ID)
+        payload = {
+            "database_id": self.database_id,
+            "revision": self.revision,
+            "schema_version": self.schema_version,
+        }
+        doc.add_text("meta", orjson.dumps(payload).decode())
+        return doc
+
+
+class SearchIndex:
+    """An open index folder: searchers for requests, its meta, and its analyzer."""
+
+    def __init__(self, path: Path, index: tantivy.Index) -> None:
+        self.path = path
+        self.index = index
+        self.analyzer = analyzer()
+        index.register_tokenizer(ANALYZER, self.analyzer)
+
+    @classmethod
+    def open(cls, path: Path) -> "SearchIndex | None":
+        """The index in `path` as it stands, or None when there is none or it is unreadable."""
+        if not (path / "meta.json").exists():
+            return None
+        try:
+            index = cls(path, tantivy.Index(SCHEMA, path=str(path), reuse=True))
+            index.meta()
+        except (OSError, ValueError) as exc:
+            log.warning("search index at %s cannot be read (%s)", path, exc)
+            return None
+        return index
+
+    @classmethod
+    def create(cls, path: Path, database_id: str) -> "SearchIndex":
+        """A new, empty index for `database_id` in `path`, replacing whatever was there."""
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        index = cls(path, tantivy.Index(SCHEMA, path=str(path), reuse=False))
+        writer = index.writer()
+        writer.add_document(IndexMeta(database_id, 0).document())
+        writer.commit()
+        writer.wait_merging_threads()
+        index.reload()
+        return index
+
+    @classmethod
+    def open_for(cls, path: Path, database_id: str) -> "SearchIndex":
+        """The index in `path` if it belongs to `database_id`, else a new one (said in the log).
+        Only the process that holds the follower lock may call this: it may wipe the folder."""
+        index = cls.open(path)
+        if index is None:
+            if path.exists():
+                log.warning("rebuilding the search index at %s: it is damaged", path)
+            return cls.create(path, database_id)
+        meta = index.meta()
+        why = None
+        if meta is None:
+            why = "it has no meta document"
+        elif meta.database_id != database_id:
+            why = f"it was built from another database ({meta.database_id})"
+        elif meta.schema_version != SCHEMA_VERSION:
+            why = f"its schema version is {meta.schema_version}, not {SCHEMA_VERSION}"
+        if why is None:
+            return index
+        log.warning("rebuilding the search index at %s: %s", path, why)
+        return cls.create(path, database_id)
+
+    def writer(self, heap_bytes: int = 128_000_000, threads: int = 0) -> tantivy.IndexWriter:
+        return self.index.writer(heap_bytes, threads)
+
+    def searcher(self) -> tantivy.Searcher:
+        return self.index.searcher()
+
+    def reload(self) -> None:
+        self.index.reload()
+
+    def meta(self, searcher: tantivy.Searcher | None = None) -> IndexMeta | None:
+        """What the meta document of the last commit (or of `searcher`'s) says."""
+        searcher = searcher or self.searcher()
+        found = searcher.search(tantivy.Query.term_query(SCHEMA, "article_id", META_ID), 1)
+        if not found.hits:
+            return None
+        values = searcher.doc(found.hits[0][1]).to_dict().get("meta") or []
+        if not values:
+            return None
+        data = orjson.loads(values[0])
+        return IndexMeta(
+            str(data["database_id"]), int(data["revision"]), int(data["schema_version"])
+        )
+
+    def revision(self, searcher: tantivy.Searcher | None = None) -> int:
+        """The revision the index (or `searcher`'s view of it) has applied; 0 when none."""
+        meta = self.meta(searcher)
+        return meta.revision if meta is not None else 0
+
+    def terms(self, text: str) -> list[str]:
+        """`text` as the index's terms (what the analyzer makes of it for both sides)."""
+        return list(self.analyzer.analyze(text))
+
+    def size_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())

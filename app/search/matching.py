@@ -1,0 +1,263 @@
+"""Our parsed queries and filters as tantivy queries, and what we ask of the index.
+
+User text never reaches tantivy's query parser: `app/queries/search.py` parses it into
+phrases of letters and digits, and each phrase becomes term or phrase queries built here,
+its words run through the index's own analyzer. A phrase matches in the title (weighted
+TITLE_BOOST times) or in the body; filters (sources, id range, ids) score nothing. Hits come
+back as article ids and BM25 scores; rows and snippets come from the database. Knows
+nothing of HTTP.
+"""
+
+import html
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import tantivy
+from tantivy import FieldType, Occur, Order, Query
+
+from app.queries.filters import ArticleFilter
+from app.queries.search import MARK_END, MARK_START, Phrase, SearchQuery
+from app.search.index import SCHEMA, SearchIndex
+
+TITLE_BOOST = 10.0
+SNIPPET_CHARS = 160
+MAX_ID = 2**63 - 1
+
+_ALL_ARTICLES = Query.range_query(SCHEMA, "article_id", FieldType.Unsigned, 1, MAX_ID)
+_NOTHING = Query.empty_query()
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A search as the index runs it: `query` for hits and counts, `positive` for snippets."""
+
+    query: tantivy.Query
+    positive: tantivy.Query | None
+
+
+def _field_phrase(field: str, terms: list[str | tuple[int, str]]) -> tantivy.Query:
+    if len(terms) == 1:
+        return Query.term_query(SCHEMA, field, terms[0])
+    return Query.phrase_query(SCHEMA, field, terms)
+
+
+def _phrase(index: SearchIndex, phrase: Phrase) -> tantivy.Query:
+    """Title or body, the words next to each other in order, as the analyzer cuts them."""
+    terms: list[str | tuple[int, str]] = [
+        term for word in phrase.words for term in index.terms(word)
+    ]
+    if not terms:
+        return _NOTHING
+    title = Query.boost_query(_field_phrase("title", terms), TITLE_BOOST)
+    return _any([title, _field_phrase("content", terms)])
+
+
+def _any(queries: Sequence[tantivy.Query]) -> tantivy.Query:
+    if len(queries) == 1:
+        return queries[0]
+    return Query.boolean_query([(Occur.Should, q) for q in queries])
+
+
+def _filters(flt: ArticleFilter) -> list[tantivy.Query]:
+    """The non-search filters, each scoring nothing."""
+    found: list[tantivy.Query] = []
+    if flt.source_ids:
+        found.append(Query.term_set_query(SCHEMA, "source_id", sorted(set(flt.source_ids))))
+    if flt.id_min is not None or flt.id_max is not None:
+        found.append(
+            Query.range_query(
+                SCHEMA, "article_id", FieldType.Unsigned, flt.id_min or 1, flt.id_max or MAX_ID
+            )
+        )
+    if flt.ids:
+        found.append(Query.term_set_query(SCHEMA, "article_id", sorted(set(flt.ids))))
+    return [Query.const_score_query(q, 0.0) for q in found]
+
+
+def compile_search(
+    index: SearchIndex,
+    query: SearchQuery,
+    flt: ArticleFilter,
+    *,
+    extra: Iterable[tantivy.Query] = (),
+) -> Compiled:
+    """The index query for `query` under `flt` (and any `extra` required clauses)."""
+    clauses: list[tuple[Occur, tantivy.Query]] = []
+    positive = None
+    if query.groups:
+        groups = [_any([_phrase(index, p) for p in group]) for group in query.groups]
+        positive = (
+            groups[0]
+            if len(groups) == 1
+            else Query.boolean_query([(Occur.Must, g) for g in groups])
+        )
+        clauses.append((Occur.Must, positive))
+    else:
+        clauses.append((Occur.Must, Query.const_score_query(_ALL_ARTICLES, 0.0)))
+    clauses += [(Occur.MustNot, _phrase(index, p)) for p in query.excluded]
+    clauses += [(Occur.Must, q) for q in (*_filters(flt), *extra)]
+    return Compiled(Query.boolean_query(clauses), positive)
+
+
+def _ids(searcher: tantivy.Searcher, hits: list[tuple[object, tantivy.DocAddress]]) -> list[int]:
+    values = searcher.fast_field_values("article_id", [h[1] for h in hits])
+    return [v for v in values if isinstance(v, int)]
+
+
+def top(searcher: tantivy.Searcher, compiled: Compiled, limit: int) -> list[tuple[float, int]]:
+    """The first `limit` of every match in (score desc, article_id desc) order.
+
+    The index cuts its top-k among equal scores at random, so it is asked for more until
+    the cut falls strictly below the last score kept: then every tie of that score is in.
+    """
+    k = limit
+    while True:
+        found = searcher.search(compiled.query, k, count=False)
+        pairs = list(
+            zip((float(h[0]) for h in found.hits), _ids(searcher, found.hits), strict=True)
+        )
+        pairs.sort(key=lambda p: (-p[0], -p[1]))
+        if len(pairs) < k or limit == 0 or pairs[limit - 1][0] > pairs[-1][0]:
+            return pairs[:limit]
+        k *= 4
+
+
+def by_id(
+    searcher: tantivy.Searcher,
+    compiled: Compiled,
+    limit: int,
+    *,
+    descending: bool,
+) -> list[int]:
+    """Up to `limit` matching ids in id order (put the cursor's bound in `compiled`)."""
+    found = searcher.search(
+        compiled.query,
+        limit,
+        count=False,
+        order_by_field="article_id",
+        order=Order.Desc if descending else Order.Asc,
+    )
+    return [int(h[0]) for h in found.hits]
+
+
+def id_bound(after: int, *, descending: bool) -> tantivy.Query:
+    """Ids strictly past `after` in a walk's direction."""
+    if descending:
+        return (
+            Query.range_query(SCHEMA, "article_id", FieldType.Unsigned, 1, after - 1)
+            if after > 1
+            else _NOTHING
+        )
+    return Query.range_query(SCHEMA, "article_id", FieldType.Unsigned, after + 1, MAX_ID)
+
+
+def ids_query(ids: Sequence[int]) -> tantivy.Query:
+    return Query.const_score_query(Query.term_set_query(SCHEMA, "article_id", list(ids)), 0.0)
+
+
+def count(searcher: tantivy.Searcher, compiled: Compiled) -> int:
+    found: Any = searcher.search(compiled.query, 1, count=True)  # the stubs omit `count`
+    return int(found.count or 0)
+
+
+def scores(searcher: tantivy.Searcher, compiled: Compiled, ids: Sequence[int]) -> dict[int, float]:
+    """Each of `ids`'s score under `compiled` (those that match)."""
+    if not ids:
+        return {}
+    narrowed = Query.boolean_query([(Occur.Must, compiled.query), (Occur.Must, ids_query(ids))])
+    found = searcher.search(narrowed, len(ids), count=False)
+    return dict(zip(_ids(searcher, found.hits), (float(h[0]) for h in found.hits), strict=True))
+
+
+def source_counts(searcher: tantivy.Searcher, compiled: Compiled) -> list[dict[str, int]]:
+    """Matches per source: most first, then by source_id."""
+    result = searcher.aggregate(
+        compiled.query, {"s": {"terms": {"field": "source_id", "size": 65_000}}}
+    )
+    buckets = result["s"]["buckets"]
+    counted = [{"value": int(b["key"]), "count": int(b["doc_count"])} for b in buckets]
+    counted.sort(key=lambda f: (-f["count"], f["value"]))
+    return counted
+
+
+def all_ranked(
+    searcher: tantivy.Searcher, compiled: Compiled, cap: int
+) -> list[tuple[float, int]] | None:
+    """Every match best first, or None when there are more than `cap`."""
+    total = count(searcher, compiled)
+    if total > cap:
+        return None
+    return top(searcher, compiled, max(total, 1))
+
+
+def similar_query(title: str, content: str, article_id: int, flt: ArticleFilter) -> tantivy.Query:
+    """More like this article (its title and body as the database holds them), not itself."""
+    like = Query.more_like_this_document_fields_query(
+        SCHEMA,
+        {"title": [title], "content": [content]},
+        min_doc_frequency=1,
+        min_term_frequency=1,
+        max_query_terms=25,
+    )
+    clauses = [(Occur.Must, like), (Occur.MustNot, ids_query([article_id]))]
+    clauses += [(Occur.Must, q) for q in _filters(flt)]
+    return Query.boolean_query(clauses)
+
+
+class Snippets:
+    """Marked passages for one page of hits, cut from the database's copy of each text."""
+
+    def __init__(self, searcher: tantivy.Searcher, compiled: Compiled) -> None:
+        self.body = self.title = None
+        if compiled.positive is not None:
+            self.body = tantivy.SnippetGenerator.create(
+                searcher, compiled.positive, SCHEMA, "content"
+            )
+            self.body.set_max_num_chars(SNIPPET_CHARS)
+            self.title = tantivy.SnippetGenerator.create(
+                searcher, compiled.positive, SCHEMA, "title"
+            )
+            self.title.set_max_num_chars(1_000)
+
+    def snippet(self, title: str, content: str, fallback: str) -> str:
+        """HTML: the body's best passage with matches in <mark>, else the marked title when
+        only it matched, else `fallback` (the excerpt) escaped."""
+        if self.body is not None and self.title is not None:
+            doc = tantivy.Document()
+            doc.add_text("content", content)
+            body = self.body.snippet_from_doc(doc)
+            if body.highlighted():
+                span = body.fragment_range()
+                return _marked(
+                    body.fragment(),
+                    body.highlighted(),
+                    before=span.start > 0,
+                    after=span.end < len(content.encode()),
+                )
+            doc = tantivy.Document()
+            doc.add_text("title", title)
+            head = self.title.snippet_from_doc(doc)
+            if head.highlighted():
+                return _marked(head.fragment(), head.highlighted(), before=False, after=False)
+        return html.escape(fallback, quote=False)
+
+
+def _marked(fragment: str, ranges: Sequence[Any], *, before: bool, after: bool) -> str:
+    """`fragment` escaped, each range (byte offsets into its UTF-8) wrapped in <mark>."""
+    raw = fragment.encode()
+    parts: list[str] = []
+    last = 0
+    for start, end in sorted((r.start, r.end) for r in ranges):
+        if start < last:
+            continue
+        parts.append(html.escape(raw[last:start].decode(errors="replace"), quote=False))
+        parts.append(
+            MARK_START
+            + html.escape(raw[start:end].decode(errors="replace"), quote=False)
+            + MARK_END
+        )
+        last = end
+    parts.append(html.escape(raw[last:].decode(errors="replace"), quote=False))
+    text = "".join(parts).strip().replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
+    return ("…" if before else "") + text + ("…" if after else "")

@@ -1,0 +1,273 @@
+"""Keeping an index in step with its database, and the follower that does it for a server.
+
+`apply_changes` brings an index to its database's newest revision: every article with a
+higher revision than the index records, in revision order (the order of /v1/changes),
+replaced in the index, then one commit that also records the new revision. Replacing a
+document is idempotent, so a crash before a commit only costs that work again.
+
+One process per folder writes: the holder of `FollowerLock`, a file lock beside the folder
+(beside, not inside: a rebuild deletes the folder). Every worker of `corpus serve` runs a
+`Follower`; the one holding the lock applies changes, the others reload what it commits.
+`corpus ingest` applies its own changes when the lock is free, i.e. no server follows.
+"""
+
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import tantivy
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from app import models
+from app.search.index import META_ID, SCHEMA, IndexMeta, SearchIndex, index_path
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHANGE_BATCH_ROWS = 1000
+# A long catch-up (a rebuild) commits along the way, so a kill loses at most this much.
+COMMIT_EVERY_ROWS = 100_000
+FOLLOWER_HEAP_BYTES = 64_000_000
+BULK_HEAP_BYTES = 256_000_000
+
+OnProgress = Callable[[int, int], None]  # (index revision so far, target revision)
+
+
+def database_id(engine: Engine) -> str:
+    """The id migration 0006 gave this database."""
+    meta = models.meta_table
+    with engine.connect() as connection:
+        found = connection.execute(
+            select(meta.c.value).where(meta.c.key == models.DATABASE_ID_KEY)
+        ).scalar_one()
+    return str(found)
+
+
+def newest_revision(engine: Engine) -> int:
+    revision = models.article_table.c.revision
+    with engine.connect() as connection:
+        return int(connection.execute(select(func.coalesce(func.max(revision), 0))).scalar_one())
+
+
+def _document(article_id: int, source_id: int, title: str, content: str) -> tantivy.Document:
+    doc = tantivy.Document()
+    doc.add_unsigned("article_id", article_id)
+    doc.add_unsigned("source_id", source_id)
+    doc.add_text("title", title)
+    doc.add_text("content", content)
+    return doc
+
+
+def _delete(writer: tantivy.IndexWriter, article_id: int) -> None:
+    # By query: a term built from a Python int would be a signed one, matching nothing.
+    writer.delete_documents_by_query(tantivy.Query.term_query(SCHEMA, "article_id", article_id))
+
+
+def _commit(writer: tantivy.IndexWriter, meta: IndexMeta) -> None:
+    """Commit what `writer` holds together with `meta`: the two land or neither does."""
+    _delete(writer, META_ID)
+    writer.add_document(meta.document())
+    writer.commit()
+
+
+def apply_changes(
+    index: SearchIndex,
+    writer: tantivy.IndexWriter,
+    engine: Engine,
+    *,
+    on_progress: OnProgress | None = None,
+) -> int:
+    """Apply every change after the index's revision, in revision order; the new revision."""
+    meta = index.meta()
+    assert meta is not None, "open_for gives every index its meta document"
+    target = newest_revision(engine)
+    revision = meta.revision
+    if revision >= target:
+        return revision
+    article = models.article_table
+    stmt = (
+        select(
+            article.c.article_id,
+            article.c.source_id,
+            article.c.title,
+            article.c.content,
+            article.c.revision,
+        )
+        .order_by(article.c.revision)
+        .limit(CHANGE_BATCH_ROWS)
+    )
+    pending = 0
+    with engine.connect() as connection:
+        while True:
+            rows = connection.execute(stmt.where(article.c.revision > revision)).all()
+            if not rows:
+                break
+            for article_id, source_id, title, content, _ in rows:
+                _delete(writer, article_id)
+                writer.add_document(_document(article_id, source_id, title, content))
+            revision = rows[-1][4]
+            pending += len(rows)
+            if pending >= COMMIT_EVERY_ROWS:
+                _commit(writer, IndexMeta(meta.database_id, revision))
+                pending = 0
+                if on_progress is not None:
+                    on_progress(revision, target)
+            connection.rollback()  # end the read: a long catch-up must not pin old versions
+    _commit(writer, IndexMeta(meta.database_id, revision))
+    index.reload()
+    if on_progress is not None:
+        on_progress(revision, target)
+    return revision
+
+
+class FollowerLock:
+    """An exclusive flock on `<folder>.lock`: whoever holds it writes the folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder.with_name(folder.name + ".lock")
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, *, blocking: bool = False) -> bool:
+        if self._fd is not None:
+            return True
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def catch_up(settings: Settings, engine: Engine, *, on_progress: OnProgress | None = None) -> bool:
+    """Bring the index up to date now if no one else follows it (False: someone does)."""
+    lock = FollowerLock(index_path(settings))
+    if not lock.acquire():
+        return False
+    try:
+        rebuild_or_follow(settings, engine, on_progress=on_progress)
+    finally:
+        lock.release()
+    return True
+
+
+def rebuild_or_follow(
+    settings: Settings,
+    engine: Engine,
+    *,
+    rebuild: bool = False,
+    on_progress: OnProgress | None = None,
+) -> int:
+    """Under the lock: open (or, if asked or needed, rebuild) the index and apply every change."""
+    path = index_path(settings)
+    db_id = database_id(engine)
+    index = SearchIndex.create(path, db_id) if rebuild else SearchIndex.open_for(path, db_id)
+    writer = index.writer(BULK_HEAP_BYTES)
+    try:
+        return apply_changes(index, writer, engine, on_progress=on_progress)
+    finally:
+        writer.wait_merging_threads()
+
+
+@dataclass(frozen=True, slots=True)
+class IndexStatus:
+    """What /readyz and a search that must wait report about the index."""
+
+    ready: bool
+    index_revision: int
+    database_revision: int
+    following: bool  # this process writes the index
+
+
+class Follower:
+    """One process's view of its index folder, kept current by a thread polling the database.
+
+    Ready once the index has reached the revision the database had when the follower
+    started; until then searches answer 503 (plain lists and details never wait for it).
+    """
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.path = index_path(settings)
+        self.engine = engine
+        self.poll_s = settings.index_poll_s
+        self.lock = FollowerLock(self.path)
+        self.index: SearchIndex | None = None
+        self._writer: tantivy.IndexWriter | None = None
+        self._database_id: str | None = None
+        self._target: int | None = None
+        self._ready = False
+        self._index_revision = 0
+        self._database_revision = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def status(self) -> IndexStatus:
+        return IndexStatus(
+            self._ready, self._index_revision, self._database_revision, self.lock.held
+        )
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="index-follower", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._writer is not None:
+            self._writer.wait_merging_threads()
+            self._writer = None
+        self.lock.release()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except (SQLAlchemyError, OSError, ValueError) as exc:
+                # The database or the disk is away: keep serving what the index holds.
+                log.warning("search index follower: %s", exc)
+            self._stop.wait(self.poll_s)
+
+    def step(self) -> None:
+        """One look: apply the database's new changes (as the writer), or reload (as a reader)."""
+        database_revision = newest_revision(self.engine)
+        if self._database_id is None:
+            self._database_id = database_id(self.engine)
+        if self._target is None:
+            self._target = database_revision
+        if self._writer is None and self.lock.acquire():
+            self.index = SearchIndex.open_for(self.path, self._database_id)
+            self._writer = self.index.writer(FOLLOWER_HEAP_BYTES, 1)
+        if self._writer is not None and self.index is not None:
+            apply_changes(self.index, self._writer, self.engine, on_progress=self._progress)
+        elif self.index is None:
+            self.index = SearchIndex.open(self.path)
+        else:
+            self.index.reload()
+        self._database_revision = database_revision
+        meta = self.index.meta() if self.index is not None else None
+        if meta is not None and meta.database_id == self._database_id:
+            self._index_revision = meta.revision
+            self._ready = self._ready or meta.revision >= self._target
+        elif meta is not None:
+            self.index = None  # another database's: wait for the writer to rebuild it
+
+    def _progress(self, revision: int, _target: int) -> None:
+        self._index_revision = revision
