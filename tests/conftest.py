@@ -182,11 +182,14 @@ async def search_caught_up(client: httpx.AsyncClient, database_url: str) -> None
         await anyio.sleep(TEST_INDEX_POLL_S)
 
 
-async def make_client(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def make_client(
+    database_url: str, *, wait_for_index: bool = True, **settings: Any
+) -> AsyncIterator[httpx.AsyncClient]:
     settings.setdefault("index_poll_s", TEST_INDEX_POLL_S)
     app = create_app(Settings(database_url=database_url, **settings))
     async with app.router.lifespan_context(app):
-        await index_caught_up(app)
+        if wait_for_index:
+            await index_caught_up(app)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client

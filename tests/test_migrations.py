@@ -69,7 +69,7 @@ def test_0002_backfills_rows_loaded_before_it(database_url: str) -> None:
                     ),
                     {"id": article_id, "content": content, "now": now},
                 )
-        migrate(database_url)
+        migrate(database_url, "0005")  # the last revision with search in the database
         with engine.connect() as c:
             rows = c.execute(
                 text("SELECT article_id, word_count, revision FROM article ORDER BY article_id")
@@ -103,7 +103,7 @@ def test_0003_stores_the_excerpt_of_rows_loaded_before_it(database_url: str) -> 
     try:
         add_articles(engine, [record(i, content=body) for i, body in bodies.items()])
         downgrade(database_url, "0002")
-        migrate(database_url)
+        migrate(database_url, "0005")
         with engine.connect() as c:
             found = c.execute(text("SELECT article_id, excerpt FROM article")).all()
             stored: dict[int, str] = dict(found)
@@ -155,8 +155,8 @@ def test_0004_compresses_large_postgresql_values_with_lz4(database_url: str) -> 
         migrate(database_url)
     finally:
         engine.dispose()
-    assert after == {"content": "l", "extra": "l", "search_vector": "l"}
-    assert staged == {"content": "l", "extra": "l", "search_vector": "l"}
+    assert after == {"content": "l", "extra": "l"}  # 0006 dropped search_vector
+    assert staged == {"content": "l", "extra": "l"}
     assert before == {"content": "", "extra": "", "search_vector": ""}
     assert kept == body  # values written as LZ4 read back after the downgrade
 
@@ -178,6 +178,7 @@ def test_0005_keeps_vectors_and_its_downgrade_makes_the_column_generated_again(
     vector = text("SELECT search_vector::text FROM article WHERE article_id = 1")
     indexes = text("SELECT indexname FROM pg_indexes WHERE tablename = 'article'")
     try:
+        downgrade(database_url, "0005")
         add_articles(engine, [record(1, title="Running dogs", content="geese flying")])
         with engine.connect() as c:
             c.execute(text("DROP INDEX ix_article_title_article_id"))  # as a killed load left it
@@ -188,7 +189,7 @@ def test_0005_keeps_vectors_and_its_downgrade_makes_the_column_generated_again(
             generated = c.execute(state).scalar_one()
             recomputed = c.execute(vector).scalar_one()
             indexed = set(c.execute(indexes).scalars())
-        migrate(database_url)
+        migrate(database_url, "0005")
         with engine.connect() as c:
             upgraded = c.execute(state).scalar_one()
             kept = c.execute(vector).scalar_one()
@@ -198,6 +199,47 @@ def test_0005_keeps_vectors_and_its_downgrade_makes_the_column_generated_again(
     assert (generated, recomputed) == ("s", loaded)
     assert {"ix_article_search_vector", "ix_article_title_article_id"} <= indexed
     assert (upgraded, kept) == ("", loaded)
+
+
+def test_0006_moves_search_out_and_its_downgrade_brings_it_back(database_url: str) -> None:
+    from sqlalchemy import text
+
+    from tests.factories import add_articles, record
+
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    sqlite = backend(database_url) == "sqlite"
+    search = (
+        text("SELECT rowid FROM article_fts WHERE article_fts MATCH 'geese'")
+        if sqlite
+        else text(
+            "SELECT article_id FROM article"
+            " WHERE search_vector @@ websearch_to_tsquery('english', 'geese')"
+        )
+    )
+    listed = (
+        "SELECT name FROM sqlite_master WHERE name LIKE 'article_fts%'"
+        if sqlite
+        else "SELECT column_name FROM information_schema.columns"
+        " WHERE table_name = 'article' AND column_name = 'search_vector'"
+    )
+    try:
+        with engine.connect() as c:
+            database_id = c.execute(text("SELECT value FROM corpus_meta")).scalar_one()
+            at_head = c.execute(text(listed)).scalars().all()
+        add_articles(engine, [record(1, title="Running dogs", content="geese flying")])
+        downgrade(database_url, "0005")
+        with engine.connect() as c:
+            found = c.execute(search).scalars().all()  # filled from the stored rows
+        migrate(database_url)
+        with engine.connect() as c:
+            again = c.execute(text(listed)).scalars().all()
+            new_id = c.execute(text("SELECT value FROM corpus_meta")).scalar_one()
+    finally:
+        engine.dispose()
+    assert at_head == again == []
+    assert found == [1]
+    assert len(database_id) == 32
+    assert new_id != database_id  # an upgrade names the database anew: indexes are rebuilt
 
 
 def test_a_new_sqlite_database_gets_large_pages_and_an_old_one_keeps_its_own(

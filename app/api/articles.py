@@ -10,13 +10,18 @@ from starlette.responses import Response
 from app import schemas
 from app.api.calls import run_db, run_db_short
 from app.api.deps import (
+    DEFAULT_LIMIT,
     ArticleId,
     CacheDep,
+    ContentParam,
+    FieldsParam,
+    Limit,
     ListOptions,
     ListOptionsDep,
     SessionDep,
     SettingsDep,
     SourceIds,
+    parse_fields,
     search_index,
 )
 from app.api.pagination import link_header, page_links
@@ -25,7 +30,7 @@ from app.api.responses import model_json
 from app.queries import articles as article_queries
 from app.queries import counts
 from app.queries import cursor as cursors
-from app.queries.articles import ArticleFilter, Item
+from app.queries.articles import ArticleFilter, Content, Item
 from app.queries.cache import BYTES_PER_WEIGHT, RevisionCache, newest_revision
 from app.queries.counts import CountMode
 
@@ -200,3 +205,40 @@ def article_json(fields: dict[str, Any]) -> bytes:
         return orjson.dumps(fields, option=orjson.OPT_UTC_Z)
     except orjson.JSONEncodeError:
         return model_json(schemas.Article.model_construct(**fields))
+
+
+@router.get(
+    "/{article_id}/similar",
+    operation_id="list_similar_articles",
+    response_model=schemas.ArticlePage,
+)
+async def list_similar_articles(
+    request: Request,
+    article_id: ArticleId,
+    session: SessionDep,
+    limit: Limit = DEFAULT_LIMIT,
+    content: ContentParam = Content.EXCERPT,
+    fields: FieldsParam = None,
+    source_id: SourceIds = [],  # noqa: B006 - FastAPI copies defaults per request
+) -> Response:
+    """Articles most like this one (more-like-this over its title and body), best first.
+
+    Items are list items with a `score`; `source_id` narrows them, `content` and `fields`
+    shape them as on list_articles. One page: `next` and `prev` are null.
+    """
+    wanted = parse_fields(fields)
+    index = search_index(request.app.state)
+    flt = ArticleFilter(source_ids=tuple(source_id))
+    items = await run_db(
+        session,
+        article_queries.similar_articles,
+        session,
+        index,
+        article_id,
+        flt,
+        limit=limit,
+        content=content,
+    )
+    body = {"items": _project(items, wanted), "next": None, "prev": None}
+    body |= {"total": None, "total_is_exact": None}
+    return Response(orjson.dumps(body), media_type="application/json")

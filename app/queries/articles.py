@@ -515,3 +515,28 @@ def _decorate(
     for item in rows:
         title, body = texts.get(item["article_id"], ("", ""))
         item["snippet"] = snippets.snippet(title, body, item["_head"])
+
+
+def similar_articles(
+    session: Session,
+    index: SearchIndex,
+    article_id: int,
+    flt: ArticleFilter,
+    *,
+    limit: int,
+    content: Content,
+) -> list[Item]:
+    """The articles most like `article_id` (its title and body as stored), best first, with
+    their `score`; NotFound for an unknown id."""
+    fields = get_article_fields(session, article_id)
+    query = matching.similar_query(fields["title"], fields["content"], article_id, flt)
+    pairs = matching.top(index.searcher(), matching.Compiled(query, None), limit)
+    by_id = _fetch(session, [i for _, i in pairs], content)
+    items = []
+    for score, found in pairs:
+        item = by_id.get(found)
+        if item is not None:
+            item.pop("_head", None)
+            item["score"] = score
+            items.append(item)
+    return items
