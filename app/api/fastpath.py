@@ -282,7 +282,8 @@ async def _gzip(start: Message, body: bytes, accept_encoding: str) -> bytes:
         MutableHeaders(scope=start).add_vary_header("Accept-Encoding")
     if "gzip" not in accept_encoding:
         return body
-    compress = partial(gzip.compress, body, compresslevel=GZIP_LEVEL)
+    # mtime=0: the same body compresses to the same bytes, so its strong tag stays true.
+    compress = partial(gzip.compress, body, compresslevel=GZIP_LEVEL, mtime=0)
     compressed = await in_thread(compress) if len(body) >= GZIP_THREAD_SIZE else compress()
     headers = MutableHeaders(scope=start)
     headers["Content-Encoding"] = "gzip"
