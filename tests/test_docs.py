@@ -15,7 +15,8 @@ import httpx
 import orjson
 import pytest
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
 ELIDED = "…"
 # A one-line ```sh block holding a curl command, then (blank lines between) a ```json block.
 _EXAMPLE = re.compile(r"```sh\n(curl [^\n]*)\n```\n\s*```json\n(.*?)\n```", re.DOTALL)
@@ -72,6 +73,21 @@ def test_the_docs_have_examples_of_every_endpoint() -> None:
     paths = {urlsplit(e.url).path for e in EXAMPLES}
     assert {"/v1/articles", "/v1/articles/166812", "/v1/sources", "/v1/changes"} <= paths
     assert len(EXAMPLES) >= 10
+
+
+def test_the_api_page_names_every_path_and_parameter() -> None:
+    """openapi.json is the contract: a route or parameter added there needs its docs."""
+    page = (DOCS / "api.md").read_text()
+    document = orjson.loads((ROOT / "openapi.json").read_bytes())
+    missing = [path for path in document["paths"] if f"`GET {path}`" not in page]
+    missing += [
+        f"{path}: {parameter['name']}"
+        for path, item in document["paths"].items()
+        for operation in item.values()
+        for parameter in operation.get("parameters", [])
+        if f"`{parameter['name']}`" not in page
+    ]
+    assert missing == [], "docs/api.md does not document these"
 
 
 @pytest.mark.anyio
