@@ -163,7 +163,11 @@ def test_search_facet_scroll_article_and_back(
     assert "&article=" in browser.current_url
     assert by_id(browser, "article-meta").text.startswith("BBC · 80 words · #")
     assert by_id(browser, "article-body").text.startswith("Body of article ")
-    assert not by_id(browser, "similar").is_displayed()  # no similar-articles route here
+    # Similar articles from GET /v1/articles/{id}/similar, never the article itself.
+    wait(browser, lambda b: by_id(b, "similar").is_displayed())
+    similar = by_id(browser, "similar-list").find_elements(By.CSS_SELECTOR, "a")
+    assert similar
+    assert all(a.text != title for a in similar)
     assert not by_id(browser, "list-view").is_displayed()
     screenshot(browser, tmp_path / "3-article.png")
     assert axe_violations(browser) == []

@@ -33,7 +33,7 @@ CHANGE_BATCH_ROWS = 1000
 # A long catch-up (a rebuild) commits along the way, so a kill loses at most this much.
 COMMIT_EVERY_ROWS = 100_000
 FOLLOWER_HEAP_BYTES = 64_000_000
-BULK_HEAP_BYTES = 64_000_000
+BULK_HEAP_BYTES = 32_000_000
 
 OnProgress = Callable[[int, int], None]  # (index revision so far, target revision)
 
