@@ -63,12 +63,18 @@ class BatchCounts:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    # The records the batch wrote, and how many revisions it took: what a search index fed
+    # during the load needs (app/search/sync.py LoadIndexer).
+    written: tuple[ArticleIn, ...] = ()
+    revisions: int = 0
 
     def __add__(self, other: "BatchCounts") -> "BatchCounts":
         return BatchCounts(
             self.inserted + other.inserted,
             self.updated + other.updated,
             self.unchanged + other.unchanged,
+            self.written + other.written,
+            self.revisions + other.revisions,
         )
 
 
@@ -169,7 +175,8 @@ class SqliteStore:
             reorder = self.reorder
             rows = [reorder((*r, revision + n, now, now)) for n, r in enumerate(changed, start=1)]
             connection.exec_driver_sql(self.sql, rows)
-        return BatchCounts(inserted, updated, len(batch) - len(changed))
+        unchanged = len(batch) - len(changed)
+        return BatchCounts(inserted, updated, unchanged, tuple(changed), len(changed))
 
 
 def _bind(column: Column[Any], connection: Connection) -> Callable[[Any], Any]:
@@ -248,6 +255,7 @@ class PostgresStore:
                 func.count().filter(changed) - func.count().filter(is_new),
             ).select_from(joined)
         ).one()
+        written: set[int] = set()
         if inserted or updated:
             now = now_utc()
             numbered = (
@@ -268,8 +276,14 @@ class PostgresStore:
                 set_={name: stmt.excluded[name] for name in UPDATABLE},
                 where=article.c.content_hash != stmt.excluded.content_hash,
             )
-            connection.execute(stmt)
-        return BatchCounts(inserted, updated, len(batch) - inserted - updated)
+            written = set(connection.execute(stmt.returning(article.c.article_id)).scalars())
+        return BatchCounts(
+            inserted,
+            updated,
+            len(batch) - inserted - updated,
+            tuple(r for r in batch if r.article_id in written),
+            inserted + updated,
+        )
 
     def _copy(self, connection: Connection, batch: Sequence[ArticleIn]) -> None:
         """COPY the batch through the driver. Its errors are raised as SQLAlchemy's, as every

@@ -10,6 +10,7 @@ HTTP or of the index.
 import html
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_QUERY_CHARS = 1000
 # Letters and digits only: what the index's tokenizer keeps (app/search/index.py).
@@ -78,8 +79,10 @@ def _tokens(text: str) -> list[tuple[str, bool, bool]]:
     return items
 
 
+@lru_cache(maxsize=1024)
 def parse(q: str | None) -> SearchQuery | None:
-    """The query `q` means, or None for no search (missing, empty or only spaces)."""
+    """The query `q` means, or None for no search (missing, empty or only spaces). Kept per
+    text: a request reads its filter's search several times, and the result is immutable."""
     if q is None or not q.strip():
         return None
     groups: list[list[Phrase]] = []

@@ -111,7 +111,7 @@ def top(searcher: tantivy.Searcher, compiled: Compiled, limit: int) -> list[tupl
     The index cuts its top-k among equal scores at random, so it is asked for more until
     the cut falls strictly below the last score kept: then every tie of that score is in.
     """
-    k = limit
+    k = limit + 1  # one past the cut, to see whether it splits a tie
     while True:
         found = searcher.search(compiled.query, k, count=False)
         pairs = list(

@@ -15,7 +15,7 @@ import fcntl
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,7 @@ FOLLOWER_HEAP_BYTES = 64_000_000
 BULK_HEAP_BYTES = 32_000_000
 
 OnProgress = Callable[[int, int], None]  # (index revision so far, target revision)
+Article = tuple[int, int, str, str]  # article_id, source_id, title, content
 
 
 def database_id(engine: Engine) -> str:
@@ -271,3 +272,59 @@ class Follower:
 
     def _progress(self, revision: int, _target: int) -> None:
         self._index_revision = revision
+
+
+class LoadIndexer:
+    """Feeds a load's written records to the index as its batches commit, so the index is
+    built beside the database writes instead of read back from the database after them.
+
+    Only when no one else follows the folder (the lock is free). At the end the index claims
+    the database's newest revision only if the load's own batches took every revision since
+    it started; if another writer wrote meanwhile, the records fed may be stale, so the index
+    claims the revision it started from and `apply_changes` goes over everything since.
+    """
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.path = index_path(settings)
+        self.lock = FollowerLock(self.path)
+        self.index: SearchIndex | None = None
+        self._writer: tantivy.IndexWriter | None = None
+        self._start = 0
+        self._revisions = 0
+
+    def __enter__(self) -> "LoadIndexer":
+        if self.lock.acquire():
+            self.index = SearchIndex.open_for(self.path, database_id(self.engine))
+            self._writer = self.index.writer(BULK_HEAP_BYTES, 1)
+            self._start = apply_changes(self.index, self._writer, self.engine)
+        return self
+
+    def add(self, written: Iterable[Article], revisions: int) -> None:
+        """Index what one committed batch wrote, and the revisions it took."""
+        if self._writer is None:
+            return
+        for article_id, source_id, title, content in written:
+            _delete(self._writer, article_id)
+            self._writer.add_document(_document(article_id, source_id, title, content))
+        self._revisions += revisions
+
+    def finish(self, on_progress: OnProgress | None = None) -> bool:
+        """Commit and bring the index up to date; False when a server follows it instead."""
+        if self._writer is None or self.index is None:
+            return catch_up(self.settings, self.engine, on_progress=on_progress)
+        meta = self.index.meta()
+        assert meta is not None
+        newest = newest_revision(self.engine)
+        alone = newest == self._start + self._revisions
+        _commit(self._writer, IndexMeta(meta.database_id, newest if alone else self._start))
+        self.index.reload()
+        apply_changes(self.index, self._writer, self.engine, on_progress=on_progress)
+        return True
+
+    def __exit__(self, *_: object) -> None:
+        if self._writer is not None:
+            self._writer.wait_merging_threads()
+            self._writer = None
+        self.lock.release()
