@@ -305,3 +305,33 @@ def _tiny_index(tmp_path_factory: pytest.TempPathFactory) -> SearchIndex:
         engine.dispose()
         _TINY["index"] = _opened(settings_)
     return _TINY["index"]
+
+
+async def test_a_trailing_star_makes_the_last_word_a_prefix(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    add_articles(
+        engine,
+        [
+            record(1, title="Palmyra falls", content="the ancient city"),
+            record(2, title="Palm trees", content="palms by the sea"),
+            record(3, title="Cities", content="many cities grow"),
+            record(4, title="Other", content="nothing here"),
+        ],
+    )
+    engine.dispose()
+    await search_caught_up(client, database_url)
+
+    async def found(q: str) -> list[int]:
+        page = (await client.get("/v1/articles", params={"q": q})).json()
+        return sorted(item["article_id"] for item in page["items"])
+
+    assert await found("palm") == [2]  # a word without `*` is a word
+    assert await found("palm*") == [1, 2]
+    assert await found("palmy*") == [1]  # unstemmed as typed: `palmy` is no stem of it
+    assert await found("citi*") == [1, 3]  # and a whole word still finds its forms
+    assert await found('"ancient ci*"') == [1]
+    assert await found("citi* -palm*") == [3]
+    hit = (await client.get("/v1/articles", params={"q": "palm*"})).json()["items"][0]
+    assert "<mark>" in hit["snippet"]
