@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,6 +26,7 @@ from app.queries.filters import ArticleFilter
 from app.queries.search import parse
 from app.search import matching, sync
 from app.search.index import SearchIndex, index_path
+from app.search.sync import newest_revision
 from app.settings import Settings
 from tests.conftest import drop, make_client, pg_admin, pg_url, search_caught_up
 from tests.factories import add_articles, record
@@ -335,3 +337,21 @@ async def test_a_trailing_star_makes_the_last_word_a_prefix(
     assert await found("citi* -palm*") == [3]
     hit = (await client.get("/v1/articles", params={"q": "palm*"})).json()["items"][0]
     assert "<mark>" in hit["snippet"]
+
+
+def test_index_status_reports_revisions_lag_and_size(loaded: tuple[str, Engine]) -> None:
+    url, engine = loaded
+    add_articles(engine, [record(90_001)])  # written after the CLI caught up: one behind
+    done = subprocess.run(
+        [*CLI, "index", "status", "--json", "--database-url", url],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    status = orjson.loads(done.stdout)
+    assert status["state"] == "ready"
+    assert status["database_revision"] == newest_revision(engine)
+    assert status["lag"] == 1
+    assert status["revision"] == status["database_revision"] - 1
+    assert status["size_bytes"] > 0
