@@ -10,6 +10,7 @@ configured and without.
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,8 +29,7 @@ from app.queries import articles as article_queries
 from app.queries.articles import Content, Sort
 from app.queries.counts import CountMode, Facet
 from app.settings import Settings
-from tests.conftest import CORPUS_IDS, client_for
-from tests.factories import add_articles, record
+from tests.factories import CORPUS_IDS, add_articles, client_for, record
 
 pytestmark = pytest.mark.anyio
 
@@ -73,12 +73,14 @@ async def both(
     seeded_url: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     origins = request.param
-    async for fast in _client(seeded_url, cors_allow_origins=origins):
-        async for slow in _client(seeded_url, fast_reads=False, cors_allow_origins=origins):
-            yield fast, slow
+    async with (
+        _client(seeded_url, cors_allow_origins=origins) as fast,
+        _client(seeded_url, fast_reads=False, cors_allow_origins=origins) as slow,
+    ):
+        yield fast, slow
 
 
-def _client(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+def _client(database_url: str, **settings: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
     return client_for(create_app(Settings(database_url=database_url, **settings)))
 
 
@@ -226,12 +228,14 @@ async def test_a_body_large_enough_to_compress_on_a_thread_agrees(database_url: 
         add_articles(engine, [record(91, content="many words of text " * 12_000)])  # 228 KB
     finally:
         engine.dispose()
-    async for fast in _client(database_url):
-        async for slow in _client(database_url, fast_reads=False):
-            for url in ("/v1/articles/91", "/v1/articles?content=full"):
-                response = await same((fast, slow), url, {"Accept-Encoding": "gzip"})
-                assert response.headers["content-encoding"] == "gzip"
-                assert len(response.content) > GZIP_THREAD_SIZE
+    async with (
+        _client(database_url) as fast,
+        _client(database_url, fast_reads=False) as slow,
+    ):
+        for url in ("/v1/articles/91", "/v1/articles?content=full"):
+            response = await same((fast, slow), url, {"Accept-Encoding": "gzip"})
+            assert response.headers["content-encoding"] == "gzip"
+            assert len(response.content) > GZIP_THREAD_SIZE
 
 
 def test_fast_reads_stand_in_front_of_fastapi_unless_telemetry_wraps_every_request(
