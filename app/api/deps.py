@@ -1,26 +1,34 @@
 """Shared dependencies and parameter types for the routers.
 
 Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in its
-threadpool, and each such hop cost more than the query behind a page (bench/list_api.py).
+threadpool, a thread hop per request that the request does not need.
+
+The list's parameters are pydantic models (`ListQuery` and its kin): FastAPI reads and
+documents them for the routes, and the fast routes (fastpath.py) validate with the same
+models through `read_query`, so a parameter exists on every path once it is declared here.
 """
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from functools import cache
+from typing import Annotated, TypeVar, get_origin
 
 from fastapi import Depends, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from sqlmodel import Session
-from starlette.datastructures import State
+from starlette.datastructures import QueryParams, State
 
 from app.api.calls import in_thread
 from app.errors import InvalidParameter
+from app.models import MAX_ID
 from app.queries.articles import ArticleFilter, Content, Sort
 from app.queries.cache import RevisionCache
 from app.queries.counts import CountMode, Facet
 from app.queries.search import MAX_QUERY_CHARS
 from app.settings import Settings
 
-MAX_ID = 2**63 - 1
+T = TypeVar("T")
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
 MAX_CURSOR_CHARS = 2048
@@ -64,38 +72,9 @@ ArticleId = Annotated[
     int, Path(ge=1, le=MAX_ID, description="The corpus's own article id.", examples=[166812])
 ]
 SourceId = Annotated[int, Path(ge=1, le=MAX_ID, description="A source id.", examples=[2])]
-Limit = Annotated[
-    int,
-    Query(
-        ge=1,
-        le=MAX_LIMIT,
-        description=f"How many items per page (1 to {MAX_LIMIT}).",
-        examples=[20],
-    ),
-]
-CursorParam = Annotated[
-    str | None,
-    Query(
-        max_length=MAX_CURSOR_CHARS,
-        description="Opaque cursor from a previous page's `next` or `prev` link.",
-        examples=[
-            "KTpfHcpDcNaYWrkqW1swLjM5NTQ4NDA0NjkzMzM3NjQsNDNdLCJhIiwiMzYyZGY5ZTExYTQ1Zjc4MiJd"
-        ],
-    ),
-]
-SourceIds = Annotated[
-    list[Annotated[int, Query(ge=1, le=MAX_ID)]],
-    Query(
-        max_length=MAX_SOURCE_IDS,
-        description=(
-            "Only articles from these sources; repeat for several (`?source_id=2&source_id=5`)."
-        ),
-        examples=[[2]],
-    ),
-]
 
 
-# -- List options: shared by /v1/articles and /v1/sources/{id}/articles ----------------------
+# -- The list's query: one definition for FastAPI and the fast routes --------------------------
 
 MAX_IDS = 100
 MAX_IDS_CHARS = MAX_IDS * 21
@@ -105,9 +84,23 @@ LIST_FIELDS = frozenset(
     {"article_id", "source_id", "title", "excerpt", "content", "word_count", "score", "snippet"}
 )
 
-Q = Annotated[
-    str | None,
-    Query(
+
+class SourcesQuery(BaseModel):
+    source_id: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
+        [],
+        max_length=MAX_SOURCE_IDS,
+        description=(
+            "Only articles from these sources; repeat for several (`?source_id=2&source_id=5`)."
+        ),
+        examples=[[2]],
+    )
+
+
+class FilterQuery(BaseModel):
+    """Which articles: the filter shared by lists and exports."""
+
+    q: str | None = Field(
+        None,
         max_length=MAX_QUERY_CHARS,
         description=(
             'Full-text search over title and content. Words are ANDed; `"a phrase"`, '
@@ -115,71 +108,159 @@ Q = Annotated[
             f"At most {MAX_QUERY_CHARS} characters."
         ),
         examples=['palmyra "islamic state" -video'],
-    ),
-]
-IdMin = Annotated[
-    int | None,
-    Query(ge=1, le=MAX_ID, description="Smallest article_id to include (inclusive).", examples=[1]),
-]
-IdMax = Annotated[
-    int | None,
-    Query(
-        ge=1, le=MAX_ID, description="Largest article_id to include (inclusive).", examples=[200000]
-    ),
-]
-IdsParam = Annotated[
-    str | None,
-    Query(
+    )
+    id_min: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="Smallest article_id to include (inclusive).",
+        examples=[1],
+    )
+    id_max: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="Largest article_id to include (inclusive).",
+        examples=[200000],
+    )
+    ids: str | None = Field(
+        None,
         max_length=MAX_IDS_CHARS,
         description=f"Only these article ids, comma-separated (at most {MAX_IDS}).",
         examples=["166812,7,14"],
-    ),
-]
-SortParam = Annotated[
-    Sort | None,
-    Query(
+    )
+
+    def article_filter(self, source_ids: Sequence[int] = ()) -> ArticleFilter:
+        """The filter, narrowed to `source_ids` when given; InvalidParameter for bad `ids`."""
+        return ArticleFilter(
+            source_ids=tuple(source_ids),
+            id_min=self.id_min,
+            id_max=self.id_max,
+            ids=parse_ids(self.ids),
+            q=self.q,
+        )
+
+
+class ListQuery(FilterQuery):
+    """The query of a list of articles (/v1/sources/{id}/articles takes it as it is)."""
+
+    sort: Sort | None = Field(
+        None,
         description=(
             "Order: `-article_id` (default), `article_id`, `title`, `-title` (code-point "
             "order), or `relevance` (default with `q`). Ties go by article_id."
         ),
         examples=["-article_id"],
-    ),
-]
-FieldsParam = Annotated[
-    str | None,
-    Query(
+    )
+    fields: str | None = Field(
+        None,
         max_length=MAX_FIELDS_CHARS,
         description=(
             "Comma-separated item fields to return, from: " + ", ".join(sorted(LIST_FIELDS)) + "."
         ),
         examples=["article_id,title"],
-    ),
-]
-ContentParam = Annotated[
-    Content,
-    Query(
+    )
+    content: Content = Field(
+        Content.EXCERPT,
         description="How much body items carry: none, excerpt (default) or full content.",
         examples=["excerpt"],
-    ),
-]
-CountParam = Annotated[
-    CountMode,
-    Query(
+    )
+    count: CountMode = Field(
+        CountMode.NONE,
         description=(
             "Add `total`: none (default), exact, or estimated (PostgreSQL's planner "
             "estimate; exact on SQLite). `total_is_exact` says which it is."
         ),
         examples=["exact"],
-    ),
-]
-FacetParam = Annotated[
-    list[Facet],
-    Query(
+    )
+    facet: list[Facet] = Field(
+        [],
         max_length=MAX_FACETS,
         description="Add `facets` with match counts per value; only `source_id` exists.",
         examples=[["source_id"]],
-    ),
-]
+    )
+    limit: int = Field(
+        DEFAULT_LIMIT,
+        ge=1,
+        le=MAX_LIMIT,
+        description=f"How many items per page (1 to {MAX_LIMIT}).",
+        examples=[20],
+    )
+    cursor: str | None = Field(
+        None,
+        max_length=MAX_CURSOR_CHARS,
+        description="Opaque cursor from a previous page's `next` or `prev` link.",
+        examples=[
+            "KTpfHcpDcNaYWrkqW1swLjM5NTQ4NDA0NjkzMzM3NjQsNDNdLCJhIiwiMzYyZGY5ZTExYTQ1Zjc4MiJd"
+        ],
+    )
+
+    def options(self, source_ids: Sequence[int] = ()) -> "ListOptions":
+        """What to list, with the filter narrowed to `source_ids`; InvalidParameter for a
+        bad `ids` or `fields`."""
+        return ListOptions(
+            flt=self.article_filter(source_ids),
+            sort=self.sort,
+            limit=self.limit,
+            cursor=self.cursor,
+            fields=parse_fields(self.fields),
+            content=self.content,
+            count=self.count,
+            facets=list(dict.fromkeys(self.facet)),
+        )
+
+
+# Base order puts source_id first, where the OpenAPI document has always listed it.
+class ArticleListQuery(ListQuery, SourcesQuery):
+    """The query of /v1/articles."""
+
+
+class ExportQuery(FilterQuery, SourcesQuery):
+    """The query of the exports: the list's filter."""
+
+
+ListQueryDep = Annotated[ListQuery, Query()]
+ArticleListQueryDep = Annotated[ArticleListQuery, Query()]
+ExportQueryDep = Annotated[ExportQuery, Query()]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_query(model: type[M], params: QueryParams) -> M:
+    """`params` read into `model` as FastAPI reads a query model: a list field takes every
+    value of its name, any other field the last one, and the errors are FastAPI's 422."""
+    data: dict[str, object] = {}
+    for name, is_list in _query_fields(model):
+        if is_list:
+            if values := params.getlist(name):
+                data[name] = values
+        elif name in params:
+            data[name] = params[name]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _request_error(exc, "query") from None
+
+
+@cache
+def _query_fields(model: type[BaseModel]) -> tuple[tuple[str, bool], ...]:
+    """Each field's name, and whether it is a list (repeated in the query string)."""
+    return tuple((name, get_origin(f.annotation) is list) for name, f in model.model_fields.items())
+
+
+def read_path(adapter: TypeAdapter[T], name: str, value: str) -> T:
+    """A path parameter validated as FastAPI validates it, with FastAPI's 422."""
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        raise _request_error(exc, "path", name) from None
+
+
+def _request_error(exc: ValidationError, *loc: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{**error, "loc": (*loc, *error["loc"])} for error in exc.errors(include_url=False)]
+    )
 
 
 def parse_ids(ids: str | None) -> tuple[int, ...]:
@@ -212,7 +293,7 @@ def parse_fields(fields: str | None) -> frozenset[str] | None:
 
 @dataclass(frozen=True, slots=True)
 class ListOptions:
-    """Everything a list of articles takes besides its source filter."""
+    """What a list of articles shows: the filter (sources included), order, page and extras."""
 
     flt: ArticleFilter
     sort: Sort | None
@@ -224,26 +305,15 @@ class ListOptions:
     facets: list[Facet]
 
 
-async def list_options(
-    q: Q = None,
-    id_min: IdMin = None,
-    id_max: IdMax = None,
-    ids: IdsParam = None,
-    sort: SortParam = None,
-    fields: FieldsParam = None,
-    content: ContentParam = Content.EXCERPT,
-    count: CountParam = CountMode.NONE,
-    facet: FacetParam = [],  # noqa: B006 - FastAPI copies defaults per request
-    limit: Limit = DEFAULT_LIMIT,
-    cursor: CursorParam = None,
-) -> ListOptions:
-    flt = ArticleFilter(id_min=id_min, id_max=id_max, ids=parse_ids(ids), q=q)
-    return ListOptions(
-        flt, sort, limit, cursor, parse_fields(fields), content, count, list(dict.fromkeys(facet))
-    )
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """One request for a page of articles: what it lists and what building it reads."""
 
-
-ListOptionsDep = Annotated[ListOptions, Depends(list_options)]
+    request: Request  # its URL makes the links; its query string keys the kept reply
+    session: Session
+    settings: Settings
+    cache: RevisionCache
+    options: ListOptions
 
 
 def search_cache(state: State) -> RevisionCache:
