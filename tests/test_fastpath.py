@@ -165,6 +165,19 @@ async def test_details_agree(both: tuple[httpx.AsyncClient, httpx.AsyncClient], 
         await revalidated(both, path, await same(both, path, headers), headers)
 
 
+@pytest.mark.parametrize("method", ["HEAD", "POST", "DELETE"])
+async def test_other_methods_agree(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient], method: str
+) -> None:
+    fast, slow = both
+    for url in ("/v1/articles", f"/v1/articles/{CORPUS_IDS[0]}"):
+        a = await fast.request(method, url, headers=HEADERS)
+        b = await slow.request(method, url, headers=HEADERS)
+        assert a.status_code == 405, (method, url)
+        assert (a.status_code, a.content) == (b.status_code, b.content)
+        assert a.headers.multi_items() == b.headers.multi_items()
+
+
 def test_reads_the_query_as_fastapi_does() -> None:
     query = "limit=5&sort=title&content=none&source_id=2&q=a&count=exact&facet=source_id&x=1"
     options = read_query(ArticleListQuery, QueryParams(query)).options([2])
