@@ -11,7 +11,17 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 
 from app import logs
-from app.api import articles, changes, export, fastpath, health, openapi, problems, sources
+from app.api import (
+    articles,
+    changes,
+    explorer,
+    export,
+    fastpath,
+    health,
+    openapi,
+    problems,
+    sources,
+)
 from app.api.caching import GZIP_LEVEL, GZIP_MIN_SIZE, ConditionalGetMiddleware
 from app.api.limits import RequestLimitsMiddleware
 from app.api.request_id import REQUEST_ID_HEADER, RequestIdMiddleware
@@ -53,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(changes.router)
     app.include_router(export.router)
     app.include_router(health.router)
+    app.include_router(explorer.router)
     # Ahead of the FastAPI routes of the same paths. Off with OpenTelemetry, whose route
     # spans FastAPI's own routes open.
     if settings.fast_reads and not settings.opentelemetry:
