@@ -22,7 +22,7 @@ from starlette.datastructures import QueryParams
 from starlette.types import Message
 
 from app.api import fastpath
-from app.api.deps import ArticleListQuery, read_query
+from app.api.list_query import ArticleListQuery, read_query
 from app.api.shedding import Admission
 from app.db import make_engine
 from app.main import create_app

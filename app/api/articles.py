@@ -10,15 +10,8 @@ from starlette.responses import Response
 
 from app import schemas
 from app.api.calls import run_db, run_db_short
-from app.api.deps import (
-    ArticleId,
-    ArticleListQueryDep,
-    CacheDep,
-    ListOptions,
-    PageRequest,
-    SessionDep,
-    SettingsDep,
-)
+from app.api.deps import ArticleId, CacheDep, SessionDep, SettingsDep
+from app.api.list_query import ArticleListQueryDep, ListOptions, PageRequest
 from app.api.pagination import link_header, page_links
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.responses import model_json

@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Request
 from starlette.responses import StreamingResponse
 
-from app.api.deps import ExportQueryDep
+from app.api.list_query import ExportQueryDep
 from app.api.problems import PROBLEM_RESPONSES
 from app.queries.export import MEDIA_TYPES, Format, export_chunks
 

@@ -8,11 +8,11 @@ puts these two routes ahead of the FastAPI routes of the same paths.
 
 They are ordinary routes inside the one middleware stack, so every response gets the same
 request id, limits, load shedding, validators, gzip and CORS. They read their parameters
-with the routes' own definitions (`ArticleListQuery` and `ArticleId` in deps.py), call the
-functions the routes of articles.py call, and raise the same errors, which problems.py
-renders. The FastAPI routes remain the documented API (OpenAPI) and serve every request
-when `fast_reads` is off; tests/test_fastpath.py checks that both answer alike, headers
-included.
+with the routes' own definitions (`ArticleListQuery` in list_query.py, `ArticleId` in
+deps.py), call the functions the routes of articles.py call, and raise the same errors,
+which problems.py renders. The FastAPI routes remain the documented API (OpenAPI) and
+serve every request when `fast_reads` is off; tests/test_fastpath.py checks that both
+answer alike, headers included.
 """
 
 from pydantic import TypeAdapter
@@ -22,15 +22,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.api import articles
-from app.api.deps import (
-    ArticleId,
-    ArticleListQuery,
-    PageRequest,
-    close_session,
-    read_path,
-    read_query,
-    search_cache,
-)
+from app.api.deps import ArticleId, close_session, search_cache
+from app.api.list_query import ArticleListQuery, PageRequest, read_path, read_query
 
 LIST_PATH = "/v1/articles"
 _ARTICLE_ID: TypeAdapter[int] = TypeAdapter(ArticleId)

@@ -6,14 +6,8 @@ from starlette.responses import Response
 from app import schemas
 from app.api.articles import list_page
 from app.api.calls import run_db, run_db_short
-from app.api.deps import (
-    CacheDep,
-    ListQueryDep,
-    PageRequest,
-    SessionDep,
-    SettingsDep,
-    SourceId,
-)
+from app.api.deps import CacheDep, SessionDep, SettingsDep, SourceId
+from app.api.list_query import ListQueryDep, PageRequest
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.responses import json_response
 from app.queries import sources as source_queries
