@@ -25,7 +25,7 @@ from app.ingest.writer import WAL_CHECKPOINT_BYTES, tune_sqlite_for_load
 from app.search.index import SearchIndex, index_path
 from app.search.sync import FollowerLock, newest_revision
 from app.settings import Settings
-from tests.conftest import clone, drop
+from tests.databases import clone, drop
 
 CLI = [sys.executable, "-c", "from app.cli import main; main()"]
 SMALL_BODIES = (200, 800)  # keeps PostgreSQL's per-row tsvector cheap enough for a test

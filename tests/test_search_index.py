@@ -28,8 +28,8 @@ from app.search import matching, sync
 from app.search.index import SearchIndex, index_path
 from app.search.sync import newest_revision
 from app.settings import Settings
-from tests.conftest import drop, make_client, pg_admin, pg_url, search_caught_up
-from tests.factories import add_articles, record
+from tests.databases import drop, pg_admin, pg_url
+from tests.factories import add_articles, make_client, record, search_caught_up
 from tests.live import serve
 
 pytestmark = pytest.mark.anyio
@@ -236,7 +236,7 @@ async def test_search_answers_503_until_the_index_has_caught_up(
     lock = sync.FollowerLock(folder)
     assert lock.acquire()  # another process writes this folder, and has built nothing yet
     try:
-        async for c in make_client(database_url, index_dir=str(folder), wait_for_index=False):
+        async with make_client(database_url, index_dir=str(folder), wait_for_index=False) as c:
             search = await c.get("/v1/articles", params={"q": "heron"})
             plain = await c.get("/v1/articles")
             ready = (await c.get("/readyz")).json()
