@@ -96,8 +96,49 @@ class CorpusMeta(SQLModel, table=True):
 
 
 DATABASE_ID_KEY = "database_id"
+# The secret that signs pagination cursors, random per database (migration 0007), so a
+# cursor cannot be forged by anyone who has only read our source.
+CURSOR_SECRET_KEY = "cursor_secret"
+
+
+class ApiKey(SQLModel, table=True):
+    """A client's API key (app/api/auth.py). Only a hash of the key is stored: the key
+    itself is shown once, by `corpus keys create`. `prefix` is its public part, which
+    tells keys apart in lists and logs."""
+
+    __tablename__ = "api_key"
+
+    key_id: int | None = Field(
+        default=None, sa_column=Column("key_id", Integer, primary_key=True, autoincrement=True)
+    )
+    prefix: str = Field(sa_column=Column("prefix", Text, nullable=False, unique=True))
+    key_hash: str = Field(sa_column=Column("key_hash", Text, nullable=False, unique=True))
+    name: str = Field(sa_column=Column("name", Text, nullable=False))
+    # In the `limits` library's notation: "600/minute", "10/second", "5000/day".
+    rate: str = Field(sa_column=Column("rate", Text, nullable=False))
+    created_at: datetime = Field(sa_column=Column("created_at", UTCDateTime, nullable=False))
+    expires_at: datetime | None = Field(
+        default=None, sa_column=Column("expires_at", UTCDateTime, nullable=True)
+    )
+    revoked_at: datetime | None = Field(
+        default=None, sa_column=Column("revoked_at", UTCDateTime, nullable=True)
+    )
+    # Usage, written behind in batches by each server (never once per request).
+    last_used_at: datetime | None = Field(
+        default=None, sa_column=Column("last_used_at", UTCDateTime, nullable=True)
+    )
+    requests_total: int = Field(
+        default=0, sa_column=Column("requests_total", BigInteger, nullable=False)
+    )
+    # Requests on `usage_day` (UTC, ISO date): a new day starts the count again.
+    requests_today: int = Field(
+        default=0, sa_column=Column("requests_today", BigInteger, nullable=False)
+    )
+    usage_day: str | None = Field(default=None, sa_column=Column("usage_day", Text, nullable=True))
+
 
 # Core views of the tables, for SQL built without the ORM (bulk writes, keyset pages).
 article_table: Table = Article.__table__  # type: ignore[attr-defined]
 source_table: Table = Source.__table__  # type: ignore[attr-defined]
 meta_table: Table = CorpusMeta.__table__  # type: ignore[attr-defined]
+api_key_table: Table = ApiKey.__table__  # type: ignore[attr-defined]

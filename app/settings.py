@@ -24,8 +24,23 @@ class Settings(BaseSettings):
     connect_timeout_s: int = Field(default=3, ge=1)
     statement_timeout_ms: int = Field(default=5_000, ge=0)
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
-    # Signs pagination cursors so a tampered cursor is a 400, not a silent jump.
-    cursor_secret: str = "article-corpus-cursor-v1"
+    # Signs pagination cursors so a tampered cursor is a 400, not a silent jump. Unset, the
+    # database's own random secret (corpus_meta, migration 0007) signs them.
+    cursor_secret: str | None = None
+
+    # Access control (app/api/auth.py): "off" leaves the API open; "keys" requires an API key
+    # on every /v1 request. Limits count in this process, or in Redis when redis_url is set
+    # (then every worker and host shares one budget per key).
+    auth: Literal["off", "keys"] = "off"
+    redis_url: str | None = None
+    # A new key's rate unless `corpus keys create --rate` says otherwise ("N/second|minute|..."),
+    # and how many failed keys one client address may send before it waits.
+    default_key_rate: str = "600/minute"
+    auth_failure_rate: str = "20/minute"
+    # How long a server trusts what it read about a key (a revocation takes this long at
+    # most), and how often it writes usage counts.
+    key_cache_s: float = Field(default=1.0, gt=0)
+    usage_flush_s: float = Field(default=1.0, gt=0)
 
     # Browsers: origins allowed to call the API from scripts (comma-separated); none by default.
     cors_allow_origins: Annotated[list[str], NoDecode] = Field(

@@ -13,12 +13,14 @@ import orjson
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session
 
 from app.db import make_engine
 from app.ingest.records import ArticleIn
 from app.ingest.validate import record_hash
 from app.ingest.writer import BatchCounts, write_batches
 from app.main import create_app
+from app.queries import meta as meta_queries
 from app.search.sync import newest_revision
 from app.settings import Settings
 from app.text import excerpt
@@ -149,3 +151,13 @@ async def search_caught_up(client: httpx.AsyncClient, database_url: str) -> None
             return
         assert time.monotonic() < deadline, f"the search index did not catch up: {ready}"
         await anyio.sleep(TEST_INDEX_POLL_S)
+
+
+def cursor_secret(database_url: str) -> str:
+    """The database's own cursor secret (migration 0007), for tests that sign cursors."""
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    try:
+        with Session(engine) as session:
+            return meta_queries.cursor_secret(session)
+    finally:
+        engine.dispose()

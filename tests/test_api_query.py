@@ -24,7 +24,7 @@ from app.db import backend, make_engine
 from app.queries import cursor as cursors
 from app.settings import Settings
 from tests.databases import clone, drop
-from tests.factories import add_articles, make_client, record, search_caught_up
+from tests.factories import add_articles, cursor_secret, make_client, record, search_caught_up
 
 pytestmark = pytest.mark.anyio
 
@@ -490,15 +490,15 @@ async def test_search_and_counts_follow_a_reingest(
     "key", [[1e308 * 10, 5], [0.5, 2**63], [0.5, -1], ["x", 5], [0.5, 5.5], [None, 5]]
 )
 async def test_a_signed_cursor_with_an_impossible_key_is_400(
-    api: httpx.AsyncClient, key: list[object]
+    api: httpx.AsyncClient, query_url: str, key: list[object]
 ) -> None:
-    """The default secret is public: a forged, correctly signed key must still be refused."""
+    """Should the secret leak, a forged, correctly signed key must still be refused."""
     page = await get(api, "/v1/articles", q="amber", limit=2)
     token = page["next"].split("cursor=")[1]
     _, direction, fp = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))[12:])
     forged = cursors.encode(
         cursors.Cursor(tuple(key), "after" if direction == "a" else "before", fp),  # type: ignore[arg-type]
-        Settings().cursor_secret,
+        cursor_secret(query_url),
     )
     response = await api.get("/v1/articles", params={"q": "amber", "limit": 2, "cursor": forged})
     assert response.status_code == 400, response.text

@@ -11,8 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.db import make_engine
 from app.errors import InvalidCursor
 from app.queries.cursor import Cursor, decode, encode
+from app.settings import Settings
+from tests.factories import add_articles, cursor_secret, make_client, record
 
 SECRET = "test-secret"
 FP = "0123456789abcdef"
@@ -61,3 +64,26 @@ def test_an_altered_token_is_refused() -> None:
     altered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
     with pytest.raises(InvalidCursor):
         decode(altered, SECRET, expected_fingerprint=FP, key_arity=1)
+
+
+@pytest.mark.anyio
+async def test_cursors_are_signed_with_the_databases_own_secret(database_url: str) -> None:
+    """Unconfigured, the secret is the database's random one (migration 0007): a cursor
+    signed with the old public default is refused, and one from another app on the same
+    database is honoured."""
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    add_articles(engine, [record(i) for i in range(1, 6)])
+    engine.dispose()
+    secret = cursor_secret(database_url)
+    assert len(secret) >= 40
+    assert secret != "article-corpus-cursor-v1"
+    async with make_client(database_url) as first:
+        next_url = (await first.get("/v1/articles", params={"limit": 2})).json()["next"]
+    async with make_client(database_url) as second:
+        assert (await second.get(next_url)).status_code == 200
+        token = next_url.split("cursor=")[1]
+        payload = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))[12:]
+        public = hmac.new(b"article-corpus-cursor-v1", payload, hashlib.sha256).digest()[:12]
+        forged = base64.urlsafe_b64encode(public + payload).rstrip(b"=").decode()
+        response = await second.get("/v1/articles", params={"limit": 2, "cursor": forged})
+        assert response.status_code == 400

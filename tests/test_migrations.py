@@ -224,7 +224,9 @@ def test_0006_moves_search_out_and_its_downgrade_brings_it_back(database_url: st
     )
     try:
         with engine.connect() as c:
-            database_id = c.execute(text("SELECT value FROM corpus_meta")).scalar_one()
+            database_id = c.execute(
+                text("SELECT value FROM corpus_meta WHERE key = 'database_id'")
+            ).scalar_one()
             at_head = c.execute(text(listed)).scalars().all()
         add_articles(engine, [record(1, title="Running dogs", content="geese flying")])
         downgrade(database_url, "0005")
@@ -233,7 +235,9 @@ def test_0006_moves_search_out_and_its_downgrade_brings_it_back(database_url: st
         migrate(database_url)
         with engine.connect() as c:
             again = c.execute(text(listed)).scalars().all()
-            new_id = c.execute(text("SELECT value FROM corpus_meta")).scalar_one()
+            new_id = c.execute(
+                text("SELECT value FROM corpus_meta WHERE key = 'database_id'")
+            ).scalar_one()
     finally:
         engine.dispose()
     assert at_head == again == []

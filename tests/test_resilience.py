@@ -24,13 +24,11 @@ from starlette.types import Message, Receive, Scope, Send
 
 from app.api.shedding import Gate, LoadSheddingMiddleware
 from app.db import backend, migrate
-from app.settings import Settings
 from tests.databases import BACKENDS, drop, pg_admin, pg_url
+from tests.factories import cursor_secret
 from tests.live import LiveServer, serve
 
 pytestmark = pytest.mark.anyio
-
-DEFAULT_SECRET = Settings().cursor_secret
 
 
 def assert_problem(response: httpx.Response, *statuses: int) -> None:
@@ -204,8 +202,11 @@ async def test_hostile_input_is_a_4xx_problem(seeded: httpx.AsyncClient, url: st
     assert_problem(response, response.status_code)
 
 
-async def test_an_overflowing_signed_cursor_is_refused(seeded: httpx.AsyncClient) -> None:
-    """Even a correctly signed cursor (the default secret is public) cannot overflow an id."""
+async def test_an_overflowing_signed_cursor_is_refused(
+    seeded: httpx.AsyncClient, seeded_url: str
+) -> None:
+    """Even a correctly signed cursor (should the secret leak) cannot overflow an id."""
+    secret = cursor_secret(seeded_url)
     next_url = (await seeded.get("/v1/articles?limit=2")).json()["next"]
     token = parse_qs(urlsplit(next_url).query)["cursor"][0]
     raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
@@ -213,7 +214,7 @@ async def test_an_overflowing_signed_cursor_is_refused(seeded: httpx.AsyncClient
     last_id = payload[2 : payload.index(b"]")]
     for big in (b"9223372036854775808", b"-9223372036854775809", b"1" + b"0" * 40):
         forged_payload = payload.replace(last_id, big, 1)
-        sig = hmac.new(DEFAULT_SECRET.encode(), forged_payload, hashlib.sha256).digest()[:12]
+        sig = hmac.new(secret.encode(), forged_payload, hashlib.sha256).digest()[:12]
         forged = base64.urlsafe_b64encode(sig + forged_payload).rstrip(b"=").decode()
         response = await seeded.get("/v1/articles", params={"limit": 2, "cursor": forged})
         assert_problem(response, 400, 422)

@@ -24,6 +24,7 @@ from app.api.responses import model_json
 from app.queries import articles as article_queries
 from app.queries import counts
 from app.queries import cursor as cursors
+from app.queries import meta as meta_queries
 from app.queries.articles import ArticleFilter, Item
 from app.queries.cache import BYTES_PER_WEIGHT, newest_revision
 from app.queries.counts import CountMode
@@ -82,6 +83,17 @@ def _searched_revision(page: PageRequest) -> int:
     return follower.status().index_revision if follower is not None else 0
 
 
+def _cursor_secret(page: PageRequest) -> str:
+    """The configured secret, else the database's own, read once per process."""
+    if page.settings.cursor_secret:
+        return page.settings.cursor_secret
+    state = page.request.app.state
+    secret: str | None = getattr(state, "cursor_secret", None)
+    if secret is None:
+        secret = state.cursor_secret = meta_queries.cursor_secret(page.session)
+    return secret
+
+
 def _build_page(page: PageRequest, *, snapshot: bool = False) -> tuple[bytes, str | None]:
     """Shared by every list of articles: decode the cursor, fetch, count, link the neighbours.
     Returns the body and the Link header.
@@ -91,7 +103,7 @@ def _build_page(page: PageRequest, *, snapshot: bool = False) -> tuple[bytes, st
     With `snapshot`, the several reads that follow share one transaction (Prepared.rows).
     """
     session, options, flt = page.session, page.options, page.options.flt
-    secret = page.settings.cursor_secret
+    secret = _cursor_secret(page)
     if snapshot:
         session.connection()
     sort = article_queries.resolve_sort(options.sort, flt)
