@@ -9,19 +9,25 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
+import limits
 import orjson
 import typer
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlmodel import Session
 
+from app import models
 from app.db import make_engine, migrate
+from app.errors import NotFound
 from app.ingest.fields import FieldMap
 from app.ingest.pipeline import DEFAULT_BATCH_SIZE, ingest
 from app.ingest.progress import Progress
 from app.ingest.records import Reject
 from app.ingest.writer import BatchCounts
+from app.queries import keys as key_queries
 from app.queries.articles import ArticleFilter
 from app.queries.export import Format, export_chunks
 from app.search import sync
@@ -393,6 +399,145 @@ def index_rebuild_command(database_url: DatabaseUrl = None, index_dir: IndexDir 
         lock.release()
         engine.dispose()
     typer.echo(f"search index rebuilt at revision {revision}", err=True)
+
+
+keys_cli = typer.Typer(
+    help="API keys (CORPUS_AUTH=keys): create, list, revoke.", no_args_is_help=True
+)
+cli.add_typer(keys_cli, name="keys")
+AsJson = Annotated[bool, typer.Option("--json", help="JSON on stdout.")]
+
+
+def _expiry(text: str | None) -> datetime | None:
+    """`--expires`: an ISO date (the key stops working at 00:00 UTC that day) or date-time."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _fail(f"--expires {text!r} is not an ISO date such as 2027-01-31") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+@keys_cli.command("create")
+def keys_create_command(
+    name: Annotated[str, typer.Option("--name", help="Who or what the key is for.")],
+    rate: Annotated[
+        str | None,
+        typer.Option(
+            help="Requests allowed, e.g. 600/minute, 10/second, 5000/day.", show_default=False
+        ),
+    ] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="ISO date or date-time it stops working.", show_default=False)
+    ] = None,
+    database_url: DatabaseUrl = None,
+    as_json: AsJson = False,
+) -> None:
+    """Make a key and print it: the only time it is shown (the database keeps a hash)."""
+    settings = _settings(database_url)
+    rate = rate or settings.default_key_rate
+    try:
+        limits.parse(rate)
+    except ValueError:
+        raise _fail(f"--rate {rate!r} is not a rate such as 600/minute") from None
+    engine = make_engine(settings, pooled=False)
+    try:
+        with Session(engine) as session:
+            key, row = key_queries.create_key(
+                session, name=name, rate=rate, expires_at=_expiry(expires)
+            )
+    except SQLAlchemyError as exc:
+        raise _fail(_db_error(exc)) from None
+    finally:
+        engine.dispose()
+    if as_json:
+        made = {"key": key, "prefix": row.prefix, "name": row.name}
+        sys.stdout.write(orjson.dumps(made).decode() + "\n")
+        return
+    typer.echo(key)
+    typer.echo(f"key {row.prefix} for {row.name!r} at {rate}: shown only now", err=True)
+
+
+@keys_cli.command("list")
+def keys_list_command(database_url: DatabaseUrl = None, as_json: AsJson = False) -> None:
+    """Every key: prefix, name, rate, created, expires, last used, requests today and in total."""
+    engine = make_engine(_settings(database_url), pooled=False)
+    try:
+        with Session(engine) as session:
+            rows = [_key_summary(row) for row in key_queries.list_keys(session)]
+    except SQLAlchemyError as exc:
+        raise _fail(_db_error(exc)) from None
+    finally:
+        engine.dispose()
+    if as_json:
+        sys.stdout.write(orjson.dumps(rows).decode() + "\n")
+        return
+    header = [
+        "prefix",
+        "name",
+        "rate",
+        "created",
+        "expires",
+        "last_used",
+        "today",
+        "total",
+        "state",
+    ]
+    table = [header, *([_cell(row[column]) for column in header] for row in rows)]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    for line in table:
+        typer.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
+def _key_summary(row: models.ApiKey) -> dict[str, object]:
+    now = datetime.now(UTC)
+    state = "active"
+    if row.revoked_at is not None:
+        state = "revoked"
+    elif row.expires_at is not None and row.expires_at <= now:
+        state = "expired"
+    today = row.requests_today if row.usage_day == now.date().isoformat() else 0
+    return {
+        "prefix": row.prefix,
+        "name": row.name,
+        "rate": row.rate,
+        "created": row.created_at,
+        "expires": row.expires_at,
+        "last_used": row.last_used_at,
+        "today": today,
+        "total": row.requests_total,
+        "state": state,
+    }
+
+
+@keys_cli.command("revoke")
+def keys_revoke_command(
+    prefix: Annotated[str, typer.Argument(help="The key's prefix, as `corpus keys list` shows.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Refuse the key from now on (every server within CORPUS_KEY_CACHE_S seconds)."""
+    engine = make_engine(_settings(database_url), pooled=False)
+    try:
+        with Session(engine) as session:
+            row = key_queries.revoke_key(session, prefix)
+    except NotFound as exc:
+        raise _fail(exc.detail) from None
+    except SQLAlchemyError as exc:
+        raise _fail(_db_error(exc)) from None
+    finally:
+        engine.dispose()
+    typer.echo(f"key {row.prefix} ({row.name}) revoked", err=True)
 
 
 def main() -> None:

@@ -22,7 +22,9 @@ from app.api import (
     problems,
     sources,
 )
+from app.api.auth import API_KEY_HEADER, RATE_LIMIT_HEADERS, ApiKeyMiddleware
 from app.api.caching import GZIP_LEVEL, GZIP_MIN_SIZE, ConditionalGetMiddleware
+from app.api.keyring import Keyring
 from app.api.limits import RequestLimitsMiddleware
 from app.api.request_id import REQUEST_ID_HEADER, RequestIdMiddleware
 from app.api.shedding import Gate, LoadSheddingMiddleware
@@ -32,7 +34,7 @@ from app.settings import Settings
 
 API_VERSION = "1.0.0"
 # Headers a browser script may read on a cross-origin response.
-CORS_EXPOSED_HEADERS = ["Link", "ETag", REQUEST_ID_HEADER, "Retry-After"]
+CORS_EXPOSED_HEADERS = ["Link", "ETag", REQUEST_ID_HEADER, "Retry-After", *RATE_LIMIT_HEADERS]
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
@@ -47,9 +49,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Each worker follows the search index; one per folder writes it (app/search/sync.py).
         app.state.follower = Follower(settings, app.state.engine)
         app.state.follower.start()
+        keyring: Keyring | None = getattr(app.state, "keyring", None)
+        if keyring is not None:
+            keyring.start(app.state.engine)
         try:
             yield
         finally:
+            if keyring is not None:
+                await keyring.stop()
             app.state.follower.stop()
             app.state.engine.dispose()
 
@@ -90,6 +97,10 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
         no_store_paths=frozenset(health.PROBE_PATHS),
     )
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE, compresslevel=GZIP_LEVEL)
+    if settings.auth == "keys":
+        # Inside CORS, so browsers can read its 401s and 429s; ahead of all the work.
+        app.state.keyring = Keyring(settings)
+        app.add_middleware(ApiKeyMiddleware, keyring=app.state.keyring)
     cors = cors_options(settings)
     if cors is not None:
         app.add_middleware(CORSMiddleware, **cors)
@@ -104,7 +115,7 @@ def cors_options(settings: Settings) -> dict[str, Any] | None:
     return {
         "allow_origins": settings.cors_allow_origins,
         "allow_methods": ["GET"],
-        "allow_headers": ["If-None-Match", REQUEST_ID_HEADER],
+        "allow_headers": ["If-None-Match", REQUEST_ID_HEADER, "Authorization", API_KEY_HEADER],
         "expose_headers": CORS_EXPOSED_HEADERS,
         "max_age": 600,
     }

@@ -6,6 +6,7 @@ routes, wrong methods) and database outages; anything else is a logged, bodiless
 """
 
 import logging
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -77,9 +78,17 @@ def problem_body(
 
 
 async def send_problem(
-    scope: Scope, send: Send, status: int, detail: str, *, slug: str, title: str
+    scope: Scope,
+    send: Send,
+    status: int,
+    detail: str,
+    *,
+    slug: str,
+    title: str,
+    headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> None:
-    """A problem sent from ASGI middleware, outside FastAPI's handlers (e.g. load shedding)."""
+    """A problem sent from ASGI middleware, outside FastAPI's handlers (e.g. load shedding),
+    with any `headers` the answer needs (e.g. WWW-Authenticate)."""
     body = problem_body(
         status,
         detail,
@@ -88,13 +97,14 @@ async def send_problem(
         slug=slug,
         request_id=request_id_of(scope),
     )
-    headers = [
+    fields = [
         (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
         (b"content-length", str(len(body)).encode()),
+        *headers,
     ]
     if status == 503:
-        headers.append((b"retry-after", str(RETRY_AFTER_S).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+        fields.append((b"retry-after", str(RETRY_AFTER_S).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": fields})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -1,0 +1,237 @@
+"""API keys and their rate limits (CORPUS_AUTH=keys), in process, on both backends: keys
+made with the real CLI, requests through the whole middleware stack."""
+
+import hashlib
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import Engine, event, text
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.db import make_engine
+from app.main import create_app
+from app.settings import Settings
+from tests.factories import add_articles, client_for, make_client, record
+
+pytestmark = pytest.mark.anyio
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def articles_url(database_url: str) -> str:
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    add_articles(engine, [record(i) for i in range(1, 8)])
+    engine.dispose()
+    return database_url
+
+
+def keys(database_url: str, *args: str) -> Any:
+    """`corpus keys ARGS --json` and its parsed output."""
+    result = CliRunner().invoke(cli, ["keys", *args, "--database-url", database_url, "--json"])
+    assert result.exit_code == 0, result.output
+    return orjson.loads(result.stdout)
+
+
+def new_key(database_url: str, *options: str) -> str:
+    made = keys(database_url, "create", "--name", "tests", *options)
+    key: str = made["key"]
+    return key
+
+
+def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert body["type"] == f"urn:article-corpus:problem:{slug}"
+    assert body["status"] == status
+    return body
+
+
+async def test_without_the_setting_the_api_stays_open(articles_url: str) -> None:
+    async with make_client(articles_url) as client:
+        response = await client.get("/v1/articles")
+    assert response.status_code == 200
+    assert "ratelimit" not in response.headers
+
+
+async def test_a_request_without_a_key_is_a_401_with_a_bearer_challenge(articles_url: str) -> None:
+    async with make_client(articles_url, auth="keys") as client:
+        for url in ("/v1/articles", "/v1/articles/1", "/v1/sources", "/v1/nowhere"):
+            response = await client.get(url)
+            assert_problem(response, 401, "key-required")
+            assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_probes_docs_and_the_explorer_stay_public(articles_url: str) -> None:
+    async with make_client(articles_url, auth="keys") as client:
+        for url in ("/healthz", "/readyz", "/docs", "/openapi.json", "/"):
+            response = await client.get(url)
+            assert response.status_code == 200, url
+            assert "ratelimit" not in response.headers
+
+
+@pytest.mark.parametrize("way", ["bearer", "header", "query"])
+async def test_each_way_of_sending_a_key_is_answered_with_rate_limit_headers(
+    articles_url: str, way: str
+) -> None:
+    key = new_key(articles_url, "--rate", "50/minute")
+    sent: dict[str, Any] = {
+        "bearer": {"headers": {"Authorization": f"Bearer {key}"}},
+        "header": {"headers": {"X-API-Key": key}},
+        "query": {"params": {"api_key": key}},
+    }[way]
+    async with make_client(articles_url, auth="keys") as client:
+        first = await client.get("/v1/articles/1", **sent)
+        second = await client.get("/v1/articles/1", **sent)
+    assert first.status_code == second.status_code == 200
+    assert first.headers["ratelimit-policy"] == '"key";q=50;w=60'
+    assert first.headers["ratelimit"].startswith('"key";r=49;t=')
+    assert second.headers["ratelimit"].startswith('"key";r=48;t=')
+
+
+async def test_a_key_in_the_query_string_never_reaches_links_or_problems(
+    articles_url: str,
+) -> None:
+    key = new_key(articles_url)
+    async with make_client(articles_url, auth="keys") as client:
+        page = await client.get("/v1/articles", params={"limit": 2, "api_key": key})
+        invalid = await client.get("/v1/articles", params={"limit": "many", "api_key": key})
+        unknown = await client.get("/v1/articles", params={"api_key": key + "x"})
+    assert page.status_code == 200
+    assert page.json()["next"] is not None
+    assert invalid.status_code == 422
+    assert unknown.status_code == 401
+    for response in (page, invalid, unknown):
+        assert key not in response.text
+        assert all(key not in value for value in response.headers.values())
+    assert "limit=2" in page.headers["link"]
+
+
+async def test_unknown_revoked_and_expired_keys_are_401s_that_say_which(
+    articles_url: str,
+) -> None:
+    revoked = new_key(articles_url)
+    prefix = revoked.split("_")[1]
+    revoke = CliRunner().invoke(cli, ["keys", "revoke", prefix, "--database-url", articles_url])
+    assert revoke.exit_code == 0
+    expired = new_key(articles_url, "--expires", "2020-01-31")
+    async with make_client(articles_url, auth="keys") as client:
+        for key, slug in (
+            ("ck_nothere_" + "x" * 43, "key-unknown"),
+            (revoked, "key-revoked"),
+            (expired, "key-expired"),
+        ):
+            response = await client.get("/v1/articles", headers={"X-API-Key": key})
+            body = assert_problem(response, 401, slug)
+            assert slug.split("-")[1] in body["detail"]
+            assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_a_key_over_its_rate_gets_a_429_with_retry_after(articles_url: str) -> None:
+    key = new_key(articles_url, "--rate", "3/minute")
+    async with make_client(articles_url, auth="keys") as client:
+        answers = [await client.get("/v1/articles/1", headers={"X-API-Key": key}) for _ in range(4)]
+    assert [r.status_code for r in answers] == [200, 200, 200, 429]
+    over = answers[-1]
+    assert_problem(over, 429, "rate-limited")
+    assert 1 <= int(over.headers["retry-after"]) <= 60
+    assert over.headers["ratelimit-policy"] == '"key";q=3;w=60'
+    assert over.headers["ratelimit"].startswith('"key";r=0;t=')
+
+
+async def test_failed_keys_from_one_address_are_rate_limited(articles_url: str) -> None:
+    good = new_key(articles_url)
+    async with make_client(articles_url, auth="keys", auth_failure_rate="3/minute") as client:
+        statuses = [
+            (await client.get("/v1/articles", headers={"X-API-Key": f"guess-{n}"})).status_code
+            for n in range(5)
+        ]
+        blocked = await client.get("/v1/articles", headers={"X-API-Key": good})
+    assert statuses == [401, 401, 401, 429, 429]
+    assert_problem(blocked, 429, "too-many-failed-keys")
+    assert int(blocked.headers["retry-after"]) >= 1
+
+
+async def test_keys_are_hashed_at_rest(articles_url: str, engine: Engine) -> None:
+    made = keys(articles_url, "create", "--name", "partner")
+    key, prefix = made["key"], made["prefix"]
+    assert made["name"] == "partner"
+    assert key.startswith(f"ck_{prefix}_")
+    assert len(prefix) == 8
+    assert len(key) >= 50
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT * FROM api_key")).mappings().one()
+    assert row["key_hash"] == hashlib.sha256(key.encode()).hexdigest()
+    assert all(key not in str(value) for value in row.values())
+
+
+async def test_usage_is_written_behind_in_batches(articles_url: str) -> None:
+    key = new_key(articles_url)
+    app = create_app(Settings(database_url=articles_url, auth="keys", usage_flush_s=30))
+    writes: list[str] = []
+    async with client_for(app) as client:
+
+        @event.listens_for(app.state.engine, "before_cursor_execute")
+        def count(*args: Any) -> None:
+            if args[2].lstrip().upper().startswith("UPDATE API_KEY"):
+                writes.append(args[2])
+
+        for _ in range(12):
+            assert (await client.get("/v1/articles/1", headers={"X-API-Key": key})).is_success
+        assert writes == []  # nothing written per request
+    assert len(writes) == 1  # one flush on shutdown, for all twelve
+    (listed,) = keys(articles_url, "list")
+    assert (listed["today"], listed["total"], listed["state"]) == (12, 12, "active")
+    assert listed["last_used"] is not None
+
+
+async def test_cors_preflights_need_no_key_and_401s_are_readable(articles_url: str) -> None:
+    origin = "https://reader.example"
+    async with make_client(articles_url, auth="keys", cors_allow_origins=[origin]) as client:
+        preflight = await client.options(
+            "/v1/articles",
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization, x-api-key",
+            },
+        )
+        refused = await client.get("/v1/articles", headers={"Origin": origin})
+    assert preflight.status_code == 200
+    allowed = preflight.headers["access-control-allow-headers"].lower()
+    assert "authorization" in allowed
+    assert "x-api-key" in allowed
+    assert refused.status_code == 401
+    assert refused.headers["access-control-allow-origin"] == origin
+    exposed = refused.headers["access-control-expose-headers"]
+    assert "RateLimit" in exposed.split(", ")
+    assert "RateLimit-Policy" in exposed
+
+
+def test_the_cli_lists_and_revokes_keys(articles_url: str) -> None:
+    key = new_key(articles_url, "--rate", "10/second", "--expires", "2999-01-01")
+    prefix = key.split("_")[1]
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["keys", "list", "--database-url", articles_url])
+    assert listed.exit_code == 0
+    header, row = listed.stdout.splitlines()
+    assert header.split() == [
+        "prefix", "name", "rate", "created", "expires", "last_used", "today", "total", "state"
+    ]  # fmt: skip
+    assert row.split()[:3] == [prefix, "tests", "10/second"]
+    assert "2999-01-01 00:00" in row
+    assert row.split()[-1] == "active"
+    revoked = runner.invoke(cli, ["keys", "revoke", prefix, "--database-url", articles_url])
+    assert revoked.exit_code == 0
+    (after,) = keys(articles_url, "list")
+    assert after["state"] == "revoked"
+    missing = runner.invoke(cli, ["keys", "revoke", "zzzzzzzz", "--database-url", articles_url])
+    assert missing.exit_code == 2
+    assert "No key with prefix zzzzzzzz" in missing.stderr
+    bad_rate = runner.invoke(
+        cli, ["keys", "create", "--name", "x", "--rate", "lots", "--database-url", articles_url]
+    )
+    assert bad_rate.exit_code == 2
