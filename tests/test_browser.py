@@ -101,3 +101,49 @@ def test_allowed_origin_reads_the_api_and_disallowed_is_refused(
             status = open_page(browser, other, api)
             assert status.startswith("blocked: TypeError")
             assert browser.find_elements(By.CSS_SELECTOR, "#titles li") == []
+
+
+KEYED_PAGE = """<!doctype html>
+<meta charset="utf-8">
+<p id="status">loading</p><p id="policy"></p><p id="budget"></p><p id="without"></p>
+<script type="module">
+const query = new URLSearchParams(location.search);
+const show = (id, text) => { document.getElementById(id).textContent = text; };
+try {
+  const api = query.get("api");
+  const response = await fetch(`${api}/v1/articles?limit=2`, {
+    headers: { Authorization: `Bearer ${query.get("key")}` },
+  });
+  show("policy", response.headers.get("RateLimit-Policy") ?? "no policy");
+  show("budget", response.headers.get("RateLimit") ?? "no budget");
+  show("without", String((await fetch(`${api}/v1/articles?limit=2`)).status));
+  show("status", "done");
+} catch (error) {
+  show("status", `blocked: ${error}`);
+}
+</script>
+"""
+
+
+def test_a_page_with_a_key_reads_the_rate_limit_headers(
+    browser: webdriver.Chrome, database_url: str, tmp_path: Path
+) -> None:
+    from tests.test_keys import new_key
+
+    key = new_key(database_url, "--rate", "100/minute")
+    (tmp_path / "index.html").write_text(KEYED_PAGE)
+    with page_origin(tmp_path) as origin:
+        env = {"CORPUS_AUTH": "keys", "CORS_ALLOW_ORIGINS": origin}
+        with serve(database_url, env=env) as api:
+            browser.get(f"{origin}/index.html?api={api.url}&key={key}")
+            WebDriverWait(browser, 20).until(
+                lambda d: d.find_element(By.ID, "status").text != "loading"
+            )
+            shown = {
+                name: browser.find_element(By.ID, name).text
+                for name in ("status", "policy", "budget", "without")
+            }
+    assert shown["status"] == "done"
+    assert shown["policy"] == '"key";q=100;w=60'
+    assert shown["budget"].startswith('"key";r=99;t=')
+    assert shown["without"] == "401"

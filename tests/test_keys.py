@@ -90,6 +90,7 @@ async def test_each_way_of_sending_a_key_is_answered_with_rate_limit_headers(
     assert first.headers["ratelimit-policy"] == '"key";q=50;w=60'
     assert first.headers["ratelimit"].startswith('"key";r=49;t=')
     assert second.headers["ratelimit"].startswith('"key";r=48;t=')
+    assert "Authorization, X-API-Key" in first.headers["vary"]  # no cache serves it keyless
 
 
 async def test_a_key_in_the_query_string_never_reaches_links_or_problems(
@@ -235,3 +236,31 @@ def test_the_cli_lists_and_revokes_keys(articles_url: str) -> None:
         cli, ["keys", "create", "--name", "x", "--rate", "lots", "--database-url", articles_url]
     )
     assert bad_rate.exit_code == 2
+
+
+async def test_two_apps_share_one_budget_through_redis(articles_url: str) -> None:
+    key = new_key(articles_url, "--rate", "3/minute")
+    shared: dict[str, Any] = {"auth": "keys", "redis_url": "redis://127.0.0.1:6379/0"}
+    headers = {"X-API-Key": key}
+    async with (
+        make_client(articles_url, **shared) as one,
+        make_client(articles_url, **shared) as two,
+    ):
+        answers = [
+            (await one.get("/v1/articles/1", headers=headers)).status_code,
+            (await two.get("/v1/articles/1", headers=headers)).status_code,
+            (await one.get("/v1/articles/1", headers=headers)).status_code,
+            (await two.get("/v1/articles/1", headers=headers)).status_code,
+        ]
+        last = await one.get("/v1/articles/1", headers=headers)
+    assert answers == [200, 200, 200, 429]
+    assert last.headers["ratelimit"].startswith('"key";r=0;')
+
+
+async def test_an_unreachable_redis_is_a_503_not_an_open_door(articles_url: str) -> None:
+    key = new_key(articles_url)
+    settings: dict[str, Any] = {"auth": "keys", "redis_url": "redis://127.0.0.1:1/0"}
+    async with make_client(articles_url, **settings) as client:
+        response = await client.get("/v1/articles/1", headers={"X-API-Key": key})
+    assert_problem(response, 503, "service-unavailable")
+    assert response.headers["retry-after"]

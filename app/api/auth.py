@@ -32,6 +32,8 @@ _X_API_KEY = API_KEY_HEADER.lower().encode()
 _PREFLIGHT = b"access-control-request-method"
 _PARAMETER = API_KEY_PARAMETER.encode()
 _CHALLENGE = (b"www-authenticate", b'Bearer realm="article-corpus"')
+# A cache (the browser's, a proxy) must not give a keyed answer to a request without the key.
+_VARY = (b"vary", f"Authorization, {API_KEY_HEADER}".encode())
 _WHY = {
     "unknown": ("key-unknown", "Unknown API key", "The API key is unknown here."),
     "revoked": ("key-revoked", "API key revoked", "The API key has been revoked."),
@@ -141,7 +143,7 @@ class ApiKeyMiddleware:
             )
             return
         budget = await keyring.spend(keyring.item(record.rate), "key", record.prefix)
-        headers = budget_headers(budget)
+        headers = [*budget_headers(budget), _VARY]
         if not budget.allowed:
             detail = f"This key's rate is {record.rate}; retry after {budget.reset_s} s."
             await send_problem(

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+import redis.asyncio
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 Verdict = Literal["valid", "unknown", "revoked", "expired"]
 # Lookups kept at once: a flood of made-up keys empties the cache rather than growing it.
 MAX_CACHED_KEYS = 10_000
+REDIS_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -70,15 +72,24 @@ class Keyring:
         self._flusher: asyncio.Task[None] | None = None
         self._storage: Storage | None = None
         self._limiter: FixedWindowRateLimiter | None = None
+        self._redis_pool: redis.asyncio.ConnectionPool | None = None
 
     # Lifecycle: create_app's lifespan.
     def start(self, engine: Engine) -> None:
         self._engine = engine
         if self.settings.redis_url:
+            # Our own pool, so that stop() can close its connections; short timeouts, so
+            # that a Redis in trouble is a fast 503 rather than a hung request.
+            self._redis_pool = redis.asyncio.ConnectionPool.from_url(
+                self.settings.redis_url,
+                socket_timeout=REDIS_TIMEOUT_S,
+                socket_connect_timeout=REDIS_TIMEOUT_S,
+            )
             self._storage = RedisStorage(
                 redis_storage_uri(self.settings.redis_url),
                 implementation="redispy",
                 wrap_exceptions=True,
+                connection_pool=self._redis_pool,  # type: ignore[arg-type]  # typed too narrowly
             )
         else:
             self._storage = MemoryStorage()
@@ -91,6 +102,8 @@ class Keyring:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await self.flush()
+        if self._redis_pool is not None:
+            await self._redis_pool.disconnect()
 
     # Keys.
     async def lookup(self, key_hash: str) -> KeyRecord | None:
