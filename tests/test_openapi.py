@@ -21,6 +21,7 @@ from app.api.openapi import render
 from app.main import create_app
 from tests.factories import CORPUS_IDS, CORPUS_SOURCES
 from tests.live import ROOT, LiveServer, serve
+from tests.test_keys import new_key
 
 COMMITTED = ROOT / "openapi.json"
 TS_DIR = ROOT / "tests" / "clients" / "ts"
@@ -126,7 +127,7 @@ USE_CLIENT = r"""
 import json, sys
 from urllib.parse import parse_qs, urlsplit
 
-from article_corpus_client import Client
+from article_corpus_client import AuthenticatedClient
 from article_corpus_client.api.articles import get_article, list_articles
 from article_corpus_client.api.sources import get_source, list_source_articles, list_sources
 from article_corpus_client.models import Article, ArticlePage, Problem, Source, SourcePage
@@ -137,7 +138,7 @@ def cursor_of(url: str) -> str:
     return parse_qs(urlsplit(url).query)["cursor"][0]
 
 
-def walk(client: Client, source_id: int | None = None) -> list[int]:
+def walk(client: AuthenticatedClient, source_id: int | None = None) -> list[int]:
     ids: list[int] = []
     cursor: str | Unset = UNSET
     sources: list[int] | Unset = [source_id] if source_id is not None else UNSET
@@ -151,7 +152,11 @@ def walk(client: Client, source_id: int | None = None) -> list[int]:
         cursor = cursor_of(page.next_)
 
 
-client = Client(base_url=sys.argv[1], raise_on_unexpected_status=True)
+# The document declares the key schemes, so the SDK sends the key (Authorization: Bearer).
+client = AuthenticatedClient(base_url=sys.argv[1], token=sys.argv[2], raise_on_unexpected_status=True)
+wrong = AuthenticatedClient(base_url=sys.argv[1], token="ck_wrong_key")
+keyless = get_article.sync_detailed(client=wrong, article_id=166812)
+assert isinstance(keyless.parsed, Problem), keyless
 article = get_article.sync(client=client, article_id=166812)
 assert isinstance(article, Article), article
 missing = get_article.sync_detailed(client=client, article_id=1)
@@ -168,6 +173,7 @@ print(json.dumps({
     "source_5_first": [i.article_id for i in first.items if isinstance(i.article_id, int)],
     "title": article.title,
     "missing": [int(missing.status_code), missing.parsed.status, missing.parsed.type_],
+    "keyless": [int(keyless.status_code), keyless.parsed.type_],
     "sources": [s.source_id for s in sources.items],
     "source_2": [source.name, source.article_count],
 }))
@@ -175,9 +181,11 @@ print(json.dumps({
 
 
 @pytest.fixture(scope="module")
-def live(seeded_url: str) -> Iterator[LiveServer]:
-    with serve(seeded_url) as server:
-        yield server
+def live(seeded_url: str) -> Iterator[tuple[LiveServer, str]]:
+    """A server that wants keys, and a key for it."""
+    key = new_key(seeded_url)
+    with serve(seeded_url, env={"CORPUS_AUTH": "keys"}) as server:
+        yield server, key
 
 
 def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -194,12 +202,15 @@ def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProces
     return result
 
 
-def test_generated_python_client_walks_the_live_api(live: LiveServer, tmp_path: Path) -> None:
+def test_generated_python_client_walks_the_live_api(
+    live: tuple[LiveServer, str], tmp_path: Path
+) -> None:
+    server, key = live
     generator = BIN / "openapi-python-client"
     if not generator.exists():
         pytest.fail("openapi-python-client is missing: pip install -e '.[dev]'")
     spec = tmp_path / "openapi.json"
-    spec.write_bytes(httpx.get(f"{live.url}/openapi.json").content)
+    spec.write_bytes(httpx.get(f"{server.url}/openapi.json").content)
     run([str(generator), "generate", "--path", str(spec), "--meta", "setup"], tmp_path)
     site = tmp_path / "site"
     run(
@@ -221,7 +232,7 @@ def test_generated_python_client_walks_the_live_api(live: LiveServer, tmp_path: 
     script.write_text(USE_CLIENT)
     # The generated package is typed: our usage must pass mypy --strict against it.
     run([str(BIN / "mypy"), "--strict", str(script)], tmp_path, MYPYPATH=str(site))
-    result = run([sys.executable, str(script), live.url], tmp_path, PYTHONPATH=str(site))
+    result = run([sys.executable, str(script), server.url, key], tmp_path, PYTHONPATH=str(site))
     out = json.loads(result.stdout)
     assert out["all"] == ALL_IDS
     assert (
@@ -229,6 +240,7 @@ def test_generated_python_client_walks_the_live_api(live: LiveServer, tmp_path: 
     )
     assert out["source_5_first"] == out["source_5"][:3]
     assert out["missing"] == [404, 404, "urn:article-corpus:problem:not-found"]
+    assert out["keyless"] == [401, "urn:article-corpus:problem:key-unknown"]
     assert out["sources"] == [2, 5, 7]
     assert out["source_2"] == ["Reuters", 41]
     assert out["title"].startswith("Islamic State")

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app import schemas
+from app.api.auth import API_KEY_HEADER
 from app.api.problems import PROBLEM_MEDIA_TYPE
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -34,6 +35,35 @@ LINK_HEADER = {
     "schema": _STRING,
 }
 RETRY_AFTER_HEADER = {"description": "Seconds to wait before retrying.", "schema": _STRING}
+RATE_LIMIT_RESPONSE_HEADERS: dict[str, dict[str, Any]] = {
+    "RateLimit-Policy": {
+        "description": 'With API keys on: the key\'s quota, e.g. `"key";q=600;w=60` (600 '
+        "requests per 60 s), as draft-ietf-httpapi-ratelimit-headers defines it.",
+        "schema": _STRING,
+    },
+    "RateLimit": {
+        "description": 'With API keys on: what is left, e.g. `"key";r=599;t=42` (599 '
+        "requests, the window starts again in 42 s).",
+        "schema": _STRING,
+    },
+}
+# Generated SDKs send a key when the document declares how: either scheme will do.
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key as `Authorization: Bearer KEY` (servers with "
+        "CORPUS_AUTH=keys; `corpus keys create` makes one).",
+    },
+    "apiKey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": API_KEY_HEADER,
+        "description": f"An API key as `{API_KEY_HEADER}: KEY`; clients that cannot set "
+        "headers may send `api_key=KEY` in the query string.",
+    },
+}
+KEYED_PREFIX = "/v1"
 IF_NONE_MATCH = {
     "name": "If-None-Match",
     "in": "header",
@@ -62,6 +92,7 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
     schemas_["Problem"] = problem
     for name in ("HTTPValidationError", "ValidationError"):
         schemas_.pop(name, None)
+    document["components"]["securitySchemes"] = SECURITY_SCHEMES
     for path, item in document.get("paths", {}).items():
         for method, operation in item.items():
             _complete_operation(path, method, operation)
@@ -87,6 +118,9 @@ def _complete_operation(path: str, method: str, operation: dict[str, Any]) -> No
         )
     else:
         responses.pop("503", None)
+    keyed = path == KEYED_PREFIX or path.startswith(KEYED_PREFIX + "/")
+    if keyed:
+        _complete_keyed(operation)
     if method != "get":
         return
     ok = responses.get("200", {})
@@ -96,6 +130,8 @@ def _complete_operation(path: str, method: str, operation: dict[str, Any]) -> No
         ok["headers"] = {"X-Request-ID": RESPONSE_HEADERS["X-Request-ID"]}
         return
     headers = dict(RESPONSE_HEADERS)
+    if keyed:
+        headers.update(RATE_LIMIT_RESPONSE_HEADERS)
     if content["application/json"].get("schema", {}).get("$ref", "").endswith("/ArticlePage"):
         headers["Link"] = LINK_HEADER
     ok["headers"] = headers
@@ -106,6 +142,23 @@ def _complete_operation(path: str, method: str, operation: dict[str, Any]) -> No
     parameters: list[dict[str, Any]] = operation.setdefault("parameters", [])
     if all(p.get("name") != IF_NONE_MATCH["name"] for p in parameters):
         parameters.append(dict(IF_NONE_MATCH))
+
+
+def _complete_keyed(operation: dict[str, Any]) -> None:
+    """What API keys add to a /v1 operation: its security, and its 401 and 429."""
+    # Either scheme; `{}`: a server with keys off (the default) needs none.
+    operation["security"] = [{name: []} for name in SECURITY_SCHEMES] + [{}]
+    responses = operation["responses"]
+    responses["401"] = _problem(
+        "With API keys on: no key, or one that is unknown, revoked or expired (the problem's "
+        "`type` says which).",
+        **{"WWW-Authenticate": {"description": "`Bearer`: send a key.", "schema": _STRING}},
+    )
+    responses["429"] = _problem(
+        "With API keys on: the key is over its rate, or this address sent too many failed "
+        "keys; retry after `Retry-After` seconds.",
+        **{"Retry-After": RETRY_AFTER_HEADER, **RATE_LIMIT_RESPONSE_HEADERS},
+    )
 
 
 def render(app: FastAPI) -> str:

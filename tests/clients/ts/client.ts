@@ -8,16 +8,27 @@ type ListQuery = NonNullable<paths["/v1/articles"]["get"]["parameters"]["query"]
 type Article = components["schemas"]["Article"];
 type Problem =
   paths["/v1/articles/{article_id}"]["get"]["responses"][404]["content"]["application/problem+json"];
+type ArticleResponses = paths["/v1/articles/{article_id}"]["get"]["responses"];
+type RateLimited = ArticleResponses[429]["content"]["application/problem+json"];
+/** The IETF rate-limit headers every keyed answer carries (strings, as the document says). */
+type Budget = Pick<ArticleResponses[200]["headers"], "RateLimit" | "RateLimit-Policy">;
+
+/** The API key goes in `Authorization: Bearer` (the document's `bearer` scheme). */
+const keyed = (key: string): RequestInit => ({ headers: { Authorization: `Bearer ${key}` } });
 
 /** Every article id, following `next` links to the end. */
-export async function listAllIds(base: string, query: ListQuery = {}): Promise<number[]> {
+export async function listAllIds(
+  base: string,
+  key: string,
+  query: ListQuery = {},
+): Promise<number[]> {
   const params = new URLSearchParams();
   if (query.limit !== undefined) params.set("limit", String(query.limit));
   for (const source of query.source_id ?? []) params.append("source_id", String(source));
   const ids: number[] = [];
   let next: string | null = `/v1/articles?${params.toString()}`;
   while (next !== null) {
-    const response = await fetch(new URL(next, base));
+    const response = await fetch(new URL(next, base), keyed(key));
     const page = (await response.json()) as ArticlePage;
     for (const item of page.items) {
       // Every key is optional in a summary: `fields=` can leave any of them out.
@@ -28,10 +39,19 @@ export async function listAllIds(base: string, query: ListQuery = {}): Promise<n
   return ids;
 }
 
-/** One article, or the problem that says why not. */
-export async function getArticle(base: string, id: number): Promise<Article | Problem> {
-  const response = await fetch(new URL(`/v1/articles/${id}`, base));
-  return response.ok ? ((await response.json()) as Article) : ((await response.json()) as Problem);
+/** One article, or the problem that says why not, and what is left of the key's budget. */
+export async function getArticle(
+  base: string,
+  key: string,
+  id: number,
+): Promise<[Article | Problem | RateLimited, Partial<Budget>]> {
+  const response = await fetch(new URL(`/v1/articles/${id}`, base), keyed(key));
+  const budget: Partial<Budget> = {
+    RateLimit: response.headers.get("RateLimit") ?? undefined,
+    "RateLimit-Policy": response.headers.get("RateLimit-Policy") ?? undefined,
+  };
+  const body = response.ok ? ((await response.json()) as Article) : ((await response.json()) as Problem);
+  return [body, budget];
 }
 
 export function describe(result: Article | Problem): string {
