@@ -153,7 +153,8 @@ def walk(client: AuthenticatedClient, source_id: int | None = None) -> list[int]
 
 
 # The document declares the key schemes, so the SDK sends the key (Authorization: Bearer).
-client = AuthenticatedClient(base_url=sys.argv[1], token=sys.argv[2], raise_on_unexpected_status=True)
+base, key = sys.argv[1], sys.argv[2]
+client = AuthenticatedClient(base_url=base, token=key, raise_on_unexpected_status=True)
 wrong = AuthenticatedClient(base_url=sys.argv[1], token="ck_wrong_key")
 keyless = get_article.sync_detailed(client=wrong, article_id=166812)
 assert isinstance(keyless.parsed, Problem), keyless
