@@ -8,6 +8,10 @@ app of bench/reference.py measured in the same run. Far less noisy than wrk on a
 machine, so it is the quick check of a change on the request path; bench/list_api.py
 remains the measure of record. Searches repeat one URL, so after the first they are
 served from the per-revision reply cache.
+
+The `keys on` column is the same request to an app with CORPUS_AUTH=keys, sending a key
+(made in the database for the run, with a rate it never reaches; memory limiter): the
+difference is what the key check, the rate limit and its headers cost per request.
 """
 
 import argparse
@@ -27,7 +31,9 @@ PATHS = [
 ]
 
 
-async def call(app: ASGIApp, path: str, query: str) -> list[Message]:
+async def call(
+    app: ASGIApp, path: str, query: str, headers: list[tuple[bytes, bytes]] | None = None
+) -> list[Message]:
     """One GET through `app`, as uvicorn would make it; the messages sent back."""
     scope: dict[str, Any] = {
         "type": "http",
@@ -39,7 +45,7 @@ async def call(app: ASGIApp, path: str, query: str) -> list[Message]:
         "raw_path": path.encode(),
         "query_string": query.encode(),
         "root_path": "",
-        "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench")],
+        "headers": [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench"), *(headers or [])],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
         "state": {},
@@ -57,16 +63,21 @@ async def call(app: ASGIApp, path: str, query: str) -> list[Message]:
 
 
 async def best_us(
-    app: ASGIApp, path: str, query: str, rounds: int, per_round: int
+    app: ASGIApp,
+    path: str,
+    query: str,
+    rounds: int,
+    per_round: int,
+    headers: list[tuple[bytes, bytes]] | None = None,
 ) -> tuple[float, list[Message]]:
     """The best mean µs per call over `rounds` rounds, after a warm-up; the last reply."""
     for _ in range(per_round):
-        sent = await call(app, path, query)
+        sent = await call(app, path, query, headers)
     best = float("inf")
     for _ in range(rounds):
         started = time.perf_counter()
         for _ in range(per_round):
-            sent = await call(app, path, query)
+            sent = await call(app, path, query, headers)
         best = min(best, (time.perf_counter() - started) / per_round * 1e6)
     return best, sent
 
@@ -79,15 +90,41 @@ async def main(database_url: str, word: str, rounds: int, per_round: int) -> Non
 
     ref_us, _ = await best_us(reference, "/1000/x", "", rounds, per_round)
     app = create_app(Settings(database_url=database_url, access_log=False))
-    async with app.router.lifespan_context(app):
-        print(f"{'request':<44} {'status':>6} {'bytes':>7} {'µs':>8} {'x ref':>7}")
+    keyed = create_app(Settings(database_url=database_url, access_log=False, auth="keys"))
+    key = [(b"x-api-key", bench_key(database_url).encode())]
+    async with app.router.lifespan_context(app), keyed.router.lifespan_context(keyed):
+        print(
+            f"{'request':<44} {'status':>6} {'bytes':>7} {'µs':>8} {'x ref':>7} "
+            f"{'keys on':>8} {'+µs':>6}"
+        )
         for path, template in PATHS:
             query = template.format(word=word)
             us, sent = await best_us(app, path, query, rounds, per_round)
+            on_us, on_sent = await best_us(keyed, path, query, rounds, per_round, key)
+            assert on_sent[0]["status"] == sent[0]["status"], on_sent[0]
             target = f"{path}?{query}" if query else path
             status, size = sent[0]["status"], len(sent[-1].get("body", b""))
-            print(f"{target:<44} {status:>6} {size:>7} {us:>8.0f} {us / ref_us:>6.1f}x")
+            print(
+                f"{target:<44} {status:>6} {size:>7} {us:>8.0f} {us / ref_us:>6.1f}x "
+                f"{on_us:>8.0f} {on_us - us:>+6.0f}"
+            )
     print(f"{'reference (bare Starlette, 1000 bytes)':<44} {200:>6} {1000:>7} {ref_us:>8.0f}")
+
+
+def bench_key(database_url: str) -> str:
+    """A key for this run, in the database (migrated first), with a rate it never reaches."""
+    from sqlmodel import Session
+
+    from app.db import make_engine, migrate
+    from app.queries.keys import create_key
+    from app.settings import Settings
+
+    migrate(database_url)
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    with Session(engine) as session:
+        key, _ = create_key(session, name="bench", rate="1000000000/minute", expires_at=None)
+    engine.dispose()
+    return key
 
 
 if __name__ == "__main__":

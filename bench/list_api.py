@@ -265,9 +265,17 @@ class RssSampler:
         self._thread.join()
 
 
-def wrk(args: argparse.Namespace, url: str, lua: Path, env: dict[str, str], seconds: int) -> Run:
+def wrk(
+    args: argparse.Namespace,
+    url: str,
+    lua: Path,
+    env: dict[str, str],
+    seconds: int,
+    key: str | None = None,
+) -> Run:
     cmd = [
         "wrk",
+        *(["-H", f"X-API-Key: {key}"] if key else []),
         f"-t{args.threads}",
         f"-c{args.connections}",
         f"-d{seconds}s",
@@ -402,9 +410,11 @@ def main() -> None:
                     wrk(args, ours_url, lua, env, args.duration),
                     wrk(args, ref_url, lua, ref_env_case, args.duration),
                 )
+        keyed = keys_on(args, url, cases, lua, ours)
     report(
         cases,
         results,
+        keyed,
         rss.peak_kb,
         (common, common_cold, common_totals),
         (rare, rare_cold, rare_totals),
@@ -412,9 +422,38 @@ def main() -> None:
     )
 
 
+def keys_on(
+    args: argparse.Namespace, url: str, cases: list[Case], lua: Path, ours: str
+) -> dict[str, tuple[Run, Run]]:
+    """List and detail with CORPUS_AUTH=keys (a key whose rate is never reached) against
+    the keys-off server, measured back to back: (keys on, keys off) per case."""
+    sh([CORPUS, "migrate", "--database-url", url])
+    made = sh([CORPUS, "keys", "create", "--name", "bench", "--rate", "1000000000/minute",
+               "--database-url", url, "--json"], quiet=True)  # fmt: skip
+    key = json.loads(made)["key"]
+    port = args.port + 2
+    serve = [CORPUS, "serve", "--database-url", url, "--port", str(port), "--no-access-log"]
+    env = {"CORPUS_ACCESS_LOG": "false", "CORPUS_AUTH": "keys"}
+    keyed: dict[str, tuple[Run, Run]] = {}
+    with server(serve, port, env, OUT / "keys.log"):
+        for case in cases:
+            if not case.name.startswith(("list, first", "detail")):
+                continue
+            run_env = {"BENCH_RANDOM_ID_MAX": str(args.rows)} if case.random_ids else {}
+            on_url, off_url = f"http://127.0.0.1:{port}{case.path}", ours + case.path
+            wrk(args, on_url, lua, run_env, args.warmup, key=key)
+            wrk(args, off_url, lua, run_env, args.warmup)
+            keyed[case.name] = (
+                wrk(args, on_url, lua, run_env, args.duration, key=key),
+                wrk(args, off_url, lua, run_env, args.duration),
+            )
+    return keyed
+
+
 def report(
     cases: list[Case],
     results: dict[str, tuple[Run, Run]],
+    keyed: dict[str, tuple[Run, Run]],
     rss_kb: int,
     common: tuple[list[str], list[float], list[int]],
     rare: tuple[list[str], list[float], list[int]],
@@ -449,6 +488,14 @@ def report(
             f"{case.name:<44} {case.size:>7} {mine.rps:>9.0f} {ref.rps:>9.0f} {ratio:>5.2f}x "
             f"{mine.p50_ms:>7.2f}ms {mine.p95_ms:>7.2f}ms {ref.p95_ms:>6.2f}ms  {target:<28} "
             f"{'PASS' if ok and not bad else 'FAIL'}{bad}"
+        )
+    for name, (on, off) in keyed.items():
+        ratio = on.rps / off.rps
+        bad = f" ({on.non2xx} non-2xx, {on.errors} errors)" if on.non2xx or on.errors else ""
+        print(
+            f"{'keys on: ' + name:<44} {'':>7} {on.rps:>9.0f} {off.rps:>9.0f} {ratio:>5.2f}x "
+            f"{on.p50_ms:>7.2f}ms {on.p95_ms:>7.2f}ms {off.p95_ms:>6.2f}ms  "
+            f"{'>= 0.90x keys off r/s':<28} {'PASS' if ratio >= 0.9 and not bad else 'FAIL'}{bad}"
         )
     rss_mb = rss_kb / 1024
     print(
