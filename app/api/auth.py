@@ -15,6 +15,7 @@ and an address out of that budget gets 429s without a lookup. The key itself is 
 logged, echoed or stored; keyring.py keeps what is known about keys between requests.
 """
 
+import functools
 from urllib.parse import unquote
 
 from limits.errors import StorageError
@@ -74,9 +75,13 @@ def presented_key(scope: Scope) -> str | None:
 
 
 def budget_headers(budget: Budget) -> list[tuple[bytes, bytes]]:
-    policy = f'"key";q={budget.quota};w={budget.window_s}'
-    state = f'"key";r={budget.remaining};t={budget.reset_s}'
-    return [(b"ratelimit-policy", policy.encode()), (b"ratelimit", state.encode())]
+    state = f'"key";r={budget.remaining};t={budget.reset_s}'.encode()
+    return [(b"ratelimit-policy", _policy(budget.quota, budget.window_s)), (b"ratelimit", state)]
+
+
+@functools.lru_cache(maxsize=256)
+def _policy(quota: int, window_s: int) -> bytes:
+    return f'"key";q={quota};w={window_s}'.encode()
 
 
 def is_protected(scope: Scope) -> bool:
@@ -127,13 +132,18 @@ class ApiKeyMiddleware:
                 headers=[_CHALLENGE],
             )
             return
-        client = scope.get("client")
-        address = str(client[0]) if client else "-"
-        blocked = await keyring.failures_exhausted(address)
-        if blocked is not None:
-            await _too_many_failures(scope, send, blocked)
-            return
-        record = await keyring.lookup(hash_key(key))
+        key_hash = hash_key(key)
+        known, record = keyring.cached(key_hash)
+        if not known or keyring.verdict(record) != "valid":
+            # Only a key not known to be good costs a look at the address's failures.
+            client = scope.get("client")
+            address = str(client[0]) if client else "-"
+            blocked = await keyring.failures_exhausted(address)
+            if blocked is not None:
+                await _too_many_failures(scope, send, blocked)
+                return
+            if not known:
+                record = await keyring.lookup(key_hash)
         verdict = keyring.verdict(record)
         if record is None or verdict != "valid":
             await keyring.record_failure(address)
@@ -142,7 +152,7 @@ class ApiKeyMiddleware:
                 scope, send, 401, detail, slug=slug, title=title, headers=[_CHALLENGE]
             )
             return
-        budget = await keyring.spend(keyring.item(record.rate), "key", record.prefix)
+        budget = await keyring.spend(record.rate, record.prefix)
         headers = [*budget_headers(budget), _VARY]
         if not budget.allowed:
             detail = f"This key's rate is {record.rate}; retry after {budget.reset_s} s."

@@ -7,9 +7,11 @@ Derived from the `api_key` table, never the other way round: a cached lookup liv
 `key_cache_s` (so a revoked key is refused everywhere within that), and usage counts go
 to the table every `usage_flush_s`, one transaction per flush, never a write per request.
 
-Limits are fixed windows of the `limits` library: in this process, or in Redis when
-`redis_url` is set, so that every worker and host of one database shares one budget per
-key. Counters are named by the database's id, so two corpora may share one Redis.
+Limits are fixed windows (a counter per key that expires with its window, as limits'
+FixedWindowRateLimiter keeps them) in a storage of the `limits` library: in this process,
+or in Redis when `redis_url` is set, so that every worker and host of one database shares
+one budget per key. Counters are named by the database's id, so two corpora may share one
+Redis. A request costs one increment; the window's end is asked once per window.
 """
 
 import asyncio
@@ -20,12 +22,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, NamedTuple, Protocol
 
 import redis.asyncio
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import FixedWindowRateLimiter
+from limits.aio.storage import MemoryStorage, RedisStorage
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -41,10 +42,37 @@ Verdict = Literal["valid", "unknown", "revoked", "expired"]
 # Lookups kept at once: a flood of made-up keys empties the cache rather than growing it.
 MAX_CACHED_KEYS = 10_000
 REDIS_TIMEOUT_S = 1.0
+SWEEP_EVERY_S = 1.0
 
 
-@dataclass(frozen=True)
-class Budget:
+class Counters(Protocol):
+    """The three storage calls a fixed window needs (limits' asyncio storage API)."""
+
+    async def incr(self, key: str, expiry: int, amount: int = 1) -> int: ...
+    async def get(self, key: str) -> int: ...
+    async def get_expiry(self, key: str) -> float: ...
+
+
+class InProcessCounters(MemoryStorage):
+    """limits' asyncio MemoryStorage, sweeping expired counters at most once a second.
+
+    The stock class starts a sweep task after each increment once the previous sweep has
+    finished: on a busy server, a task per request, costing more than the rest of the key
+    check. A read drops an expired counter anyway; the sweep only frees the memory of
+    counters nobody reads again. (The hook is limits' private method: if it is ever
+    renamed, this override stops saving time, and nothing else changes.)
+    """
+
+    _next_sweep_s = 0.0
+
+    async def _MemoryStorage__schedule_expiry(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_sweep_s:
+            self._next_sweep_s = now + SWEEP_EVERY_S
+            await super()._MemoryStorage__schedule_expiry()  # type: ignore[misc]
+
+
+class Budget(NamedTuple):
     """One limit's state after a request: the IETF RateLimit fields."""
 
     allowed: bool
@@ -52,6 +80,16 @@ class Budget:
     window_s: int
     remaining: int
     reset_s: int  # seconds until the window starts again
+
+
+@dataclass
+class _Counter:
+    """A key's counter in the limiter's storage, and when its window ends (epoch seconds)."""
+
+    item: RateLimitItem
+    name: str
+    window_s: int
+    reset_at: float = 0.0
 
 
 def redis_storage_uri(url: str) -> str:
@@ -65,13 +103,12 @@ class Keyring:
         self.failure_limit = parse(settings.auth_failure_rate)
         self._clock = clock
         self._lookups: dict[str, tuple[float, KeyRecord | None]] = {}
-        self._items: dict[str, RateLimitItem] = {}
+        self._counters: dict[tuple[str, str], _Counter] = {}
         self._usage: dict[int, Usage] = {}
         self._engine: Engine | None = None
         self._namespace: str | None = None
         self._flusher: asyncio.Task[None] | None = None
-        self._storage: Storage | None = None
-        self._limiter: FixedWindowRateLimiter | None = None
+        self._storage: Counters | None = None
         self._redis_pool: redis.asyncio.ConnectionPool | None = None
 
     # Lifecycle: create_app's lifespan.
@@ -92,8 +129,7 @@ class Keyring:
                 connection_pool=self._redis_pool,  # type: ignore[arg-type]  # typed too narrowly
             )
         else:
-            self._storage = MemoryStorage()
-        self._limiter = FixedWindowRateLimiter(self._storage)
+            self._storage = InProcessCounters()
         self._flusher = asyncio.create_task(self._flush_every(self.settings.usage_flush_s))
 
     async def stop(self) -> None:
@@ -106,12 +142,16 @@ class Keyring:
             await self._redis_pool.disconnect()
 
     # Keys.
-    async def lookup(self, key_hash: str) -> KeyRecord | None:
-        """The key with this hash, from the cache while fresh, else from the database."""
-        now = self._clock()
+    def cached(self, key_hash: str) -> tuple[bool, KeyRecord | None]:
+        """(True, what we know) while the cached lookup is fresh, else (False, None)."""
         cached = self._lookups.get(key_hash)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        if cached is not None and cached[0] > self._clock():
+            return True, cached[1]
+        return False, None
+
+    async def lookup(self, key_hash: str) -> KeyRecord | None:
+        """The key with this hash, read from the database and cached for `key_cache_s`."""
+        now = self._clock()
         engine = self.engine
         if self._namespace is None:
             self._namespace = await in_thread(lambda: database_id(engine))
@@ -132,47 +172,55 @@ class Keyring:
         return "valid"
 
     # Limits.
-    def item(self, rate: str) -> RateLimitItem:
-        found = self._items.get(rate)
-        if found is None:
-            found = self._items[rate] = parse(rate)
-        return found
+    async def spend(self, rate: str, prefix: str) -> Budget:
+        """Count one request against the key `prefix`'s `rate`; whether it was within it.
 
-    async def spend(self, item: RateLimitItem, *identity: str) -> Budget:
-        """Count one request against `item` for `identity`; whether it was within the limit."""
-        limiter = self.limiter
-        allowed = await limiter.hit(item, self.namespace, *identity)
-        stats = await limiter.get_window_stats(item, self.namespace, *identity)
-        reset_s = max(0, math.ceil(stats.reset_time - time.time()))
-        return Budget(allowed, item.amount, item.get_expiry(), stats.remaining, reset_s)
+        The fixed window of limits' FixedWindowRateLimiter (`incr <= amount`), on its storage,
+        but in one storage call where hit() and get_window_stats() take three: the count
+        comes back from the increment, and the window's end is asked once per window.
+        """
+        counter = self._counters.get((rate, prefix))
+        if counter is None:
+            if len(self._counters) >= MAX_CACHED_KEYS:
+                self._counters.clear()
+            item = parse(rate)
+            name = item.key_for(self.namespace, "key", prefix)
+            counter = self._counters[(rate, prefix)] = _Counter(item, name, item.get_expiry())
+        count = await self.storage.incr(counter.name, counter.window_s)
+        now = time.time()
+        if count == 1 or counter.reset_at <= now:
+            counter.reset_at = await self.storage.get_expiry(counter.name)
+        quota = counter.item.amount
+        reset_s = max(0, math.ceil(counter.reset_at - now))
+        return Budget(count <= quota, quota, counter.window_s, max(0, quota - count), reset_s)
 
     async def failures_exhausted(self, address: str) -> Budget | None:
         """The failure budget of `address` when it has none left, else None."""
         if self._namespace is None:
             return None  # no lookup yet in this process: nothing counted under our name
-        limiter = self.limiter
-        if await limiter.test(self.failure_limit, self.namespace, "failed", address):
+        limit, name = self.failure_limit, self._failure_counter(address)
+        if await self.storage.get(name) < limit.amount:
             return None
-        stats = await limiter.get_window_stats(
-            self.failure_limit, self.namespace, "failed", address
-        )
-        reset_s = max(1, math.ceil(stats.reset_time - time.time()))
-        limit = self.failure_limit
+        reset_s = max(1, math.ceil(await self.storage.get_expiry(name) - time.time()))
         return Budget(False, limit.amount, limit.get_expiry(), 0, reset_s)
 
     async def record_failure(self, address: str) -> None:
-        await self.limiter.hit(self.failure_limit, self.namespace, "failed", address)
+        limit = self.failure_limit
+        await self.storage.incr(self._failure_counter(address), limit.get_expiry())
+
+    def _failure_counter(self, address: str) -> str:
+        return self.failure_limit.key_for(self.namespace, "failed", address)
 
     # Usage.
     def used(self, key_id: int) -> None:
         """Count a request made with `key_id`, to be written with the next flush."""
-        now = datetime.now(UTC)
+        now = time.time()
         usage = self._usage.get(key_id)
         if usage is None:
             self._usage[key_id] = Usage(1, now)
         else:
             usage.requests += 1
-            usage.last_used_at = now
+            usage.last_used_s = now
 
     async def flush(self) -> None:
         """Write the counts gathered since the last flush; on failure keep them for the next."""
@@ -188,7 +236,7 @@ class Keyring:
                 later = self._usage.get(key_id)
                 if later is not None:
                     usage.requests += later.requests
-                    usage.last_used_at = later.last_used_at
+                    usage.last_used_s = later.last_used_s
                 self._usage[key_id] = usage
 
     async def _flush_every(self, period_s: float) -> None:
@@ -203,9 +251,9 @@ class Keyring:
         return self._engine
 
     @property
-    def limiter(self) -> FixedWindowRateLimiter:
-        assert self._limiter is not None, "Keyring.start() runs in the app's lifespan"
-        return self._limiter
+    def storage(self) -> Counters:
+        assert self._storage is not None, "Keyring.start() runs in the app's lifespan"
+        return self._storage
 
     @property
     def namespace(self) -> str:

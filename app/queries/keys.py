@@ -101,7 +101,7 @@ class Usage:
     """Requests made with one key since the last write, and when the last one came."""
 
     requests: int
-    last_used_at: datetime
+    last_used_s: float  # epoch seconds: time.time() is the cheapest clock per request
 
 
 def add_usage(engine: Engine, usage: Mapping[int, Usage]) -> None:
@@ -109,7 +109,8 @@ def add_usage(engine: Engine, usage: Mapping[int, Usage]) -> None:
     table = models.api_key_table
     with engine.begin() as connection:
         for key_id, used in usage.items():
-            day = used.last_used_at.date().isoformat()
+            last_used_at = datetime.fromtimestamp(used.last_used_s, UTC)
+            day = last_used_at.date().isoformat()
             connection.execute(
                 update(table)
                 .where(table.c.key_id == key_id)
@@ -120,6 +121,6 @@ def add_usage(engine: Engine, usage: Mapping[int, Usage]) -> None:
                         else_=used.requests,
                     ),
                     usage_day=day,
-                    last_used_at=used.last_used_at,
+                    last_used_at=last_used_at,
                 )
             )
