@@ -264,3 +264,12 @@ async def test_an_unreachable_redis_is_a_503_not_an_open_door(articles_url: str)
         response = await client.get("/v1/articles/1", headers={"X-API-Key": key})
     assert_problem(response, 503, "service-unavailable")
     assert response.headers["retry-after"]
+
+
+async def test_a_key_lookup_without_a_database_is_a_503() -> None:
+    """A server that cannot reach its database answers a key with a problem, not a 500."""
+    unreachable = "postgresql://postgres@127.0.0.1:1/nowhere"
+    async with make_client(unreachable, wait_for_index=False, auth="keys") as client:
+        response = await client.get("/v1/articles", headers={"X-API-Key": "ck_x_y"})
+    assert_problem(response, 503, "service-unavailable")
+    assert response.headers["retry-after"]

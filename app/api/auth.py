@@ -22,7 +22,7 @@ from limits.errors import StorageError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.keyring import Budget, Keyring
-from app.api.problems import send_problem
+from app.api.problems import DATABASE_OUTAGES, DATABASE_UNAVAILABLE, send_problem
 from app.queries.keys import hash_key
 
 API_KEY_HEADER = "X-API-Key"
@@ -103,18 +103,31 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            await self._guarded(scope, receive, send)
-        except StorageError:
-            await send_problem(
-                scope,
-                send,
-                503,
-                "The rate limiter's store is unreachable; retry shortly.",
-                slug="service-unavailable",
-                title="Service unavailable",
+            headers = await self._admit(scope, send)
+        except (StorageError, *DATABASE_OUTAGES) as exc:
+            # Outside FastAPI's handlers: a failed key lookup or count is answered here.
+            detail = (
+                "The rate limiter's store is unreachable; retry shortly."
+                if isinstance(exc, StorageError)
+                else DATABASE_UNAVAILABLE
             )
+            await send_problem(
+                scope, send, 503, detail, slug="service-unavailable", title="Service unavailable"
+            )
+            return
+        if headers is None:
+            return  # answered: 401 or 429
 
-    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_budget(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *headers]
+            await send(message)
+
+        await self.app(scope, receive, send_with_budget)
+
+    async def _admit(self, scope: Scope, send: Send) -> list[tuple[bytes, bytes]] | None:
+        """The headers to add to the answer of an admitted request; None once a refusal
+        has been sent."""
         keyring = self.keyring
         key = presented_key(scope)
         if not key:
@@ -131,7 +144,7 @@ class ApiKeyMiddleware:
                 title="API key required",
                 headers=[_CHALLENGE],
             )
-            return
+            return None
         key_hash = hash_key(key)
         known, record = keyring.cached(key_hash)
         if not known or keyring.verdict(record) != "valid":
@@ -141,7 +154,7 @@ class ApiKeyMiddleware:
             blocked = await keyring.failures_exhausted(address)
             if blocked is not None:
                 await _too_many_failures(scope, send, blocked)
-                return
+                return None
             if not known:
                 record = await keyring.lookup(key_hash)
         verdict = keyring.verdict(record)
@@ -151,7 +164,7 @@ class ApiKeyMiddleware:
             await send_problem(
                 scope, send, 401, detail, slug=slug, title=title, headers=[_CHALLENGE]
             )
-            return
+            return None
         budget = await keyring.spend(record.rate, record.prefix)
         headers = [*budget_headers(budget), _VARY]
         if not budget.allowed:
@@ -165,15 +178,9 @@ class ApiKeyMiddleware:
                 title="Too many requests",
                 headers=[*headers, (b"retry-after", str(max(1, budget.reset_s)).encode())],
             )
-            return
+            return None
         keyring.used(record.key_id)
-
-        async def send_with_budget(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *headers]
-            await send(message)
-
-        await self.app(scope, receive, send_with_budget)
+        return headers
 
 
 async def _too_many_failures(scope: Scope, send: Send, budget: Budget) -> None:
