@@ -3,11 +3,14 @@
     files → read_values → [FieldMap.apply] → [name_sources] → validate → write_batches
 
 Every stage is a generator, so memory is a few batches at any input size: the one being
-written, on PostgreSQL the next one being staged, and a frame read ahead from the readers.
-On two or more cores a large load runs the stages before the writer in child processes
+written, on PostgreSQL the next one being staged, and the batches read ahead by the readers.
+On two or more cores a large load runs the stages before the writer in worker processes
 (app/ingest/prefetch.py), unless records name their sources: naming needs the database.
-(A reader thread running ahead of the writer was measured and dropped: sqlite3 hands the
-GIL back and forth per statement, and the run took more CPU and more time, not less.)
+Processes, not threads: the GIL would serialise parsing with the writer's own Python work.
+
+Each phase that writes (sources, suspending the indexes, each batch, the rebuild, the final
+checkpoint) is one transaction that waits out other writers (app/ingest/busy.py), so loads
+started together into one database all finish, each record stored once.
 """
 
 import time
@@ -19,12 +22,13 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from app.ingest import prefetch, search_index
+from app.ingest.busy import while_busy
 from app.ingest.fields import FieldMap
 from app.ingest.readers import MappedReads, iter_files, sources_files
 from app.ingest.records import ArticleIn, Located, OnReject, Reject
 from app.ingest.sources import SourceNames, load_sources, name_sources
 from app.ingest.validate import validate
-from app.ingest.writer import write_batches
+from app.ingest.writer import checkpoint, write_batches
 
 DEFAULT_BATCH_SIZE = 2000
 
@@ -81,6 +85,19 @@ def input_size(files: list[Path]) -> int | None:
     return sum(path.stat().st_size for path in files)
 
 
+def _suspend_indexes(engine: Engine, input_bytes: int) -> bool:
+    """Drop the deferred indexes when this load should build them after the data: whether
+    it will."""
+    # Indexes or triggers missing mean a killed large load: they need a rebuild anyway,
+    # so carry on as that load did and rebuild once, at the end.
+    repair = search_index.needs_repair(engine)
+    if not (repair or search_index.should_defer(engine, input_bytes)):
+        return False
+    if search_index.suspend(engine):
+        return True
+    return repair  # readers held the table: load with the indexes in place
+
+
 def ingest(
     paths: Iterable[Path],
     engine: Engine,
@@ -119,14 +136,7 @@ def ingest(
             # Forked before this run opens a connection; it reads while we prepare.
             reader = stack.enter_context(prefetch.ChildReader(files, field_map, batch_size))
 
-        deferred = False
-        if not dry_run:
-            # Indexes or triggers missing mean a killed large load: they need a rebuild
-            # anyway, so carry on as that load did and rebuild once, at the end.
-            repair = search_index.needs_repair(engine)
-            deferred = repair or search_index.should_defer(engine, raw_bytes)
-            if deferred and not search_index.suspend(engine):
-                deferred = repair  # readers held the table: load with the indexes in place
+        deferred = False if dry_run else while_busy(lambda: _suspend_indexes(engine, raw_bytes))
 
         for sources_path in ([sources] if sources else []) + list(sources_files(roots)):
             load_sources(engine, sources_path, count_reject, dry_run=dry_run)
@@ -149,7 +159,8 @@ def ingest(
             on_progress(summary)
     if deferred:
         on_phase("building the search index")
-        search_index.rebuild(engine)
+        while_busy(lambda: search_index.rebuild(engine))
+        checkpoint(engine)  # the rebuild's transaction left a WAL as large as the index
     # Reader rejects (malformed lines) never became values; they were read all the same.
     summary.read = summary.done
     summary.seconds = time.perf_counter() - summary.started
