@@ -27,6 +27,7 @@ test: $(STAMP) test-prereqs
 	$(BIN)/mypy
 # Further checks (the docs build) go here, before the tests.
 	$(BIN)/pytest
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 ## Chromium, its driver, Node's packages and a running PostgreSQL: installed or started if missing
 test-prereqs:
@@ -42,7 +43,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data site .pytest_cache .mypy_cache .ruff_cache
 
 ## Regenerate openapi.json, the committed contract that tests/test_openapi.py checks
 openapi: $(STAMP)

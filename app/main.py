@@ -13,7 +13,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import Receive, Scope, Send
 
 from app import logs
-from app.api import articles, changes, export, health, openapi, problems, sources
+from app.api import articles, changes, explorer, export, health, openapi, problems, sources
 from app.api.caching import GZIP_LEVEL, GZIP_MIN_SIZE, ConditionalGetMiddleware, freshness
 from app.api.fastpath import FastReadsMiddleware
 from app.api.limits import RequestLimitsMiddleware
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> CorpusAPI:
     app.include_router(changes.router)
     app.include_router(export.router)
     app.include_router(health.router)
+    app.include_router(explorer.router)
     openapi.install(app)
     install_middleware(app, settings)
     return app

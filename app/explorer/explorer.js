@@ -1,0 +1,387 @@
+// The corpus explorer: a client of the public API, same-origin, no dependencies.
+// The URL holds the state (q, source_id, sort, article), so a search can be shared and
+// the back button works; every list shows the exact request it made.
+"use strict";
+
+const PAGE_SIZE = 20;
+const DEBOUNCE_MS = 250;
+const KEY_STORAGE = "corpus-explorer.api-key";
+const $ = (id) => document.getElementById(id);
+
+const sourceNames = new Map(); // source_id -> name (or null)
+let listController = null; // aborts the list request that a newer one replaces
+let articleController = null;
+let nextUrl = null;
+let loadingMore = false;
+let shownListKey = null; // the list state the rendered results belong to
+let debounceTimer = 0;
+let pageKey = ""; // the key when this browser's storage is off
+
+// -- State <-> URL ------------------------------------------------------------------------
+
+function readState() {
+  const params = new URLSearchParams(location.search);
+  return {
+    q: params.get("q") || "",
+    sources: params.getAll("source_id").filter((s) => /^[1-9][0-9]*$/.test(s)),
+    sort: params.get("sort") || "",
+    article: params.get("article") || "",
+  };
+}
+
+function stateUrl(state) {
+  const params = new URLSearchParams();
+  if (state.q) params.set("q", state.q);
+  for (const id of state.sources) params.append("source_id", id);
+  if (state.sort) params.set("sort", state.sort);
+  if (state.article) params.set("article", state.article);
+  const query = params.toString();
+  return query ? `/?${query}` : "/";
+}
+
+function go(state, { replace = false } = {}) {
+  const url = stateUrl(state);
+  if (url !== location.pathname + location.search) {
+    history[replace ? "replaceState" : "pushState"](null, "", url);
+  }
+  render();
+}
+
+// -- Requests -----------------------------------------------------------------------------
+
+function apiKey() {
+  try {
+    return localStorage.getItem(KEY_STORAGE) || pageKey;
+  } catch {
+    return pageKey;
+  }
+}
+
+function headers() {
+  const key = apiKey();
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+async function getJson(path, signal) {
+  const response = await fetch(path, { headers: headers(), signal });
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = new Error(body?.detail || `${response.status} ${response.statusText}`);
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function listPath(state) {
+  const params = new URLSearchParams();
+  if (state.q) params.set("q", state.q);
+  for (const id of state.sources) params.append("source_id", id);
+  if (state.sort) params.set("sort", state.sort);
+  params.set("limit", String(PAGE_SIZE));
+  return `/v1/articles?${params}`;
+}
+
+function facetPath(state) {
+  const params = new URLSearchParams();
+  if (state.q) params.set("q", state.q);
+  params.set("facet", "source_id");
+  params.set("count", "exact");
+  params.set("limit", "1");
+  params.set("fields", "article_id");
+  return `/v1/articles?${params}`;
+}
+
+function showRequest(path) {
+  const url = new URL(path, location.origin).href;
+  $("request-url").href = url;
+  $("request-url-text").textContent = url;
+  const auth = apiKey() ? ` -H "Authorization: Bearer $CORPUS_API_KEY"` : "";
+  $("request-curl").textContent = `curl '${url.replaceAll("'", "'\\''")}'${auth}`;
+}
+
+// -- The list -----------------------------------------------------------------------------
+
+function sourceLabel(id) {
+  const name = sourceNames.get(Number(id));
+  return name ? name : `Source ${id}`;
+}
+
+function resultItem(item, searching) {
+  const li = document.createElement("li");
+  const h3 = document.createElement("h3");
+  const link = document.createElement("a");
+  link.href = stateUrl({ ...readState(), article: String(item.article_id) });
+  link.dataset.article = String(item.article_id);
+  link.textContent = item.title;
+  h3.append(link);
+  const meta = document.createElement("p");
+  meta.className = "meta";
+  meta.textContent = `${sourceLabel(item.source_id)} · ${item.word_count} words · #${item.article_id}`;
+  const text = document.createElement("p");
+  text.className = "text";
+  if (searching && typeof item.snippet === "string") {
+    text.innerHTML = item.snippet; // the API escapes all but its <mark> tags
+  } else {
+    text.textContent = item.excerpt ?? "";
+  }
+  li.append(h3, meta, text);
+  return li;
+}
+
+function appendPage(page, state) {
+  const list = $("results");
+  for (const item of page.items) list.append(resultItem(item, Boolean(state.q)));
+  nextUrl = page.next;
+  $("more").hidden = !nextUrl;
+}
+
+function renderFacets(facets, state) {
+  const list = $("facets");
+  list.replaceChildren();
+  for (const { value, count } of facets) {
+    const id = String(value);
+    const li = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.dataset.source = id;
+    button.setAttribute("aria-pressed", String(state.sources.includes(id)));
+    const name = document.createElement("span");
+    name.textContent = sourceLabel(id);
+    const number = document.createElement("span");
+    number.className = "count";
+    number.textContent = count.toLocaleString();
+    button.append(name, number);
+    li.append(button);
+    list.append(li);
+  }
+}
+
+function describe(state, facets) {
+  const counts = new Map(facets.map((f) => [String(f.value), f.count]));
+  const chosen = state.sources.length ? state.sources : [...counts.keys()];
+  const total = chosen.reduce((sum, id) => sum + (counts.get(id) || 0), 0);
+  const [noun, verb] = total === 1 ? ["article", "matches"] : ["articles", "match"];
+  const count = `${total.toLocaleString()} ${noun}`;
+  return state.q ? `${count} ${verb} “${state.q}”` : count;
+}
+
+async function loadList(state) {
+  listController?.abort();
+  const controller = new AbortController();
+  listController = controller;
+  const path = listPath(state);
+  showRequest(path);
+  $("status").textContent = "Searching…";
+  try {
+    const [page, counted] = await Promise.all([
+      getJson(path, controller.signal),
+      getJson(facetPath(state), controller.signal),
+    ]);
+    $("results").replaceChildren();
+    appendPage(page, state);
+    renderFacets(counted.facets?.source_id ?? [], state);
+    $("status").textContent = page.items.length
+      ? describe(state, counted.facets?.source_id ?? [])
+      : "No articles found.";
+    shownListKey = listKey(state);
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    $("results").replaceChildren();
+    $("more").hidden = true;
+    nextUrl = null;
+    shownListKey = null;
+    $("status").textContent = `The API answered: ${error.message}`;
+  }
+}
+
+async function loadMore() {
+  if (!nextUrl || loadingMore) return;
+  loadingMore = true;
+  const state = readState();
+  const controller = listController;
+  const path = nextUrl;
+  showRequest(path);
+  try {
+    appendPage(await getJson(path, controller?.signal), state);
+  } catch (error) {
+    if (error.name !== "AbortError") $("status").textContent = `The API answered: ${error.message}`;
+  } finally {
+    loadingMore = false;
+  }
+  // A tall screen may show the end of the list again at once.
+  if (nextUrl && isVisible($("more"))) loadMore();
+}
+
+function isVisible(element) {
+  if (element.hidden) return false;
+  const box = element.getBoundingClientRect();
+  return box.top < innerHeight && box.bottom > 0;
+}
+
+const listKey = (state) => JSON.stringify([state.q, state.sources, state.sort]);
+
+// -- The article --------------------------------------------------------------------------
+
+async function loadArticle(id) {
+  articleController?.abort();
+  const controller = new AbortController();
+  articleController = controller;
+  const view = $("article-view");
+  $("article-title").textContent = "Loading…";
+  $("article-meta").textContent = "";
+  $("article-body").replaceChildren();
+  $("similar").hidden = true;
+  try {
+    const article = await getJson(`/v1/articles/${encodeURIComponent(id)}`, controller.signal);
+    $("article-title").textContent = article.title;
+    $("article-meta").textContent =
+      `${sourceLabel(article.source_id)} · ${article.word_count.toLocaleString()} words · #${article.article_id}`;
+    const body = $("article-body");
+    for (const paragraph of article.content.split(/\n\s*\n|\n/)) {
+      if (!paragraph.trim()) continue;
+      const p = document.createElement("p");
+      p.textContent = paragraph;
+      body.append(p);
+    }
+    document.title = `${article.title} · Corpus explorer`;
+    view.focus();
+    loadSimilar(id, controller.signal);
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    $("article-title").textContent = error.status === 404 ? "No such article" : "Could not load the article";
+    $("article-meta").textContent = error.message;
+  }
+}
+
+async function loadSimilar(id, signal) {
+  try {
+    const page = await getJson(`/v1/articles/${encodeURIComponent(id)}/similar`, signal);
+    const items = Array.isArray(page?.items) ? page.items : [];
+    if (!items.length) return;
+    const list = $("similar-list");
+    list.replaceChildren();
+    for (const item of items) {
+      const li = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = stateUrl({ ...readState(), article: String(item.article_id) });
+      link.dataset.article = String(item.article_id);
+      link.textContent = item.title ?? `Article ${item.article_id}`;
+      li.append(link);
+      list.append(li);
+    }
+    $("similar").hidden = false;
+  } catch {
+    // No similar-articles route on this server (404/405), or it failed: leave it hidden.
+  }
+}
+
+// -- Rendering and events -----------------------------------------------------------------
+
+function render() {
+  const state = readState();
+  if ($("q").value.trim() !== state.q) $("q").value = state.q; // keeps a space being typed
+  $("sort").value = state.sort;
+  const showArticle = Boolean(state.article);
+  $("list-view").hidden = showArticle;
+  $("article-view").hidden = !showArticle;
+  if (showArticle) {
+    $("back").href = stateUrl({ ...state, article: "" });
+    scrollTo(0, 0);
+    loadArticle(state.article);
+    return;
+  }
+  articleController?.abort();
+  document.title = state.q ? `${state.q} · Corpus explorer` : "Corpus explorer";
+  if (shownListKey !== listKey(state)) loadList(state);
+  else scrollTo(0, history.state?.scrollY ?? 0); // back from an article: where the reader was
+}
+
+function onSearchInput() {
+  clearTimeout(debounceTimer);
+  debounceTimer = setTimeout(() => {
+    const state = readState();
+    const q = $("q").value.trim();
+    if (q === state.q && !state.article) return;
+    // Typing replaces the current entry; a new search from an article view pushes one.
+    go({ ...state, q, article: "" }, { replace: !state.article });
+  }, DEBOUNCE_MS);
+}
+
+function init() {
+  history.scrollRestoration = "manual"; // render() restores the list's position itself
+  $("q").addEventListener("input", onSearchInput);
+  $("q").addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && $("q").value) {
+      $("q").value = "";
+      onSearchInput();
+    }
+  });
+  $("search").addEventListener("submit", (event) => {
+    event.preventDefault();
+    clearTimeout(debounceTimer);
+    go({ ...readState(), q: $("q").value.trim(), article: "" });
+  });
+  $("sort").addEventListener("change", () => go({ ...readState(), sort: $("sort").value, article: "" }));
+  $("facets").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-source]");
+    if (!button) return;
+    const state = readState();
+    const id = button.dataset.source;
+    const sources = state.sources.includes(id)
+      ? state.sources.filter((s) => s !== id)
+      : [...state.sources, id];
+    go({ ...state, sources, article: "" });
+  });
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest("a[data-article], #back, #home");
+    if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+    event.preventDefault();
+    if (link.id === "back" && history.state?.fromList) {
+      history.back();
+      return;
+    }
+    const fromList = !readState().article;
+    if (fromList) history.replaceState({ ...history.state, scrollY }, "");
+    const url = new URL(link.href);
+    history.pushState({ fromList: fromList && Boolean(link.dataset.article) }, "", url.pathname + url.search);
+    render();
+  });
+  document.addEventListener("keydown", (event) => {
+    const typing = /^(INPUT|SELECT|TEXTAREA)$/.test(document.activeElement?.tagName ?? "");
+    if (event.key === "/" && !typing) {
+      event.preventDefault();
+      $("q").focus();
+    }
+  });
+  $("more").addEventListener("click", loadMore);
+  new IntersectionObserver((entries) => {
+    if (entries.some((entry) => entry.isIntersecting)) loadMore();
+  }, { rootMargin: "0px 0px 400px 0px" }).observe($("more"));
+  const key = $("api-key");
+  key.value = apiKey();
+  key.addEventListener("change", () => {
+    pageKey = key.value.trim();
+    try {
+      if (pageKey) localStorage.setItem(KEY_STORAGE, pageKey);
+      else localStorage.removeItem(KEY_STORAGE);
+    } catch {
+      // Storage is off (private mode): the key lasts for this page only.
+    }
+    shownListKey = null;
+    loadSources().then(render);
+  });
+  addEventListener("popstate", render);
+  loadSources().then(render);
+}
+
+async function loadSources() {
+  try {
+    const page = await getJson("/v1/sources");
+    for (const source of page.items) sourceNames.set(source.source_id, source.name);
+  } catch {
+    // Names are a nicety: facets fall back to "Source N".
+  }
+}
+
+init();

@@ -1,0 +1,243 @@
+"""The explorer at `/`, driven in headless Chromium as a reader would use it.
+
+Type a search, see the marked snippets and the request behind them, filter by a source
+facet, scroll to the second page, open an article, go back; by keyboard alone too, on a
+phone-sized screen and in dark mode. Screenshots go to the test's tmp folder and must not
+be blank, and axe-core (tests/clients/ts, `npm ci`) must find no serious or critical
+accessibility violation.
+"""
+
+import io
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.browsers import chromium
+from tests.live import LiveServer, serve
+
+AXE = Path(__file__).resolve().parent / "clients/ts/node_modules/axe-core/axe.min.js"
+EXPLORER = Path(__file__).resolve().parents[1] / "app" / "explorer"
+WAIT_S = 20
+
+
+@pytest.fixture(scope="module")
+def api(seeded_url: str) -> Iterator[LiveServer]:
+    with serve(seeded_url) as server:
+        yield server
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    with chromium() as driver:
+        yield driver
+
+
+def wait(browser: webdriver.Chrome, condition: Callable[[webdriver.Chrome], object]) -> Any:
+    return WebDriverWait(browser, WAIT_S).until(condition)
+
+
+def by_id(browser: webdriver.Chrome, element_id: str) -> WebElement:
+    return browser.find_element(By.ID, element_id)
+
+
+def results(browser: webdriver.Chrome) -> list[WebElement]:
+    return browser.find_elements(By.CSS_SELECTOR, "#results > li")
+
+
+def screenshot(browser: webdriver.Chrome, path: Path) -> None:
+    """Save a screenshot and fail if it is one flat colour (a blank or unstyled-white page)."""
+    png = browser.get_screenshot_as_png()
+    path.write_bytes(png)
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    colours = image.getcolors(maxcolors=1 << 16)
+    assert colours is None or len(colours) > 16, f"{path.name} is blank: {colours}"
+
+
+def axe_violations(browser: webdriver.Chrome) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: npm ci --prefix tests/clients/ts")
+    browser.execute_script(AXE.read_text())
+    report = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {resultTypes: ['violations']}).then("
+        "  (r) => done(r.violations), (e) => done([{id: 'axe-error', impact: 'critical',"
+        "  help: String(e), nodes: []}]));"
+    )
+    return [
+        {"id": v["id"], "help": v["help"], "nodes": [n["target"] for n in v["nodes"]]}
+        for v in report
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def test_explorer_files_are_small_and_self_contained() -> None:
+    files = sorted(EXPLORER.iterdir())
+    assert [f.name for f in files] == ["explorer.css", "explorer.js", "index.html"]
+    assert sum(f.stat().st_size for f in files) < 60_000
+    for f in files:
+        text = f.read_text()
+        assert "http://" not in text
+        assert "https://" not in text
+        assert "//cdn" not in text
+
+
+@pytest.mark.anyio
+async def test_explorer_is_served_through_the_middleware(api: LiveServer) -> None:
+    async with httpx.AsyncClient(base_url=api.url) as client:
+        page = await client.get("/", headers={"Accept-Encoding": "gzip"})
+        script = await client.get("/explorer/explorer.js", headers={"Accept-Encoding": "gzip"})
+        again = await client.get(
+            "/explorer/explorer.js", headers={"If-None-Match": script.headers["ETag"]}
+        )
+        missing = await client.get("/explorer/secrets.txt")
+        schema = (await client.get("/openapi.json")).json()
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"].startswith("public")
+    assert "<title>Corpus explorer</title>" in page.text
+    assert script.headers["content-encoding"] == "gzip"
+    assert script.headers["etag"].endswith('-gzip"')
+    assert "x-request-id" in script.headers
+    assert again.status_code == 304
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert not any(p == "/" or p.startswith("/explorer") for p in schema["paths"])
+
+
+def test_search_facet_scroll_article_and_back(
+    browser: webdriver.Chrome, api: LiveServer, tmp_path: Path
+) -> None:
+    browser.get(f"{api.url}/")
+    wait(browser, lambda b: "121 articles" in by_id(b, "status").text)
+    assert len(results(browser)) == 20
+    screenshot(browser, tmp_path / "1-home.png")
+
+    by_id(browser, "q").send_keys("body")
+    wait(browser, lambda b: "match “body”" in by_id(b, "status").text)
+    assert browser.current_url == f"{api.url}/?q=body"
+    assert by_id(browser, "status").text == "120 articles match “body”"
+    marks = browser.find_elements(By.CSS_SELECTOR, "#results mark")
+    assert len(marks) >= 20
+    assert {m.text.lower() for m in marks} == {"body"}
+    assert by_id(browser, "request-url-text").text == f"{api.url}/v1/articles?q=body&limit=20"
+    assert by_id(browser, "request-curl").text == f"curl '{api.url}/v1/articles?q=body&limit=20'"
+    facets = {
+        b.get_attribute("data-source"): b.text.split("\n")
+        for b in browser.find_elements(By.CSS_SELECTOR, "#facets button")
+    }
+    assert facets == {"2": ["Reuters", "40"], "5": ["BBC", "40"], "7": ["Source 7", "40"]}
+
+    browser.find_element(By.CSS_SELECTOR, '#facets button[data-source="5"]').click()
+    wait(browser, lambda b: b.current_url.endswith("?q=body&source_id=5"))
+    wait(browser, lambda b: by_id(b, "status").text == "40 articles match “body”")
+    pressed = browser.find_element(By.CSS_SELECTOR, '#facets button[aria-pressed="true"]')
+    assert pressed.get_attribute("data-source") == "5"
+    first_page = [li.text for li in results(browser)]
+    assert len(first_page) == 20
+    assert all("\nBBC · 80 words · #" in text for text in first_page)
+
+    browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+    wait(browser, lambda b: len(results(b)) == 40)
+    wait(browser, lambda b: not by_id(b, "more").is_displayed())
+    assert "&cursor=" in by_id(browser, "request-url-text").text
+    assert [li.text for li in results(browser)][:20] == first_page
+    screenshot(browser, tmp_path / "2-results.png")
+    assert axe_violations(browser) == []
+
+    link = results(browser)[25].find_element(By.CSS_SELECTOR, "h3 a")
+    title = link.text
+    link.click()
+    wait(browser, lambda b: by_id(b, "article-title").text == title)
+    assert "&article=" in browser.current_url
+    assert by_id(browser, "article-meta").text.startswith("BBC · 80 words · #")
+    assert by_id(browser, "article-body").text.startswith("Body of article ")
+    assert not by_id(browser, "similar").is_displayed()  # no similar-articles route here
+    assert not by_id(browser, "list-view").is_displayed()
+    screenshot(browser, tmp_path / "3-article.png")
+    assert axe_violations(browser) == []
+
+    browser.back()
+    wait(browser, lambda b: by_id(b, "list-view").is_displayed())
+    assert browser.current_url == f"{api.url}/?q=body&source_id=5"
+    assert [li.text for li in results(browser)][:20] == first_page
+    assert len(results(browser)) == 40  # the pages already loaded stay
+    assert by_id(browser, "q").get_attribute("value") == "body"
+
+    browser.back()  # before the facet: all sources again
+    wait(browser, lambda b: by_id(b, "status").text == "120 articles match “body”")
+    assert browser.find_elements(By.CSS_SELECTOR, '#facets button[aria-pressed="true"]') == []
+
+
+def test_keyboard_alone_phone_screen_and_dark_mode(api: LiveServer, tmp_path: Path) -> None:
+    with chromium(width=390, height=844) as browser:
+        browser.execute_cdp_cmd(
+            "Emulation.setEmulatedMedia",
+            {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+        )
+        browser.get(f"{api.url}/")
+        wait(browser, lambda b: "121 articles" in by_id(b, "status").text)
+        background = browser.execute_script(
+            "return getComputedStyle(document.body).backgroundColor"
+        )
+        assert background == "rgb(13, 17, 23)"  # the dark palette
+        assert browser.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth"
+        ), "the page scrolls sideways on a phone"
+
+        browser.find_element(By.TAG_NAME, "body").send_keys("/")
+        assert browser.switch_to.active_element == by_id(browser, "q")
+        browser.switch_to.active_element.send_keys("palmyra")
+        wait(browser, lambda b: by_id(b, "status").text == "1 article matches “palmyra”")
+        for _ in range(30):  # Tab on to the first result, as a keyboard user would
+            browser.switch_to.active_element.send_keys(Keys.TAB)
+            if browser.switch_to.active_element.get_attribute("data-article"):
+                break
+        assert browser.switch_to.active_element.get_attribute("data-article") == "166812"
+        browser.switch_to.active_element.send_keys(Keys.ENTER)
+        wait(browser, lambda b: by_id(b, "article-title").text.startswith("Islamic State"))
+        assert "784 words" in by_id(browser, "article-meta").text
+        screenshot(browser, tmp_path / "4-phone-dark-article.png")
+        assert axe_violations(browser) == []
+
+        browser.back()
+        wait(browser, lambda b: by_id(b, "list-view").is_displayed())
+        screenshot(browser, tmp_path / "5-phone-dark-results.png")
+        assert axe_violations(browser) == []
+
+
+def test_api_key_is_kept_and_sent_as_bearer(browser: webdriver.Chrome, api: LiveServer) -> None:
+    browser.get(f"{api.url}/?q=palmyra")
+    wait(browser, lambda b: "palmyra" in by_id(b, "status").text)
+    by_id(browser, "key-box").find_element(By.TAG_NAME, "summary").click()
+    key = by_id(browser, "api-key")
+    key.send_keys("test-key-123", Keys.TAB)
+    wait(browser, lambda b: "Authorization: Bearer" in by_id(b, "request-curl").text)
+    assert by_id(browser, "request-curl").text.endswith(
+        """-H "Authorization: Bearer $CORPUS_API_KEY\""""
+    )
+    stored = browser.execute_script("return localStorage.getItem('corpus-explorer.api-key')")
+    assert stored == "test-key-123"
+    # The key goes out on the API's requests: the page's own fetch shows what it sends.
+    sent = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "const original = window.fetch;"
+        "window.fetch = (url, init) => { done(JSON.stringify(init.headers)); "
+        "  return original(url, init); };"
+        "document.getElementById('sort').value = 'title';"
+        "document.getElementById('sort').dispatchEvent(new Event('change'));"
+    )
+    assert json.loads(sent) == {"Authorization": "Bearer test-key-123"}
+    browser.refresh()
+    wait(browser, lambda b: by_id(b, "api-key").get_attribute("value") == "test-key-123")
