@@ -25,7 +25,6 @@ test: $(STAMP) test-prereqs
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-# Further checks (the docs build) go here, before the tests.
 	$(BIN)/pytest
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
