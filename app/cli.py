@@ -252,6 +252,12 @@ def _stdout() -> Iterator[BinaryIO]:
     sys.stdout.buffer.flush()
 
 
+# asyncio's loop, not uvloop: uvloop's libuv accepts one connection per loop iteration
+# (libuv/libuv#3696), so under load a burst of new connections waits seconds to be accepted,
+# before the load-shedding gate can bound its wait; asyncio accepts every pending one.
+SERVER_LOOP = "asyncio"
+
+
 @cli.command("serve")
 def serve_command(
     database_url: DatabaseUrl = None,
@@ -272,6 +278,7 @@ def serve_command(
         host=host,
         port=port,
         workers=workers,
+        loop=SERVER_LOOP,
         access_log=access_log,
         proxy_headers=True,
         server_header=False,

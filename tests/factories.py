@@ -1,16 +1,27 @@
-"""Valid records and rows with defaults, so a test states only what it cares about."""
+"""Valid records, rows and clients with defaults, so a test states only what it cares about."""
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
+from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from app.ingest.records import ArticleIn
 from app.ingest.validate import record_hash
 from app.ingest.writer import BatchCounts, write_batches
+from app.main import create_app
+from app.settings import Settings
 from app.text import excerpt
+
+SEED_FILE = Path(__file__).resolve().parents[1] / "seeds" / "000_8f258d90936aba6f.txt"
+# A small corpus with gaps in its ids, three sources, and the real seed article.
+CORPUS_IDS = [i * 7 + (i % 3) for i in range(1, 121)]
+CORPUS_SOURCES = (2, 5, 7)
 
 _ids = itertools.count(1)
 
@@ -56,3 +67,34 @@ def add_articles(engine: Engine, records: Iterable[dict[str, Any]]) -> BatchCoun
         updated += counts.updated
         unchanged += counts.unchanged
     return BatchCounts(inserted, updated, unchanged)
+
+
+def corpus_records() -> list[dict[str, Any]]:
+    """The records of the shared seeded corpus (CORPUS_IDS over CORPUS_SOURCES)."""
+    return [
+        record(article_id, source_id=CORPUS_SOURCES[n % 3], title=f"Title {n:03d}")
+        for n, article_id in enumerate(CORPUS_IDS)
+    ]
+
+
+@asynccontextmanager
+async def make_client(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app on `database_url`, with `settings` over the defaults. An
+    unexpected error in the app is raised in the test."""
+    app = create_app(Settings(database_url=database_url, **settings))
+    async with _client(app, raise_app_exceptions=True) as client:
+        yield client
+
+
+def client_for(app: FastAPI) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    """A client of `app`, served as uvicorn would: an unexpected error is the app's 500,
+    not an exception in the test."""
+    return _client(app, raise_app_exceptions=False)
+
+
+@asynccontextmanager
+async def _client(app: FastAPI, *, raise_app_exceptions: bool) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client

@@ -23,7 +23,7 @@ from app.db import backend, make_engine
 from app.ingest import prefetch, search_index
 from app.ingest.writer import WAL_CHECKPOINT_BYTES, tune_sqlite_for_load
 from app.settings import Settings
-from tests.conftest import clone, drop
+from tests.databases import clone, drop
 
 CLI = [sys.executable, "-c", "from app.cli import main; main()"]
 SMALL_BODIES = (200, 800)  # keeps PostgreSQL's per-row tsvector cheap enough for a test

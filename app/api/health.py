@@ -29,5 +29,5 @@ async def healthz() -> Response:
 )
 async def readyz(session: SessionDep) -> Response:
     """The database answers: 200, else a 503 problem (with Retry-After)."""
-    await run_db(session, session.execute, text("SELECT 1"))
+    await run_db(session.execute, text("SELECT 1"))
     return json_response(schemas.Health(status="ready"))
