@@ -158,15 +158,28 @@ class FollowerLock:
 
 
 def catch_up(settings: Settings, engine: Engine, *, on_progress: OnProgress | None = None) -> bool:
-    """Bring the index up to date now if no one else follows it (False: someone does)."""
+    """Bring the index up to date now if no one else holds it (False: someone does).
+
+    Whoever holds the lock looks again after letting go, and takes it back if the database
+    moved on meanwhile: a load that finds the lock taken at its end may leave its last
+    batches to the holder, which then sees them, whether it is a server or another load.
+    """
     lock = FollowerLock(index_path(settings))
     if not lock.acquire():
         return False
-    try:
-        rebuild_or_follow(settings, engine, on_progress=on_progress)
-    finally:
-        lock.release()
-    return True
+    while True:
+        try:
+            rebuild_or_follow(settings, engine, on_progress=on_progress)
+        finally:
+            lock.release()
+        if not behind(settings, engine) or not lock.acquire():
+            return True
+
+
+def behind(settings: Settings, engine: Engine) -> bool:
+    """Whether the index has not applied the database's newest revision."""
+    index = SearchIndex.open(index_path(settings))
+    return index is None or index.revision() < newest_revision(engine)
 
 
 def rebuild_or_follow(
@@ -323,8 +336,12 @@ class LoadIndexer:
         apply_changes(self.index, self._writer, self.engine, on_progress=on_progress)
         return True
 
-    def __exit__(self, *_: object) -> None:
-        if self._writer is not None:
-            self._writer.wait_merging_threads()
-            self._writer = None
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if self._writer is None:
+            return
+        self._writer.wait_merging_threads()
+        self._writer = None
         self.lock.release()
+        # Another load may have committed as this one let go; a failed load leaves it all.
+        if exc_type is None and behind(self.settings, self.engine):
+            catch_up(self.settings, self.engine)
