@@ -228,7 +228,8 @@ def ingest_command(
         typer.echo(
             f"{'dry run: would have ' if dry_run else ''}read {s['read']}, "
             f"inserted {s['inserted']}, updated {s['updated']}, "
-            f"unchanged {s['unchanged']}, rejected {s['rejected']} "
+            f"unchanged {s['unchanged']}, rejected {s['rejected']}, "
+            f"suppressed {s['suppressed']} "
             f"in {s['seconds']}s ({s['records_per_second']} records/s)",
             err=True,
         )

@@ -21,17 +21,19 @@ from sqlalchemy import (
     Connection,
     MetaData,
     Table,
+    and_,
     func,
     literal,
     or_,
     select,
     text,
+    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 
-from app import models
+from app import models, revisions
 from app.db import now_utc
 from app.ingest.records import ArticleIn
 
@@ -63,12 +65,14 @@ class BatchCounts:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    suppressed: int = 0  # taken down (app/takedowns.py): not written
 
     def __add__(self, other: "BatchCounts") -> "BatchCounts":
         return BatchCounts(
             self.inserted + other.inserted,
             self.updated + other.updated,
             self.unchanged + other.unchanged,
+            self.suppressed + other.suppressed,
         )
 
 
@@ -103,8 +107,7 @@ def take_write_lock(connection: Connection) -> None:
 
 def last_revision(connection: Connection) -> int:
     """The newest revision; read under the write lock so no other writer can interleave."""
-    revision = models.article_table.c.revision
-    return int(connection.execute(select(func.coalesce(func.max(revision), 0))).scalar_one())
+    return revisions.newest_revision(connection)
 
 
 def stored_hashes(connection: Connection, ids: Sequence[int]) -> dict[int, str]:
@@ -125,6 +128,36 @@ _SQLITE_STORED_HASHES = (
     "SELECT article_id, content_hash FROM article"
     " WHERE article_id IN (SELECT value FROM json_each(?))"
 )
+
+
+def taken_down(connection: Connection, ids: Sequence[int]) -> set[int]:
+    """Those of `ids` under a takedown that stands (not restored): a write must skip them.
+    Read under the write lock, so a deletion either precedes the batch or follows it."""
+    # Each takes the ids as one parameter, as stored_hashes does: no SQL built per batch.
+    if connection.dialect.name == "sqlite":
+        rows = connection.exec_driver_sql(_SQLITE_TAKEN_DOWN, (orjson.dumps(ids).decode(),))
+    else:
+        rows = connection.exec_driver_sql(_PG_TAKEN_DOWN, (list(ids),))
+    return {row[0] for row in rows}
+
+
+_SQLITE_TAKEN_DOWN = (
+    "SELECT article_id FROM takedown WHERE restored_at IS NULL"
+    " AND article_id IN (SELECT value FROM json_each(?))"
+)
+_PG_TAKEN_DOWN = (
+    "SELECT article_id FROM takedown WHERE restored_at IS NULL AND article_id = ANY(%s)"
+)
+
+
+def _suppress(
+    connection: Connection, batch: Sequence[ArticleIn]
+) -> tuple[Sequence[ArticleIn], int]:
+    """`batch` without its taken-down records, and how many those were."""
+    gone = taken_down(connection, [r.article_id for r in batch])
+    if not gone:
+        return batch, 0
+    return [r for r in batch if r.article_id not in gone], len(gone)
 
 
 def _count(batch: Sequence[ArticleIn], stored: dict[int, str]) -> tuple[list[ArticleIn], int, int]:
@@ -161,6 +194,7 @@ class SqliteStore:
 
     def write(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts:
         revision = last_revision(connection)
+        batch, suppressed = _suppress(connection, batch)
         upsert_sources(connection, {r.source_id: None for r in batch})
         stored = stored_hashes(connection, [r.article_id for r in batch])
         changed, inserted, updated = _count(batch, stored)
@@ -169,7 +203,7 @@ class SqliteStore:
             reorder = self.reorder
             rows = [reorder((*r, revision + n, now, now)) for n, r in enumerate(changed, start=1)]
             connection.exec_driver_sql(self.sql, rows)
-        return BatchCounts(inserted, updated, len(batch) - len(changed))
+        return BatchCounts(inserted, updated, len(batch) - len(changed), suppressed)
 
 
 def _bind(column: Column[Any], connection: Connection) -> Callable[[Any], Any]:
@@ -236,12 +270,16 @@ class PostgresStore:
         """Under the write lock: number and write the staged rows that are new or changed."""
         take_write_lock(connection)
         revision = last_revision(connection)
-        upsert_sources(connection, {r.source_id: None for r in batch})
+        gone = taken_down(connection, [r.article_id for r in batch])
+        upsert_sources(connection, {r.source_id: None for r in batch if r.article_id not in gone})
         article, stage = self.target, self.stage_table
         old = article.alias("old")
         joined = stage.outerjoin(old, old.c.article_id == stage.c.article_id)
-        is_new = old.c.article_id.is_(None)
-        changed = or_(is_new, old.c.content_hash != stage.c.content_hash)
+        kept = stage.c.article_id.not_in(gone) if gone else true()
+        is_new = and_(old.c.article_id.is_(None), kept)
+        changed = and_(
+            or_(old.c.article_id.is_(None), old.c.content_hash != stage.c.content_hash), kept
+        )
         inserted, updated = connection.execute(
             select(
                 func.count().filter(is_new),
@@ -269,7 +307,8 @@ class PostgresStore:
                 where=article.c.content_hash != stmt.excluded.content_hash,
             )
             connection.execute(stmt)
-        return BatchCounts(inserted, updated, len(batch) - inserted - updated)
+        unchanged = len(batch) - len(gone) - inserted - updated
+        return BatchCounts(inserted, updated, unchanged, len(gone))
 
     def _copy(self, connection: Connection, batch: Sequence[ArticleIn]) -> None:
         """COPY the batch through the driver. Its errors are raised as SQLAlchemy's, as every
@@ -300,6 +339,7 @@ class DryRunStore:
         self.seen.execute("CREATE TABLE seen (article_id INTEGER PRIMARY KEY, hash TEXT)")
 
     def write(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts:
+        batch, suppressed = _suppress(connection, batch)
         ids = [r.article_id for r in batch]
         stored = stored_hashes(connection, ids)
         # json_each takes the ids as one parameter: no SQL built per batch.
@@ -314,7 +354,7 @@ class DryRunStore:
             "INSERT OR REPLACE INTO seen VALUES (?, ?)",
             [(r.article_id, r.content_hash) for r in changed],
         )
-        return BatchCounts(inserted, updated, len(batch) - len(changed))
+        return BatchCounts(inserted, updated, len(batch) - len(changed), suppressed)
 
     def close(self) -> None:
         self.seen.close()

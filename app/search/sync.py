@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import tantivy
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import models
+from app import models, revisions
 from app.search.index import META_ID, SCHEMA, IndexMeta, SearchIndex, index_path
 from app.settings import Settings
 
@@ -49,9 +49,8 @@ def database_id(engine: Engine) -> str:
 
 
 def newest_revision(engine: Engine) -> int:
-    revision = models.article_table.c.revision
     with engine.connect() as connection:
-        return int(connection.execute(select(func.coalesce(func.max(revision), 0))).scalar_one())
+        return revisions.newest_revision(connection)
 
 
 def _document(article_id: int, source_id: int, title: str, content: str) -> tantivy.Document:
