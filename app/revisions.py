@@ -6,6 +6,8 @@ Every reader of it (the writers, the per-revision cache, the search index follow
 this one statement: two probes of unique indexes, never a scan.
 """
 
+from typing import Any
+
 from sqlalchemy import Connection, Select, func, select, union_all
 
 from app import models
@@ -15,7 +17,7 @@ _MAXIMA = union_all(
     select(func.max(models.takedown_table.c.revision).label("revision")),
 ).subquery("maxima")
 
-NEWEST: Select[tuple[int]] = select(func.coalesce(func.max(_MAXIMA.c.revision), 0))
+NEWEST: Select[Any] = select(func.coalesce(func.max(_MAXIMA.c.revision), 0))
 
 
 def newest_revision(connection: Connection) -> int:
