@@ -40,7 +40,8 @@ async def test_items_are_full_articles_in_revision_order_with_next_after(
     assert page["next_after"] == page["items"][-1]["revision"]
     item = page["items"][0]
     detail = (await client.get("/v1/articles/5")).json()
-    assert {k: v for k, v in item.items() if k != "revision"} == detail
+    assert item["deleted"] is False
+    assert {k: v for k, v in item.items() if k not in ("revision", "deleted")} == detail
     rest = await changes(client, after=page["next_after"])
     assert [(i["article_id"], i["content"]) for i in rest["items"]] == [(3, "changed")]
     assert rest["items"][0]["revision"] > page["next_after"]

@@ -72,7 +72,7 @@ class BatchCounts:
             self.inserted + other.inserted,
             self.updated + other.updated,
             self.unchanged + other.unchanged,
-            self.suppressed + other.suppressed,
+            suppressed=self.suppressed + other.suppressed,
         )
 
 
@@ -203,7 +203,7 @@ class SqliteStore:
             reorder = self.reorder
             rows = [reorder((*r, revision + n, now, now)) for n, r in enumerate(changed, start=1)]
             connection.exec_driver_sql(self.sql, rows)
-        return BatchCounts(inserted, updated, len(batch) - len(changed), suppressed)
+        return BatchCounts(inserted, updated, len(batch) - len(changed), suppressed=suppressed)
 
 
 def _bind(column: Column[Any], connection: Connection) -> Callable[[Any], Any]:
@@ -308,7 +308,7 @@ class PostgresStore:
             )
             connection.execute(stmt)
         unchanged = len(batch) - len(gone) - inserted - updated
-        return BatchCounts(inserted, updated, unchanged, len(gone))
+        return BatchCounts(inserted, updated, unchanged, suppressed=len(gone))
 
     def _copy(self, connection: Connection, batch: Sequence[ArticleIn]) -> None:
         """COPY the batch through the driver. Its errors are raised as SQLAlchemy's, as every
@@ -354,7 +354,7 @@ class DryRunStore:
             "INSERT OR REPLACE INTO seen VALUES (?, ?)",
             [(r.article_id, r.content_hash) for r in changed],
         )
-        return BatchCounts(inserted, updated, len(batch) - len(changed), suppressed)
+        return BatchCounts(inserted, updated, len(batch) - len(changed), suppressed=suppressed)
 
     def close(self) -> None:
         self.seen.close()

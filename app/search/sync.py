@@ -2,8 +2,9 @@
 
 `apply_changes` brings an index to its database's newest revision: every article with a
 higher revision than the index records, in revision order (the order of /v1/changes),
-replaced in the index, then one commit that also records the new revision. Replacing a
-document is idempotent, so a crash before a commit only costs that work again.
+replaced in the index, and every takedown deleted from it, then one commit that also
+records the new revision. Replacing or deleting a document is idempotent, so a crash
+before a commit only costs that work again.
 
 One process per folder writes: the holder of `FollowerLock`, a file lock beside the folder
 (beside, not inside: a rebuild deletes the folder). Every worker of `corpus serve` runs a
@@ -18,9 +19,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import tantivy
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, Select, null, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import models, revisions
@@ -103,12 +105,13 @@ def apply_changes(
     pending = 0
     with engine.connect() as connection:
         while True:
-            rows = connection.execute(stmt.where(article.c.revision > revision)).all()
+            rows = _with_deletions(connection, stmt.where(article.c.revision > revision), revision)
             if not rows:
                 break
             for article_id, source_id, title, content, _ in rows:
                 _delete(writer, article_id)
-                writer.add_document(_document(article_id, source_id, title, content))
+                if source_id is not None:  # else a takedown: deleting was all
+                    writer.add_document(_document(article_id, source_id, title, content))
             revision = rows[-1][4]
             pending += len(rows)
             if pending >= COMMIT_EVERY_ROWS:
@@ -122,6 +125,31 @@ def apply_changes(
     if on_progress is not None:
         on_progress(revision, target)
     return revision
+
+
+_DELETIONS = (
+    select(
+        models.takedown_table.c.article_id,
+        null().label("source_id"),
+        null().label("title"),
+        null().label("content"),
+        models.takedown_table.c.revision,
+    )
+    .order_by(models.takedown_table.c.revision)
+    .limit(CHANGE_BATCH_ROWS)
+)
+
+
+def _with_deletions(connection: Connection, articles: Select[Any], after: int) -> list[Any]:
+    """The next batch of changes: `articles` and the takedowns after `after`, merged in
+    revision order (a takedown is a row with no source, title or content)."""
+    rows: list[Any] = list(connection.execute(articles))
+    takedown = models.takedown_table
+    gone = connection.execute(_DELETIONS.where(takedown.c.revision > after)).all()
+    if not gone:
+        return rows
+    merged = sorted([*rows, *gone], key=lambda row: int(row[4]))
+    return merged[:CHANGE_BATCH_ROWS]
 
 
 class FollowerLock:
