@@ -195,7 +195,9 @@ class ArticleDeletion(BaseModel):
     deleted_at: datetime = Field(description="When the article was taken down (UTC).")
 
 
-Change = Annotated[ArticleChange | ArticleDeletion, Field(discriminator="deleted")]
+# A plain union, told apart by the `const` of `deleted` in each: with a `discriminator`,
+# OpenAPI's mapping keys are strings, and generators type the boolean as "true"/"false".
+Change = ArticleChange | ArticleDeletion
 
 
 class ChangePage(BaseModel):
