@@ -361,3 +361,22 @@ def test_a_running_server_drops_a_deleted_article_within_2_s(
             zeros = zeros + 1 if total == 0 else 0
             assert time.monotonic() - deleted < DROP_WITHIN_S, "still indexed after 2 s"
             time.sleep(0.02)
+
+
+def test_sqlite_files_hold_no_copy_of_the_deleted_text(
+    engine: Engine, database_url: str, db_backend: str
+) -> None:
+    if db_backend != "sqlite":
+        pytest.skip("PostgreSQL keeps dead tuples until VACUUM (docs/operations.md)")
+    add_articles(engine, corpus())
+    engine.dispose()  # no reader of ours holds the WAL open
+    path = Path(database_url.removeprefix("sqlite:///"))
+    files = [path, path.with_name(path.name + "-wal")]
+
+    def holding(word: str) -> list[str]:
+        return [f.name for f in files if f.exists() and word.encode() in f.read_bytes()]
+
+    assert holding(RARE) != []
+    assert delete(database_url, str(VICTIM)).exit_code == 0
+    assert holding(RARE) == []
+    assert holding(f"news item {VICTIM + 1}.") != []  # its neighbours are still there
