@@ -40,14 +40,21 @@ def list_changes(session: SessionDep, after: After = 0, limit: ChangeLimit = 100
     at its newest revision (a takedown and a later return appear both, in order).
     """
     rows = change_queries.list_all_changes(session, after=after, limit=limit)
-    items = [_change(deleted, row) for deleted, row in rows]
+    items = [_change(row) for row in rows]
     next_after = items[-1].revision if items else after
     page = schemas.ChangePage.model_construct(items=items, next_after=next_after)
     # Pollers must see new changes at once; the ETag still spares them unchanged bodies.
     return json_response(page, headers={"Cache-Control": "no-cache"})
 
 
-def _change(deleted: bool, row: Row[Any]) -> schemas.ArticleChange | schemas.ArticleDeletion:
-    if deleted:
-        return schemas.ArticleDeletion(**row._mapping, deleted=True)
-    return schemas.ArticleChange(**row._mapping, deleted=False)
+def _change(row: Row[Any]) -> schemas.ArticleChange | schemas.ArticleDeletion:
+    fields = row._mapping
+    if fields["deleted"]:
+        return schemas.ArticleDeletion(
+            article_id=fields["article_id"],
+            revision=fields["revision"],
+            deleted=True,
+            deleted_at=fields["deleted_at"],
+        )
+    article = {k: v for k, v in fields.items() if k not in ("deleted", "deleted_at")}
+    return schemas.ArticleChange(**article, deleted=False)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import tantivy
-from sqlalchemy import Connection, Engine, Select, null, select
+from sqlalchemy import BigInteger, Engine, Select, Text, cast, null, select, union_all
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import models, revisions
@@ -90,22 +90,10 @@ def apply_changes(
     revision = meta.revision
     if revision >= target:
         return revision
-    article = models.article_table
-    stmt = (
-        select(
-            article.c.article_id,
-            article.c.source_id,
-            article.c.title,
-            article.c.content,
-            article.c.revision,
-        )
-        .order_by(article.c.revision)
-        .limit(CHANGE_BATCH_ROWS)
-    )
     pending = 0
     with engine.connect() as connection:
         while True:
-            rows = _with_deletions(connection, stmt.where(article.c.revision > revision), revision)
+            rows = connection.execute(_changes_after(revision)).all()
             if not rows:
                 break
             for article_id, source_id, title, content, _ in rows:
@@ -127,29 +115,34 @@ def apply_changes(
     return revision
 
 
-_DELETIONS = (
-    select(
-        models.takedown_table.c.article_id,
-        null().label("source_id"),
-        null().label("title"),
-        null().label("content"),
-        models.takedown_table.c.revision,
+def _changes_after(after: int) -> Select[Any]:
+    """The next batch of changes after `after`: articles, and takedowns as rows with no
+    source, title or content, merged in revision order. One statement, so one snapshot:
+    two reads under READ COMMITTED could each miss what the other saw commit."""
+    article, takedown = models.article_table, models.takedown_table
+    articles = (
+        select(article.c.article_id, article.c.source_id, article.c.title, article.c.content)
+        .add_columns(article.c.revision)
+        .where(article.c.revision > after)
+        .order_by(article.c.revision)
+        .limit(CHANGE_BATCH_ROWS)
+        .subquery()
     )
-    .order_by(models.takedown_table.c.revision)
-    .limit(CHANGE_BATCH_ROWS)
-)
-
-
-def _with_deletions(connection: Connection, articles: Select[Any], after: int) -> list[Any]:
-    """The next batch of changes: `articles` and the takedowns after `after`, merged in
-    revision order (a takedown is a row with no source, title or content)."""
-    rows: list[Any] = list(connection.execute(articles))
-    takedown = models.takedown_table
-    gone = connection.execute(_DELETIONS.where(takedown.c.revision > after)).all()
-    if not gone:
-        return rows
-    merged = sorted([*rows, *gone], key=lambda row: int(row[4]))
-    return merged[:CHANGE_BATCH_ROWS]
+    deletions = (
+        select(
+            takedown.c.article_id,
+            cast(null(), BigInteger()).label("source_id"),
+            cast(null(), Text()).label("title"),
+            cast(null(), Text()).label("content"),
+            takedown.c.revision,
+        )
+        .where(takedown.c.revision > after)
+        .order_by(takedown.c.revision)
+        .limit(CHANGE_BATCH_ROWS)
+        .subquery()
+    )
+    both = union_all(select(articles), select(deletions)).subquery()
+    return select(both).order_by(both.c.revision).limit(CHANGE_BATCH_ROWS)
 
 
 class FollowerLock:
