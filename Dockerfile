@@ -23,8 +23,10 @@ COPY alembic.ini ./
 COPY migrations ./migrations
 COPY seeds ./seeds
 
-# The only directory the app writes to: the SQLite default lives here (mount a volume on it).
-RUN mkdir -p /srv/app/data && chown corpus:corpus /srv/app/data
+# The only directory the app writes to: the SQLite default and the search index live here
+# (mount a volume on it). data/index exists in the image, owned by the app's user, so a
+# named volume mounted there starts out writable.
+RUN mkdir -p /srv/app/data/index && chown -R corpus:corpus /srv/app/data
 
 USER corpus
 

@@ -9,7 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
@@ -23,6 +23,7 @@ from app.ingest.fields import FieldMap
 from app.ingest.pipeline import DEFAULT_BATCH_SIZE, ingest
 from app.ingest.progress import Progress
 from app.ingest.records import Reject
+from app.ingest.writer import BatchCounts
 from app.queries.articles import ArticleFilter
 from app.queries.export import Format, export_chunks
 from app.search import sync
@@ -197,20 +198,29 @@ def ingest_command(
     # GC's full passes, which a load of millions of short-lived records triggers often.
     gc.freeze()
     try:
-        summary = ingest(
-            paths,
-            engine,
-            batch_size=batch_size,
-            on_reject=report,
-            sources=sources,
-            dry_run=dry_run,
-            field_map=mapping,
-            on_progress=progress.update if progress is not None else _no_progress,
-            on_phase=phase,
-        )
-        if not dry_run:
-            phase("updating the search index")
-            sync.catch_up(settings, engine)
+        with sync.LoadIndexer(settings, engine) if not dry_run else nullcontext() as indexer:
+
+            def index_written(counts: BatchCounts) -> None:
+                if indexer is not None:
+                    indexer.add(
+                        ((r[0], r[1], r[2], r[3]) for r in counts.written), counts.revisions
+                    )
+
+            summary = ingest(
+                paths,
+                engine,
+                batch_size=batch_size,
+                on_reject=report,
+                sources=sources,
+                dry_run=dry_run,
+                field_map=mapping,
+                on_progress=progress.update if progress is not None else _no_progress,
+                on_phase=phase,
+                on_written=index_written,
+            )
+            if indexer is not None:
+                phase("updating the search index")
+                indexer.finish()
     except SQLAlchemyError as exc:
         raise _fail(_db_error(exc)) from None
     except ChildProcessError as exc:  # the reader process failed (app/ingest/prefetch.py)
@@ -397,6 +407,12 @@ def _stdout() -> Iterator[BinaryIO]:
     sys.stdout.buffer.flush()
 
 
+# asyncio's loop, not uvloop: uvloop's libuv accepts one connection per loop iteration
+# (libuv/libuv#3696), so under load a burst of new connections waits seconds to be accepted,
+# before the load-shedding gate can bound its wait; asyncio accepts every pending one.
+SERVER_LOOP = "asyncio"
+
+
 @cli.command("serve")
 def serve_command(
     database_url: DatabaseUrl = None,
@@ -420,6 +436,7 @@ def serve_command(
         host=host,
         port=port,
         workers=workers,
+        loop=SERVER_LOOP,
         access_log=access_log,
         proxy_headers=True,
         server_header=False,

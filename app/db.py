@@ -1,4 +1,9 @@
-"""Engines and migrations: the only module that branches on the database backend."""
+"""Engines and migrations: where each backend's connection settings live.
+
+Connection-level differences (pragmas, pool, timeouts) stay here. Queries whose SQL must
+differ per backend branch on `session.get_bind().dialect.name` where they build it, and
+ingest chooses its writer by `backend(url)`; nothing else should need to know.
+"""
 
 from datetime import UTC, datetime
 from pathlib import Path

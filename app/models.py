@@ -31,6 +31,8 @@ MANUAL_OBJECTS: frozenset[str] = frozenset(
     }
 )
 
+# The largest id either backend stores (BIGINT): the bound of every id the API or ingest takes.
+MAX_ID = 2**63 - 1
 # On SQLite only `INTEGER PRIMARY KEY` makes the column the rowid: the fast path for id order.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 # Binary (code-point) order for titles on both backends: SQLite's default, "C" on PostgreSQL.

@@ -49,13 +49,14 @@ class Settings(BaseSettings):
     index_dir: str | None = None
     index_root: str = "data/index"
     index_poll_s: float = Field(default=0.5, gt=0)
-    # Plain list pages and details skip FastAPI's per-request machinery (app/api/fastpath.py).
-    # Off, every request goes through FastAPI: the same responses, more CPU per request.
+    # Lists and details are served by plain routes that skip FastAPI's per-route work
+    # (app/api/fastpath.py), inside the same middleware. Off, FastAPI's routes serve them:
+    # the same responses, more CPU per request.
     fast_reads: bool = True
     # FastAPI's own OpenTelemetry spans, metrics and logs, for a process whose providers are
     # configured (e.g. run under `opentelemetry-instrument`). Off, FastAPI skips the check
     # for configured providers that it otherwise makes on every request. On, fast_reads is
-    # ignored: every request goes through FastAPI, which opens the spans.
+    # ignored: FastAPI's routes serve every request, and open their spans.
     opentelemetry: bool = False
 
     @field_validator("cors_allow_origins", mode="before")

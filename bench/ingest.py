@@ -110,9 +110,10 @@ def measured(
 
 
 def fts_tokenizer(work: Path) -> str:
-    """The tokenize= option of our FTS5 table, as a migrated database holds it."""
+    """The tokenize= option of the FTS5 table our search used before the tantivy index
+    (migration 0005 is its last revision): the reference builds that same index."""
     db = work / "tokenizer.db"
-    migrate(f"sqlite:///{db}")
+    migrate(f"sqlite:///{db}", "0005")
     with sqlite3.connect(db) as connection:
         (sql,) = connection.execute(
             "SELECT sql FROM sqlite_master WHERE name = 'article_fts'"

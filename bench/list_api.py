@@ -41,6 +41,8 @@ from pathlib import Path
 import httpx
 import orjson
 
+from app.cli import SERVER_LOOP
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"
 CORPUS = str(Path(sys.executable).with_name("corpus"))
@@ -379,8 +381,9 @@ def main() -> None:
         # No database, no target: what the middleware stack and uvicorn alone cost.
         cases.append(Case("healthz (floor: the stack, no database)", "/healthz", sizes["health"]))
         ref_env = {"BENCH_REF_SIZES": ",".join(str(c.size) for c in cases)}
-        reference = [sys.executable, "-m", "uvicorn", "bench.reference:app", "--port"]
-        reference += [str(args.ref_port), "--no-access-log", "--log-level", "warning"]
+        # On the event loop `corpus serve` uses, so that only the apps differ.
+        reference = [sys.executable, "-m", "uvicorn", "bench.reference:app", "--loop", SERVER_LOOP]
+        reference += ["--port", str(args.ref_port), "--no-access-log", "--log-level", "warning"]
         results: dict[str, tuple[Run, Run]] = {}
         with (
             server(reference, args.ref_port, ref_env, OUT / "reference.log"),

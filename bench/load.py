@@ -2,12 +2,20 @@
 
     python -m bench.load [--backend sqlite|postgresql] [--rows 20000] [--workers 1]
                          [--connections 256] [--duration 30] [--baseline 10]
+                         [--scenario mix|overload] [--timeout 10]
 
 Seeds a throwaway database, starts `uvicorn --factory app.main:create_app` on loopback,
-and drives it with `wrk` (apt-get install wrk) over a mix of list, detail and source
-URLs: a light baseline, the heavy run, then the baseline again. It prints requests/s,
-p50/p99 latency, non-2xx and 503 counts, and socket errors for each phase. Shared
-hardware is noisy: compare the phases of one run, not runs of different days.
+and drives it with `wrk` (apt-get install wrk): a light baseline, the heavy run, then the
+baseline again. It prints requests/s, p50/p99/max latency, non-2xx and 503 counts,
+timeouts and other socket errors for each phase. Shared hardware is noisy: compare the
+phases of one run, not runs of different days.
+
+Scenarios: `mix` spreads requests over list, detail and source URLs; `overload` sends
+every request to `/v1/articles?limit=20` with wrk's timeout at 5 s, the check of the
+load-shedding promise: each request gets its page or a 503 with Retry-After within about
+CORPUS_QUEUE_TIMEOUT_S plus one request's work, so no request reaches the timeout:
+
+    python -m bench.load --scenario overload --duration 15 [--workers 2]
 """
 
 import argparse
@@ -64,8 +72,10 @@ class Phase:
     requests_per_s: float
     p50_ms: float
     p99_ms: float
+    max_ms: float
     statuses: dict[int, int]
-    socket_errors: int
+    socket_errors: int  # connect, read and write errors
+    timeouts: int  # requests unanswered after wrk's --timeout
 
     @property
     def non_2xx(self) -> int:
@@ -113,7 +123,9 @@ def drop(url: str) -> None:
     admin.dispose()
 
 
-def run_wrk(name: str, base: str, script: Path, connections: int, duration_s: int) -> Phase:
+def run_wrk(
+    name: str, base: str, script: Path, connections: int, duration_s: int, timeout_s: int
+) -> Phase:
     command = [
         "wrk",
         "--threads",
@@ -123,7 +135,7 @@ def run_wrk(name: str, base: str, script: Path, connections: int, duration_s: in
         "--duration",
         f"{duration_s}s",
         "--timeout",
-        "10s",
+        f"{timeout_s}s",
         "--latency",
         "--script",
         str(script),
@@ -137,8 +149,11 @@ def run_wrk(name: str, base: str, script: Path, connections: int, duration_s: in
         requests_per_s=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         p50_ms=_ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
         p99_ms=_ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
+        # wrk's "Latency  avg  stdev  max  +/- stdev" line.
+        max_ms=_ms(re.search(r"Latency\s+\S+\s+\S+\s+([\d.]+\w+)", out).group(1)),  # type: ignore[union-attr]
         statuses={int(s): int(n) for s, n in re.findall(r"^status (\d+) (\d+)$", out, re.M)},
-        socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
+        socket_errors=sum(int(n) for n in errors.groups()[:3]) if errors else 0,
+        timeouts=int(errors.group(4)) if errors else 0,
     )
 
 
@@ -156,50 +171,57 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=30)
     parser.add_argument("--baseline", type=int, default=10)
     parser.add_argument("--baseline-connections", type=int, default=8)
+    parser.add_argument("--scenario", choices=["mix", "overload"], default="mix")
+    parser.add_argument(
+        "--timeout", type=int, default=None, help="wrk's --timeout in s (mix 10, overload 5)"
+    )
     args = parser.parse_args()
+    timeout_s = args.timeout or (5 if args.scenario == "overload" else 10)
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: apt-get install -y wrk")
 
     print(
         f"# python {platform.python_version()}, uvicorn {uvicorn.__version__}, "
         f"{os.cpu_count()} CPUs, backend {args.backend}, {args.rows} rows, "
-        f"{args.workers} worker(s)"
+        f"{args.workers} worker(s), scenario {args.scenario}, wrk --timeout {timeout_s}s"
     )
     with tempfile.TemporaryDirectory(prefix="corpus-load-") as tmp:
         workdir = Path(tmp)
         url = database(args.backend, workdir)
         try:
             seed(url, args.rows, workdir)
-            paths = [
-                "/v1/articles?limit=20",
-                f"/v1/articles/{args.rows // 2}",
-                "/v1/articles?limit=50&source_id=3",
-                "/v1/sources",
-                f"/v1/articles/{args.rows // 3}",
-                "/v1/sources/7/articles?limit=20",
-            ]
+            paths = ["/v1/articles?limit=20"]
+            if args.scenario == "mix":
+                paths += [
+                    f"/v1/articles/{args.rows // 2}",
+                    "/v1/articles?limit=50&source_id=3",
+                    "/v1/sources",
+                    f"/v1/articles/{args.rows // 3}",
+                    "/v1/sources/7/articles?limit=20",
+                ]
             script = workdir / "mix.lua"
             script.write_text(
                 WRK_SCRIPT.replace("{PATHS}", "{" + ", ".join(f'"{p}"' for p in paths) + "}")
             )
             env = {"CORPUS_ACCESS_LOG": "false"}
             with serve(url, workers=args.workers, env=env) as server:
+                light, heavy = args.baseline_connections, args.connections
                 phases = [
-                    run_wrk("before", server.url, script, args.baseline_connections, args.baseline),
-                    run_wrk("during", server.url, script, args.connections, args.duration),
-                    run_wrk("after", server.url, script, args.baseline_connections, args.baseline),
+                    run_wrk("before", server.url, script, light, args.baseline, timeout_s),
+                    run_wrk("during", server.url, script, heavy, args.duration, timeout_s),
+                    run_wrk("after", server.url, script, light, args.baseline, timeout_s),
                 ]
         finally:
             drop(url)
     print(
-        f"{'phase':<8} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'non-2xx':>8} {'503':>6} {'sock err':>8}  statuses"
+        f"{'phase':<8} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+        f"{'non-2xx':>8} {'503':>6} {'timeouts':>8} {'sock err':>8}  statuses"
     )
     for p in phases:
         print(
             f"{p.name:<8} {p.connections:>5} {p.requests_per_s:>9.0f} {p.p50_ms:>8.1f} "
-            f"{p.p99_ms:>8.1f} {p.non_2xx:>8} {p.statuses.get(503, 0):>6} "
-            f"{p.socket_errors:>8}  {dict(sorted(p.statuses.items()))}"
+            f"{p.p99_ms:>8.1f} {p.max_ms:>8.1f} {p.non_2xx:>8} {p.statuses.get(503, 0):>6} "
+            f"{p.timeouts:>8} {p.socket_errors:>8}  {dict(sorted(p.statuses.items()))}"
         )
     after, before = phases[2], phases[0]
     print(f"after/before req/s: {after.requests_per_s / before.requests_per_s:.2f}")

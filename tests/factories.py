@@ -1,16 +1,32 @@
-"""Valid records and rows with defaults, so a test states only what it cares about."""
+"""Valid records, rows and clients with defaults, so a test states only what it cares about."""
 
 import itertools
-from collections.abc import Iterable
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import anyio
+import httpx
 import orjson
+from fastapi import FastAPI
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
+from app.db import make_engine
 from app.ingest.records import ArticleIn
 from app.ingest.validate import record_hash
 from app.ingest.writer import BatchCounts, write_batches
+from app.main import create_app
+from app.search.sync import newest_revision
+from app.settings import Settings
 from app.text import excerpt
+
+SEED_FILE = Path(__file__).resolve().parents[1] / "seeds" / "000_8f258d90936aba6f.txt"
+# A small corpus with gaps in its ids, three sources, and the real seed article.
+CORPUS_IDS = [i * 7 + (i % 3) for i in range(1, 121)]
+CORPUS_SOURCES = (2, 5, 7)
 
 _ids = itertools.count(1)
 
@@ -56,3 +72,80 @@ def add_articles(engine: Engine, records: Iterable[dict[str, Any]]) -> BatchCoun
         updated += counts.updated
         unchanged += counts.unchanged
     return BatchCounts(inserted, updated, unchanged)
+
+
+def corpus_records() -> list[dict[str, Any]]:
+    """The records of the shared seeded corpus (CORPUS_IDS over CORPUS_SOURCES)."""
+    return [
+        record(article_id, source_id=CORPUS_SOURCES[n % 3], title=f"Title {n:03d}")
+        for n, article_id in enumerate(CORPUS_IDS)
+    ]
+
+
+# Tests write and then search at once: their servers look for new writes this often.
+TEST_INDEX_POLL_S = 0.02
+INDEX_WAIT_S = 20.0
+
+
+@asynccontextmanager
+async def make_client(
+    database_url: str, *, wait_for_index: bool = True, **settings: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app on `database_url`, with `settings` over the defaults, once its
+    search index has caught up (unless `wait_for_index` is off). An unexpected error in the
+    app is raised in the test."""
+    settings.setdefault("index_poll_s", TEST_INDEX_POLL_S)
+    app = create_app(Settings(database_url=database_url, **settings))
+    async with _client(app, raise_app_exceptions=True, wait_for_index=wait_for_index) as c:
+        yield c
+
+
+def client_for(app: FastAPI) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+    """A client of `app`, served as uvicorn would: an unexpected error is the app's 500,
+    not an exception in the test."""
+    return _client(app, raise_app_exceptions=False, wait_for_index=True)
+
+
+@asynccontextmanager
+async def _client(
+    app: FastAPI, *, raise_app_exceptions: bool, wait_for_index: bool
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        if wait_for_index:
+            await index_caught_up(app)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+async def index_caught_up(app: FastAPI) -> None:
+    """Wait until the app's search index has applied every write committed so far."""
+    try:
+        target = newest_revision(app.state.engine)
+    except SQLAlchemyError:
+        return  # tests of an unreachable database: there is nothing to catch up with
+    deadline = time.monotonic() + INDEX_WAIT_S
+    while True:
+        status = app.state.follower.status()
+        if status.ready and status.index_revision >= target:
+            return
+        assert time.monotonic() < deadline, f"the search index did not catch up: {status}"
+        await anyio.sleep(TEST_INDEX_POLL_S)
+
+
+async def search_caught_up(client: httpx.AsyncClient, database_url: str) -> None:
+    """Wait until the client's server has indexed every write committed so far: a search
+    sees a write within a poll interval, not at once."""
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    try:
+        target = newest_revision(engine)
+    finally:
+        engine.dispose()
+    deadline = time.monotonic() + INDEX_WAIT_S
+    while True:
+        ready = (await client.get("/readyz")).json()
+        index = ready.get("search_index") or {}
+        if index.get("state") == "ready" and index.get("revision", -1) >= target:
+            return
+        assert time.monotonic() < deadline, f"the search index did not catch up: {ready}"
+        await anyio.sleep(TEST_INDEX_POLL_S)

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from app.cli import SERVER_LOOP
+
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 30.0
 
@@ -62,6 +64,8 @@ def serve(
         str(port),
         "--workers",
         str(workers),
+        "--loop",
+        SERVER_LOOP,  # as `corpus serve` runs it
         "--no-access-log",  # ours is on, as JSON lines with the request id
         "--no-server-header",
         "--log-level",

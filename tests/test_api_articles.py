@@ -13,8 +13,7 @@ from app.db import make_engine
 from app.main import create_app
 from app.queries.articles import get_article_fields
 from app.settings import Settings
-from tests.conftest import CORPUS_IDS, CORPUS_SOURCES, SEED_FILE, make_client
-from tests.factories import add_articles, record
+from tests.factories import CORPUS_IDS, CORPUS_SOURCES, SEED_FILE, add_articles, make_client, record
 
 pytestmark = pytest.mark.anyio
 
@@ -231,7 +230,7 @@ async def test_detail_json_is_what_the_schema_would_write(database_url: str) -> 
                 text("UPDATE article SET extra = :extra WHERE article_id = 83"),
                 {"extra": '{"big": 1267650600228229401496703205376}'},
             )
-        async for client in make_client(database_url):
+        async with make_client(database_url) as client:
             for article_id in (81, 82, 83):
                 response = await client.get(f"/v1/articles/{article_id}")
                 assert response.status_code == 200

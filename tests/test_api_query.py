@@ -23,8 +23,8 @@ from app.api.limits import MAX_QUERY_BYTES
 from app.db import backend, make_engine
 from app.queries import cursor as cursors
 from app.settings import Settings
-from tests.conftest import clone, drop, make_client, search_caught_up
-from tests.factories import add_articles, record
+from tests.databases import clone, drop
+from tests.factories import add_articles, make_client, record, search_caught_up
 
 pytestmark = pytest.mark.anyio
 
@@ -94,7 +94,7 @@ def query_url(template_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @pytest.fixture
 async def api(query_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in make_client(query_url):
+    async with make_client(query_url) as client:
         yield client
 
 

@@ -4,7 +4,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from tests.conftest import CORPUS_IDS, CORPUS_SOURCES
+from tests.factories import CORPUS_IDS, CORPUS_SOURCES
 
 pytestmark = pytest.mark.anyio
 
@@ -66,10 +66,10 @@ async def test_health_and_readiness(seeded: httpx.AsyncClient) -> None:
 
 
 async def test_readiness_is_503_when_the_database_is_unreachable() -> None:
-    from tests.conftest import make_client
+    from tests.factories import make_client
 
     url = "postgresql+psycopg://postgres@127.0.0.1:1/none"
-    async for client in make_client(url):
+    async with make_client(url) as client:
         response = await client.get("/readyz")
         assert response.status_code == 503
         assert response.headers["retry-after"] == "2"

@@ -15,7 +15,7 @@ import pytest
 from app import logs
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import client_for
+from tests.factories import client_for
 from tests.live import LiveServer, serve
 
 pytestmark = pytest.mark.anyio
@@ -87,7 +87,7 @@ def test_schemathesis_finds_no_server_error_or_contract_violation(
 @pytest.fixture
 async def cors_client(seeded_url: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings(database_url=seeded_url, cors_allow_origins=["http://app.test"]))
-    async for client in client_for(app):
+    async with client_for(app) as client:
         yield client
 
 
@@ -142,7 +142,7 @@ async def test_an_unexpected_error_is_a_bare_500_problem_with_its_id(
     def boom() -> None:
         raise RuntimeError("secret internals")
 
-    async for client in client_for(app):
+    async with client_for(app) as client:
         response = await client.get("/boom", headers={"X-Request-ID": "trace-me"})
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
@@ -160,7 +160,7 @@ async def test_access_log_is_json_lines_with_id_method_path_status_duration(
     seeded_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     app = create_app(Settings(database_url=seeded_url, log_format="json", access_log=True))
-    async for client in client_for(app):
+    async with client_for(app) as client:
         await client.get("/v1/sources/2", headers={"X-Request-ID": "abc"})
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
     access = [line for line in lines if line["logger"] == "app.access"]

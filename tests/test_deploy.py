@@ -268,3 +268,15 @@ def test_dockerignore_keeps_local_state_out_but_not_copied_paths() -> None:
         if fnmatch.fnmatch(src.removeprefix("./").rstrip("/"), pattern)
     ]
     assert ignored == []
+
+
+def test_compose_api_keeps_its_search_index_on_a_volume_the_image_lets_it_write() -> None:
+    api = _service("api")
+    environment = _mapping(api["environment"], "api environment")
+    root = environment["CORPUS_INDEX_ROOT"]
+    assert api["volumes"] == [f"index:{root}"]
+    compose = _mapping(yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8")), "compose file")
+    assert "index" in _mapping(compose["volumes"], "volumes")
+    dockerfile = (COMPOSE_FILE.parent / "Dockerfile").read_text(encoding="utf-8")
+    assert f"mkdir -p {root}" in dockerfile
+    assert "chown -R corpus:corpus /srv/app/data" in dockerfile

@@ -131,8 +131,9 @@ def test_search_facet_scroll_article_and_back(
     marks = browser.find_elements(By.CSS_SELECTOR, "#results mark")
     assert len(marks) >= 20
     assert {m.text.lower() for m in marks} == {"body"}
-    assert by_id(browser, "request-url-text").text == f"{api.url}/v1/articles?q=body&limit=20"
-    assert by_id(browser, "request-curl").text == f"curl '{api.url}/v1/articles?q=body&limit=20'"
+    # The last word goes as a prefix (`body*`): search as you type.
+    assert by_id(browser, "request-url-text").text == f"{api.url}/v1/articles?q=body*&limit=20"
+    assert by_id(browser, "request-curl").text == f"curl '{api.url}/v1/articles?q=body*&limit=20'"
     facets = {
         b.get_attribute("data-source"): b.text.split("\n")
         for b in browser.find_elements(By.CSS_SELECTOR, "#facets button")

@@ -17,8 +17,8 @@ from app import models
 from app.cli import cli
 from app.db import make_engine
 from app.settings import Settings
-from tests.conftest import clone, drop, make_client
-from tests.factories import record
+from tests.databases import clone, drop
+from tests.factories import make_client, record
 
 COMPARED = ("article_id", "source_id", "title", "content", "extra", "content_hash", "word_count")
 RECORDS = [
@@ -117,5 +117,5 @@ async def test_http_export_takes_the_list_filters(seeded_client: httpx.AsyncClie
 
 @pytest.fixture
 async def seeded_client(loaded: str) -> AsyncIterator[httpx.AsyncClient]:
-    async for c in make_client(loaded):
+    async with make_client(loaded) as c:
         yield c

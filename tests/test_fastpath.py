@@ -1,26 +1,28 @@
-"""The fast path (app/api/fastpath.py) answers exactly as FastAPI does, on both backends.
+"""The fast routes (app/api/fastpath.py) answer exactly as FastAPI's routes, on both backends.
 
-Every request is sent to two apps on the same database, one with the fast path and one
+Every request is sent to two apps on the same database, one with the fast routes and one
 without, and the responses must agree: status, headers and body bytes. Query strings are
-generated from the list's parameters with valid, odd and invalid values, so both the
-requests the fast path serves and those it hands to FastAPI are covered; request headers
-vary what the fast path finishes itself (gzip, validators and 304s, CORS), with CORS
-configured and without.
+generated from the list's parameters with valid, odd and invalid values, so both answers
+and every kind of error are covered; request headers vary what the middleware does to a
+response (gzip, validators and 304s, CORS), with CORS configured and without.
 """
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pytest
+from fastapi.exceptions import RequestValidationError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.datastructures import QueryParams
 from starlette.types import Message
 
-from app.api.fastpath import GZIP_THREAD_SIZE, FallThrough, FastReadsMiddleware, list_params
+from app.api import fastpath
+from app.api.list_query import ArticleListQuery, read_query
 from app.api.shedding import Admission
 from app.db import make_engine
 from app.main import create_app
@@ -28,10 +30,12 @@ from app.queries import articles as article_queries
 from app.queries.articles import Content, Sort
 from app.queries.counts import CountMode, Facet
 from app.settings import Settings
-from tests.conftest import CORPUS_IDS, client_for
-from tests.factories import add_articles, record
+from tests.factories import CORPUS_IDS, add_articles, client_for, record
 
 pytestmark = pytest.mark.anyio
+
+# Starlette's GZipMiddleware compresses a body at least this large on a worker thread.
+GZIP_THREAD_SIZE = 128 * 1024
 
 # Request ids are random per response; a fixed one makes problem bodies comparable.
 HEADERS = {"X-Request-ID": "fastpath-test"}
@@ -73,12 +77,14 @@ async def both(
     seeded_url: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     origins = request.param
-    async for fast in _client(seeded_url, cors_allow_origins=origins):
-        async for slow in _client(seeded_url, fast_reads=False, cors_allow_origins=origins):
-            yield fast, slow
+    async with (
+        _client(seeded_url, cors_allow_origins=origins) as fast,
+        _client(seeded_url, fast_reads=False, cors_allow_origins=origins) as slow,
+    ):
+        yield fast, slow
 
 
-def _client(database_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+def _client(database_url: str, **settings: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
     return client_for(create_app(Settings(database_url=database_url, **settings)))
 
 
@@ -159,20 +165,34 @@ async def test_details_agree(both: tuple[httpx.AsyncClient, httpx.AsyncClient], 
         await revalidated(both, path, await same(both, path, headers), headers)
 
 
-def test_parses_plain_spellings_and_hands_off_the_rest() -> None:
+@pytest.mark.parametrize("method", ["HEAD", "POST", "DELETE"])
+async def test_other_methods_agree(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient], method: str
+) -> None:
+    fast, slow = both
+    for url in ("/v1/articles", f"/v1/articles/{CORPUS_IDS[0]}"):
+        a = await fast.request(method, url, headers=HEADERS)
+        b = await slow.request(method, url, headers=HEADERS)
+        assert a.status_code == 405, (method, url)
+        assert (a.status_code, a.content) == (b.status_code, b.content)
+        assert a.headers.multi_items() == b.headers.multi_items()
+
+
+def test_reads_the_query_as_fastapi_does() -> None:
     query = "limit=5&sort=title&content=none&source_id=2&q=a&count=exact&facet=source_id&x=1"
-    options, flt = list_params(QueryParams(query))
+    options = read_query(ArticleListQuery, QueryParams(query)).options([2])
     assert (options.limit, options.sort, options.content) == (5, Sort.TITLE, Content.NONE)
-    assert (flt.source_ids, flt.q, options.count, options.facets) == (
+    assert (options.flt.source_ids, options.flt.q, options.count, options.facets) == (
         (2,),
         "a",
         CountMode.EXACT,
         [Facet.SOURCE_ID],
     )
-    handed_off = ["count=all", "facet=title", "limit=05", "limit=5&limit=6", "q=" + "a" * 1001]
-    for query in [*handed_off, "sort=best", "ids=x", "fields=nope", "source_id=+2"]:
-        with pytest.raises(FallThrough):
-            list_params(QueryParams(query))
+    assert read_query(ArticleListQuery, QueryParams("limit=5&limit=6")).limit == 6  # the last
+    for bad, name in [("count=all", "count"), ("facet=title", "facet"), ("limit=0", "limit")]:
+        with pytest.raises(RequestValidationError) as raised:
+            read_query(ArticleListQuery, QueryParams(bad))
+        assert [e["loc"][:2] for e in raised.value.errors()] == [("query", name)]
 
 
 async def test_an_unexpected_error_on_the_fast_path_is_the_same_500_problem(
@@ -199,9 +219,8 @@ async def test_the_fast_path_waits_in_the_same_line_and_sheds_as_the_stack_does(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             assert (await client.get("/v1/articles")).status_code == 200
-            layer = app.fast_reads
-            assert isinstance(layer, FastReadsMiddleware)
-            admission, _ = await layer.gate.admit(_never_called)
+            gate = app.state.load_gate
+            admission, _ = await gate.admit(_never_called)
             assert admission is Admission.ENTERED  # the only slot, held as a slow request would
             for url in ("/v1/articles", f"/v1/articles/{CORPUS_IDS[0]}", "/v1/sources"):
                 shed = await client.get(url, headers=HEADERS)
@@ -212,7 +231,7 @@ async def test_the_fast_path_waits_in_the_same_line_and_sheds_as_the_stack_does(
                 assert shed.json()["request_id"] == HEADERS["X-Request-ID"]
             waiting = asyncio.create_task(client.get("/v1/articles"))
             await asyncio.sleep(0.05)
-            layer.gate.leave()
+            gate.leave()
             assert (await waiting).status_code == 200  # waited for the slot, then served
 
 
@@ -226,35 +245,37 @@ async def test_a_body_large_enough_to_compress_on_a_thread_agrees(database_url: 
         add_articles(engine, [record(91, content="many words of text " * 12_000)])  # 228 KB
     finally:
         engine.dispose()
-    async for fast in _client(database_url):
-        async for slow in _client(database_url, fast_reads=False):
-            for url in ("/v1/articles/91", "/v1/articles?content=full"):
-                response = await same((fast, slow), url, {"Accept-Encoding": "gzip"})
-                assert response.headers["content-encoding"] == "gzip"
-                assert len(response.content) > GZIP_THREAD_SIZE
+    async with (
+        _client(database_url) as fast,
+        _client(database_url, fast_reads=False) as slow,
+    ):
+        for url in ("/v1/articles/91", "/v1/articles?content=full"):
+            response = await same((fast, slow), url, {"Accept-Encoding": "gzip"})
+            assert response.headers["content-encoding"] == "gzip"
+            assert len(response.content) > GZIP_THREAD_SIZE
 
 
-def test_fast_reads_stand_in_front_of_fastapi_unless_telemetry_wraps_every_request(
-    database_url: str,
-) -> None:
-    assert isinstance(
-        create_app(Settings(database_url=database_url)).fast_reads, FastReadsMiddleware
-    )
-    assert create_app(Settings(database_url=database_url, fast_reads=False)).fast_reads is None
-    traced = create_app(Settings(database_url=database_url, opentelemetry=True))
-    assert traced.fast_reads is None  # FastAPI opens a span around every request
+def test_fast_routes_come_first_unless_fastapi_traces_its_routes(database_url: str) -> None:
+    def first_endpoint(**settings: Any) -> object:
+        route = create_app(Settings(database_url=database_url, **settings)).router.routes[0]
+        return getattr(route, "endpoint", None)
+
+    assert first_endpoint() is fastpath.list_articles
+    assert first_endpoint(fast_reads=False) is not fastpath.list_articles
+    assert first_endpoint(opentelemetry=True) is not fastpath.list_articles
 
 
-async def test_a_bug_met_only_on_the_fast_path_is_answered_by_the_full_stack(
-    both: tuple[httpx.AsyncClient, httpx.AsyncClient],
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+async def test_a_bug_met_only_on_the_fast_path_is_the_stack_s_500_problem(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("fast path only")
 
-    monkeypatch.setattr("app.api.fastpath.list_params", broken)
-    response = await same(both, "/v1/articles?limit=2")
-    assert response.status_code == 200
-    assert len(response.json()["items"]) == 2
-    assert "fast read of /v1/articles failed" in caplog.text
+    monkeypatch.setattr("app.api.fastpath.read_query", broken)
+    fast, _ = both
+    response = await fast.get("/v1/articles?limit=2", headers={"X-Request-ID": "trace-me"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "trace-me"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.json()["request_id"] == "trace-me"
+    assert "fast path only" not in response.text

@@ -19,7 +19,7 @@ import pytest
 
 from app.api.openapi import render
 from app.main import create_app
-from tests.conftest import CORPUS_IDS, CORPUS_SOURCES
+from tests.factories import CORPUS_IDS, CORPUS_SOURCES
 from tests.live import ROOT, LiveServer, serve
 
 COMMITTED = ROOT / "openapi.json"

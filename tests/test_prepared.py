@@ -12,7 +12,7 @@ from app.errors import NotFound
 from app.queries import prepared
 from app.queries.articles import get_article_fields
 from app.queries.cache import newest_revision
-from tests.conftest import PG_ADMIN_URL
+from tests.databases import PG_ADMIN_URL
 from tests.factories import add_articles, record
 
 

@@ -25,7 +25,7 @@ from starlette.types import Message, Receive, Scope, Send
 from app.api.shedding import Gate, LoadSheddingMiddleware
 from app.db import backend, migrate
 from app.settings import Settings
-from tests.conftest import BACKENDS, drop, pg_admin, pg_url
+from tests.databases import BACKENDS, drop, pg_admin, pg_url
 from tests.live import LiveServer, serve
 
 pytestmark = pytest.mark.anyio

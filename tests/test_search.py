@@ -93,3 +93,13 @@ def test_revision_cache_evicts_least_recent_by_weight() -> None:
         cache.put(key, 1, key, weight=20)
     assert cache.get("b", 1) is None  # least recently used: evicted first
     assert [cache.get(k, 1) for k in "acdef"] == ["A", "c", "d", "e", "f"]
+
+
+def test_a_star_after_the_last_word_marks_a_prefix() -> None:
+    assert parse("palm*") == SearchQuery(((Phrase(("palm",), prefix=True),),), ())
+    assert parse('"islamic sta*"') == SearchQuery(((Phrase(("islamic", "sta"), prefix=True),),), ())
+    assert parse("foo*bar") == SearchQuery(((Phrase(("foo", "bar")),),), ())
+    star, plain = parse("palm*"), parse("palm")
+    assert star is not None
+    assert plain is not None
+    assert star.canonical() != plain.canonical()  # cursors and caches tell them apart

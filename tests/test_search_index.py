@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,9 +26,10 @@ from app.queries.filters import ArticleFilter
 from app.queries.search import parse
 from app.search import matching, sync
 from app.search.index import SearchIndex, index_path
+from app.search.sync import newest_revision
 from app.settings import Settings
-from tests.conftest import drop, make_client, pg_admin, pg_url, search_caught_up
-from tests.factories import add_articles, record
+from tests.databases import drop, pg_admin, pg_url
+from tests.factories import add_articles, make_client, record, search_caught_up
 from tests.live import serve
 
 pytestmark = pytest.mark.anyio
@@ -234,7 +236,7 @@ async def test_search_answers_503_until_the_index_has_caught_up(
     lock = sync.FollowerLock(folder)
     assert lock.acquire()  # another process writes this folder, and has built nothing yet
     try:
-        async for c in make_client(database_url, index_dir=str(folder), wait_for_index=False):
+        async with make_client(database_url, index_dir=str(folder), wait_for_index=False) as c:
             search = await c.get("/v1/articles", params={"q": "heron"})
             plain = await c.get("/v1/articles")
             ready = (await c.get("/readyz")).json()
@@ -305,3 +307,51 @@ def _tiny_index(tmp_path_factory: pytest.TempPathFactory) -> SearchIndex:
         engine.dispose()
         _TINY["index"] = _opened(settings_)
     return _TINY["index"]
+
+
+async def test_a_trailing_star_makes_the_last_word_a_prefix(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    add_articles(
+        engine,
+        [
+            record(1, title="Palmyra falls", content="the ancient city"),
+            record(2, title="Palm trees", content="palms by the sea"),
+            record(3, title="Cities", content="many cities grow"),
+            record(4, title="Other", content="nothing here"),
+        ],
+    )
+    engine.dispose()
+    await search_caught_up(client, database_url)
+
+    async def found(q: str) -> list[int]:
+        page = (await client.get("/v1/articles", params={"q": q})).json()
+        return sorted(item["article_id"] for item in page["items"])
+
+    assert await found("palm") == [2]  # a word without `*` is a word
+    assert await found("palm*") == [1, 2]
+    assert await found("palmy*") == [1]  # unstemmed as typed: `palmy` is no stem of it
+    assert await found("citi*") == [1, 3]  # and a whole word still finds its forms
+    assert await found('"ancient ci*"') == [1]
+    assert await found("citi* -palm*") == [3]
+    hit = (await client.get("/v1/articles", params={"q": "palm*"})).json()["items"][0]
+    assert "<mark>" in hit["snippet"]
+
+
+def test_index_status_reports_revisions_lag_and_size(loaded: tuple[str, Engine]) -> None:
+    url, engine = loaded
+    add_articles(engine, [record(90_001)])  # written after the CLI caught up: one behind
+    done = subprocess.run(
+        [*CLI, "index", "status", "--json", "--database-url", url],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    status = orjson.loads(done.stdout)
+    assert status["state"] == "ready"
+    assert status["database_revision"] == newest_revision(engine)
+    assert status["lag"] == 1
+    assert status["revision"] == status["database_revision"] - 1
+    assert status["size_bytes"] > 0

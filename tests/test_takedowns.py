@@ -24,8 +24,7 @@ from app import models, takedowns
 from app.cli import cli
 from app.ingest.pipeline import Summary, ingest
 from app.ingest.records import Reject
-from tests.conftest import search_caught_up
-from tests.factories import add_articles, record
+from tests.factories import add_articles, record, search_caught_up
 from tests.live import serve
 
 pytestmark = pytest.mark.anyio

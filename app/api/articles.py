@@ -5,24 +5,18 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
+from sqlmodel import Session
 from starlette.responses import Response
 
 from app import schemas
 from app.api.calls import run_db, run_db_short
-from app.api.deps import (
-    DEFAULT_LIMIT,
-    ArticleId,
-    CacheDep,
-    ContentParam,
-    FieldsParam,
-    Limit,
+from app.api.deps import ArticleId, CacheDep, SessionDep, SettingsDep, search_index
+from app.api.list_query import (
+    ArticleListQueryDep,
     ListOptions,
-    ListOptionsDep,
-    SessionDep,
-    SettingsDep,
-    SourceIds,
+    PageRequest,
+    SimilarQueryDep,
     parse_fields,
-    search_index,
 )
 from app.api.pagination import link_header, page_links
 from app.api.problems import GONE_RESPONSES, PROBLEM_RESPONSES
@@ -30,8 +24,8 @@ from app.api.responses import model_json
 from app.queries import articles as article_queries
 from app.queries import counts
 from app.queries import cursor as cursors
-from app.queries.articles import ArticleFilter, Content, Item
-from app.queries.cache import BYTES_PER_WEIGHT, RevisionCache, newest_revision
+from app.queries.articles import ArticleFilter, Item
+from app.queries.cache import BYTES_PER_WEIGHT, newest_revision
 from app.queries.counts import CountMode
 
 router = APIRouter(prefix="/v1/articles", tags=["articles"], responses=PROBLEM_RESPONSES)
@@ -43,79 +37,52 @@ def _project(rows: Iterable[Item], fields: frozenset[str] | None) -> list[Item]:
     return [{k: v for k, v in row.items() if k in fields} for row in rows]
 
 
-def _single_read(options: ListOptions, flt: ArticleFilter) -> bool:
+def _single_read(options: ListOptions) -> bool:
     """A pure index walk: one indexed read, no search, count or facets."""
-    return flt.q is None and options.count is CountMode.NONE and not options.facets
+    return options.flt.q is None and options.count is CountMode.NONE and not options.facets
 
 
-async def list_page(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    cache: RevisionCache,
-    options: ListOptions,
-    flt: ArticleFilter,
-) -> Response:
+async def list_page(page: PageRequest) -> Response:
     """A page of articles as a response (see page_reply)."""
-    return _page_response(*await page_reply(request, session, settings, cache, options, flt))
-
-
-async def page_reply(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    cache: RevisionCache,
-    options: ListOptions,
-    flt: ArticleFilter,
-) -> tuple[bytes, str | None]:
-    """A page's body and Link header: built inline when it is a pure index walk, else kept
-    per data revision.
-
-    Searches, counts and facets cost milliseconds to seconds, so their whole reply is kept
-    in `cache`, keyed by the exact request (its links echo the query string) and valid
-    while no write has raised the newest revision: a repeated search costs one index probe.
-    """
-    if _single_read(options, flt):
-        return await run_db_short(
-            session, _build_page, request, session, settings, cache, options, flt
-        )
-    query = request.scope["query_string"].decode("latin-1")
-    index_revision = _searched_revision(request, flt)
-    key = f"page:{index_revision}:{request.scope['path']}?{query}"
-    revision = await run_db_short(session, newest_revision, session)
-    hit = cache.get(key, revision)
-    if isinstance(hit, tuple):
-        return hit
-    body, link = await run_db(
-        session, _build_page, request, session, settings, cache, options, flt, snapshot=True
-    )
-    cache.put(key, revision, (body, link), weight=1 + len(body) // BYTES_PER_WEIGHT)
-    return body, link
-
-
-def _searched_revision(request: Request, flt: ArticleFilter) -> int:
-    """The revision the search index has applied, for a page that searches (else 0): a kept
-    reply is valid for one state of the database and of the index together."""
-    if flt.search is None or flt.search.matches_nothing:
-        return 0
-    follower = getattr(request.app.state, "follower", None)
-    return follower.status().index_revision if follower is not None else 0
-
-
-def _page_response(body: bytes, link: str | None) -> Response:
+    body, link = await page_reply(page)
     return Response(body, media_type="application/json", headers={"Link": link} if link else None)
 
 
-def _build_page(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    cache: RevisionCache,
-    options: ListOptions,
-    flt: ArticleFilter,
-    *,
-    snapshot: bool = False,
-) -> tuple[bytes, str | None]:
+async def page_reply(page: PageRequest) -> tuple[bytes, str | None]:
+    """A page's body and Link header: built inline when it is a pure index walk, else kept
+    per data revision.
+
+    Searches, counts and facets cost far more than an index walk, so their whole reply is
+    kept in the cache, keyed by the exact request (its links echo the query string) and
+    valid while no write has raised the newest revision: a repeated search costs one index
+    probe.
+    """
+    session = page.session
+    if _single_read(page.options):
+        return await run_db_short(session, _build_page, page)
+    query = page.request.scope["query_string"].decode("latin-1")
+    index_revision = _searched_revision(page)
+    key = f"page:{index_revision}:{page.request.scope['path']}?{query}"
+    revision = await run_db_short(session, newest_revision, session)
+    hit = page.cache.get(key, revision)
+    if isinstance(hit, tuple):
+        return hit
+    body, link = await run_db(_build_page, page, snapshot=True)
+    page.cache.put(key, revision, (body, link), weight=1 + len(body) // BYTES_PER_WEIGHT)
+    return body, link
+
+
+def _searched_revision(page: PageRequest) -> int:
+    """The revision the search index has applied, for a page that searches (else 0): a kept
+    reply is valid for one state of the database and of the index together."""
+    search = page.options.flt.search
+    if search is None or search.matches_nothing:
+        return 0
+    follower = getattr(page.request.app.state, "follower", None)
+    return follower.status().index_revision if follower is not None else 0
+
+
+def _build_page(page: PageRequest, *, snapshot: bool = False) -> tuple[bytes, str | None]:
     """Shared by every list of articles: decode the cursor, fetch, count, link the neighbours.
     Returns the body and the Link header.
 
@@ -123,6 +90,8 @@ def _build_page(
     holds only the keys asked for, which a pydantic model with defaults could not express.
     With `snapshot`, the several reads that follow share one transaction (Prepared.rows).
     """
+    session, options, flt = page.session, page.options, page.options.flt
+    secret = page.settings.cursor_secret
     if snapshot:
         session.connection()
     sort = article_queries.resolve_sort(options.sort, flt)
@@ -131,35 +100,35 @@ def _build_page(
     if options.cursor is not None:
         given = cursors.decode(
             options.cursor,
-            settings.cursor_secret,
+            secret,
             expected_fingerprint=fingerprint,
             key_arity=article_queries.key_arity(sort),
         )
-    query = flt.search
+    search = flt.search
     index = None
-    if query is not None and not query.matches_nothing:
-        index = search_index(request.app.state)
-    page = article_queries.list_articles(
+    if search is not None and not search.matches_nothing:
+        index = search_index(page.request.app.state)
+    rows = article_queries.list_articles(
         session,
         flt,
         sort=sort,
         limit=options.limit,
         cursor=given,
         content=options.content,
-        cache=cache,
+        cache=page.cache,
         index=index,
     )
-    total = counts.total(session, flt, options.count, cache, index)
-    next_url, prev_url = page_links(request, page, given, fingerprint, settings.cursor_secret)
+    total = counts.total(session, flt, options.count, page.cache, index)
+    next_url, prev_url = page_links(page.request, rows, given, fingerprint, secret)
     body: dict[str, Any] = {
-        "items": _project(page.rows, options.fields),
+        "items": _project(rows.rows, options.fields),
         "next": next_url,
         "prev": prev_url,
         "total": total.value,
         "total_is_exact": total.is_exact,
     }
     if options.facets:
-        body["facets"] = counts.facets(session, flt, options.facets, cache, index)
+        body["facets"] = counts.facets(session, flt, options.facets, page.cache, index)
     return orjson.dumps(body), link_header(next_url, prev_url)
 
 
@@ -169,8 +138,7 @@ async def list_articles(
     session: SessionDep,
     settings: SettingsDep,
     cache: CacheDep,
-    options: ListOptionsDep,
-    source_id: SourceIds = [],  # noqa: B006 - FastAPI copies defaults per request
+    query: ArticleListQueryDep,
 ) -> Response:
     """Articles, newest `article_id` first (or as `sort` says), one keyset page at a time.
 
@@ -181,8 +149,8 @@ async def list_articles(
     header) to walk forward and `prev` to walk back; the cursor in those URLs is opaque and
     only valid with the same search, filters and sort.
     """
-    flt = article_queries.with_sources(options.flt, source_id)
-    return await list_page(request, session, settings, cache, options, flt)
+    options = query.options(query.source_id)
+    return await list_page(PageRequest(request, session, settings, cache, options))
 
 
 @router.get(
@@ -196,7 +164,7 @@ async def get_article(article_id: ArticleId, session: SessionDep) -> Response:
     return Response(await article_body(article_id, session), media_type="application/json")
 
 
-async def article_body(article_id: int, session: SessionDep) -> bytes:
+async def article_body(article_id: int, session: Session) -> bytes:
     """The Article document of `article_id`, or NotFound, or Gone."""
     fields = await run_db_short(session, article_queries.get_article_fields, session, article_id)
     return article_json(fields)
@@ -204,8 +172,8 @@ async def article_body(article_id: int, session: SessionDep) -> bytes:
 
 def article_json(fields: dict[str, Any]) -> bytes:
     """The Article document for `fields` (in schema order): orjson writes the same JSON as
-    the pydantic model at a fraction of the cost (tests/test_api_articles.py compares
-    them), except integers past 64 bits in `extra`, which it refuses and pydantic writes."""
+    the pydantic model without building one (tests/test_api_articles.py compares them),
+    except integers past 64 bits in `extra`, which it refuses and pydantic writes."""
     try:
         return orjson.dumps(fields, option=orjson.OPT_UTC_Z)
     except orjson.JSONEncodeError:
@@ -219,31 +187,24 @@ def article_json(fields: dict[str, Any]) -> bytes:
     responses=GONE_RESPONSES,
 )
 async def list_similar_articles(
-    request: Request,
-    article_id: ArticleId,
-    session: SessionDep,
-    limit: Limit = DEFAULT_LIMIT,
-    content: ContentParam = Content.EXCERPT,
-    fields: FieldsParam = None,
-    source_id: SourceIds = [],  # noqa: B006 - FastAPI copies defaults per request
+    request: Request, article_id: ArticleId, session: SessionDep, query: SimilarQueryDep
 ) -> Response:
     """Articles most like this one (more-like-this over its title and body), best first.
 
     Items are list items with a `score`; `source_id` narrows them, `content` and `fields`
     shape them as on list_articles. One page: `next` and `prev` are null.
     """
-    wanted = parse_fields(fields)
+    wanted = parse_fields(query.fields)
     index = search_index(request.app.state)
-    flt = ArticleFilter(source_ids=tuple(source_id))
+    flt = ArticleFilter(source_ids=tuple(query.source_id))
     items = await run_db(
-        session,
         article_queries.similar_articles,
         session,
         index,
         article_id,
         flt,
-        limit=limit,
-        content=content,
+        limit=query.limit,
+        content=query.content,
     )
     body = {"items": _project(items, wanted), "next": None, "prev": None}
     body |= {"total": None, "total_is_exact": None}

@@ -1,17 +1,17 @@
 """Where a route's database work runs: inline on the event loop, or on a worker thread.
 
-A thread hop costs tens of µs, more than an indexed SQLite read (~10 µs warm), so short
-SQLite reads run inline and everything else (PostgreSQL round trips, searches, counts,
-group-bys) takes one hop. A search, count or facet first probes the data revision for its
-kept reply (app/api/articles.py): inline on SQLite, one more hop on PostgreSQL.
-Inline calls are safe on SQLite because WAL readers never wait for writers, and the
-load-shedding gate keeps concurrent requests within the pool, so a checkout never waits.
+A thread hop costs more than an indexed SQLite read from the page cache, so short SQLite
+reads run inline and everything else (PostgreSQL round trips, searches, counts, group-bys)
+takes one hop. A search, count or facet first probes the data revision for its kept reply
+(app/api/articles.py): inline on SQLite, one more hop on PostgreSQL. Inline calls are safe
+on SQLite because WAL readers never wait for writers, and the load-shedding gate keeps
+concurrent requests within the pool, so a checkout never waits.
 
-The hop is asyncio's executor rather than anyio.to_thread: with 16 calls in flight, anyio's
-capacity limiter and cancel scopes cost 107 µs a call against the executor's 26 µs
-(measured on uvloop here). in_thread keeps anyio's two guarantees that matter: the caller's
-context goes along, and a cancelled caller still waits for its thread to finish, so its
-cleanup (closing the session) never runs beside work still using that session.
+The hop is asyncio's executor rather than anyio.to_thread, whose capacity limiter and
+cancel scopes cost more per call than the executor (bench/inprocess.py shows the effect).
+in_thread keeps anyio's two guarantees that matter: the caller's context goes along, and
+a cancelled caller still waits for its thread to finish, so its cleanup (closing the
+session) never runs beside work still using that session.
 """
 
 import asyncio
@@ -45,7 +45,7 @@ async def in_thread(call: Callable[[], T]) -> T:
         raise
 
 
-async def run_db(session: Session, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+async def run_db(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """Run `fn` on a worker thread: one hop for all of a request's database work."""
     return await in_thread(partial(fn, *args, **kwargs))
 

@@ -7,9 +7,10 @@ from sqlalchemy import Row
 from starlette.responses import Response
 
 from app import schemas
-from app.api.deps import MAX_ID, SessionDep
+from app.api.deps import SessionDep
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.responses import json_response
+from app.models import MAX_ID
 from app.queries import changes as change_queries
 
 router = APIRouter(prefix="/v1/changes", tags=["changes"], responses=PROBLEM_RESPONSES)

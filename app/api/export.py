@@ -3,29 +3,19 @@
 from fastapi import APIRouter, Request
 from starlette.responses import StreamingResponse
 
-from app.api.deps import IdMax, IdMin, IdsParam, Q, SourceIds, parse_ids, search_index
+from app.api.deps import search_index
+from app.api.list_query import ExportQueryDep
 from app.api.problems import PROBLEM_RESPONSES
-from app.queries.articles import ArticleFilter
 from app.queries.export import MEDIA_TYPES, Format, export_chunks
 
 router = APIRouter(prefix="/v1", tags=["export"], responses=PROBLEM_RESPONSES)
 
 
-def _stream(
-    request: Request,
-    fmt: Format,
-    source_id: list[int],
-    q: str | None,
-    id_min: int | None,
-    id_max: int | None,
-    ids: str | None,
-) -> StreamingResponse:
-    flt = ArticleFilter(
-        source_ids=tuple(source_id), id_min=id_min, id_max=id_max, ids=parse_ids(ids), q=q
-    )
-    query = flt.search
+def _stream(request: Request, fmt: Format, query: ExportQueryDep) -> StreamingResponse:
+    flt = query.article_filter(query.source_id)
+    search = flt.search
     index = None
-    if query is not None and not query.matches_nothing:
+    if search is not None and not search.matches_nothing:
         index = search_index(request.app.state)
     # The generator opens its own connection: the request's session would be returned to
     # the pool before the body is sent.
@@ -44,20 +34,13 @@ def _stream(
     response_class=StreamingResponse,
     responses={200: {"content": {MEDIA_TYPES[Format.JSONL]: {}}, "description": "JSON Lines."}},
 )
-def export_jsonl(
-    request: Request,
-    source_id: SourceIds = [],  # noqa: B006 - FastAPI copies defaults per request
-    q: Q = None,
-    id_min: IdMin = None,
-    id_max: IdMax = None,
-    ids: IdsParam = None,
-) -> StreamingResponse:
+def export_jsonl(request: Request, query: ExportQueryDep) -> StreamingResponse:
     """Every matching article as one JSON object per line, in article_id order, streamed.
 
     Each line is an ingestible record: `article_id`, `source_id`, `title`, `content`, and
     the extra fields at the top level as they were ingested. Filters as on /v1/articles.
     """
-    return _stream(request, Format.JSONL, source_id, q, id_min, id_max, ids)
+    return _stream(request, Format.JSONL, query)
 
 
 @router.get(
@@ -66,18 +49,11 @@ def export_jsonl(
     response_class=StreamingResponse,
     responses={200: {"content": {MEDIA_TYPES[Format.CSV]: {}}, "description": "CSV."}},
 )
-def export_csv(
-    request: Request,
-    source_id: SourceIds = [],  # noqa: B006 - FastAPI copies defaults per request
-    q: Q = None,
-    id_min: IdMin = None,
-    id_max: IdMax = None,
-    ids: IdsParam = None,
-) -> StreamingResponse:
+def export_csv(request: Request, query: ExportQueryDep) -> StreamingResponse:
     """Every matching article as CSV with a header row, in article_id order, streamed.
 
     Columns: `article_id, source_id, title, content, extra` (`extra`: the extra fields as
     a JSON object, empty when none). `corpus ingest` reads it back. Filters as on
     /v1/articles.
     """
-    return _stream(request, Format.CSV, source_id, q, id_min, id_max, ids)
+    return _stream(request, Format.CSV, query)

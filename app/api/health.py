@@ -31,7 +31,7 @@ async def healthz() -> Response:
 async def readyz(request: Request, session: SessionDep) -> Response:
     """The database answers: 200, else a 503 problem (with Retry-After). `search_index`
     says whether searches are served yet (lists and details never wait for the index)."""
-    await run_db(session, session.execute, text("SELECT 1"))
+    await run_db(session.execute, text("SELECT 1"))
     follower: Follower | None = getattr(request.app.state, "follower", None)
     index = None
     if follower is not None:

@@ -1,11 +1,11 @@
 """Request-size and encoding limits that no route parameter can express: pure ASGI, run
 before any parsing.
 
-Each parameter has its own bounds (in `deps.py`). These refuse a query string that is not
-UTF-8 or holds control characters, and cap the query string and the headers as a whole,
-so ten thousand repeated parameters or a megabyte of headers are a cheap 4xx problem
-rather than work. (uvicorn's httptools parser has no header limit of its own; a proxy in
-front should cap them too, e.g. nginx's large_client_header_buffers.)
+Each parameter has its own bounds (in `deps.py` and `list_query.py`). These refuse a query
+string that is not UTF-8 or holds control characters, and cap the query string and the
+headers as a whole, so ten thousand repeated parameters or a megabyte of headers are a
+cheap 4xx problem rather than work. (uvicorn's httptools parser has no header limit of its
+own; a proxy in front should cap them too, e.g. nginx's large_client_header_buffers.)
 """
 
 import re

@@ -105,13 +105,6 @@ async def send_problem(
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_unavailable(scope: Scope, send: Send, exc: Exception) -> None:
-    """A database outage met outside FastAPI's handlers: the same 503 they would give."""
-    log.warning("database unavailable: %s", type(exc).__name__)
-    err = ServiceUnavailable(DATABASE_UNAVAILABLE)
-    await send_problem(scope, send, err.status, err.detail, slug=err.slug, title=err.title)
-
-
 def problem(
     request: Request,
     status: int,

@@ -1,6 +1,5 @@
-"""Request ids and the access log: pure ASGI, outermost of the stack (the fast reads of
-app/api/fastpath.py, which run before it, use the same functions), so every response and
-access line has one.
+"""Request ids and the access log: pure ASGI, outermost of our middleware, so every
+response and access line has one.
 
 A client's `X-Request-ID` is kept when it is sane (1-128 of `A-Za-z0-9._-`), so ids can be
 followed across services; anything else is replaced by 32 fresh random hex digits. The id

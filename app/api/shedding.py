@@ -22,8 +22,7 @@ class Admission(enum.Enum):
 
 
 class Gate:
-    """The slots of one process, shared by this middleware and the fast reads
-    (app/api/fastpath.py), so both count against one limit."""
+    """The slots of one process (create_app keeps it on `app.state.load_gate`)."""
 
     def __init__(self, limit: int, queue_timeout_s: float) -> None:
         self.limit = limit

@@ -6,11 +6,11 @@ from starlette.responses import Response
 from app import schemas
 from app.api.articles import list_page
 from app.api.calls import run_db, run_db_short
-from app.api.deps import CacheDep, ListOptionsDep, SessionDep, SettingsDep, SourceId
+from app.api.deps import CacheDep, SessionDep, SettingsDep, SourceId
+from app.api.list_query import ListQueryDep, PageRequest
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.responses import json_response
 from app.queries import sources as source_queries
-from app.queries.articles import with_sources
 
 router = APIRouter(prefix="/v1/sources", tags=["sources"], responses=PROBLEM_RESPONSES)
 
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/sources", tags=["sources"], responses=PROBLEM_RES
 @router.get("", operation_id="list_sources", response_model=schemas.SourcePage)
 async def list_sources(session: SessionDep, cache: CacheDep) -> Response:
     """Every source, by id, with its article count."""
-    rows = await run_db(session, source_queries.list_sources, session, cache)
+    rows = await run_db(source_queries.list_sources, session, cache)
     items = [
         schemas.Source.model_construct(
             source_id=r.source_id, name=r.name, article_count=r.article_count
@@ -31,7 +31,7 @@ async def list_sources(session: SessionDep, cache: CacheDep) -> Response:
 @router.get("/{source_id}", operation_id="get_source", response_model=schemas.Source)
 async def get_source(source_id: SourceId, session: SessionDep, cache: CacheDep) -> Response:
     """One source with its article count."""
-    r = await run_db(session, source_queries.get_source, session, source_id, cache)
+    r = await run_db(source_queries.get_source, session, source_id, cache)
     return json_response(
         schemas.Source.model_construct(
             source_id=r.source_id, name=r.name, article_count=r.article_count
@@ -50,10 +50,10 @@ async def list_source_articles(
     session: SessionDep,
     settings: SettingsDep,
     cache: CacheDep,
-    options: ListOptionsDep,
+    query: ListQueryDep,
 ) -> Response:
     """The articles of one source: the same parameters (but `source_id`) and page shape as
     `list_articles`."""
+    options = query.options((source_id,))
     await run_db_short(session, source_queries.ensure_source_exists, session, source_id)
-    flt = with_sources(options.flt, (source_id,))
-    return await list_page(request, session, settings, cache, options, flt)
+    return await list_page(PageRequest(request, session, settings, cache, options))

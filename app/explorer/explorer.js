@@ -73,9 +73,12 @@ async function getJson(path, signal) {
   return body;
 }
 
+// Search as you type: the last word also matches as a prefix (`palm*` finds palmyra).
+const asTyped = (q) => (/[\p{L}\p{N}]$/u.test(q) ? `${q}*` : q);
+
 function listPath(state) {
   const params = new URLSearchParams();
-  if (state.q) params.set("q", state.q);
+  if (state.q) params.set("q", asTyped(state.q));
   for (const id of state.sources) params.append("source_id", id);
   if (state.sort) params.set("sort", state.sort);
   params.set("limit", String(PAGE_SIZE));
@@ -84,7 +87,7 @@ function listPath(state) {
 
 function facetPath(state) {
   const params = new URLSearchParams();
-  if (state.q) params.set("q", state.q);
+  if (state.q) params.set("q", asTyped(state.q));
   params.set("facet", "source_id");
   params.set("count", "exact");
   params.set("limit", "1");

@@ -24,7 +24,7 @@ from app.ingest.readers import MappedReads, iter_files, sources_files
 from app.ingest.records import ArticleIn, Located, OnReject, Reject
 from app.ingest.sources import SourceNames, load_sources, name_sources
 from app.ingest.validate import validate
-from app.ingest.writer import write_batches
+from app.ingest.writer import BatchCounts, write_batches
 
 DEFAULT_BATCH_SIZE = 2000
 
@@ -70,6 +70,7 @@ class Summary:
 
 OnProgress = Callable[[Summary], None]
 OnPhase = Callable[[str], None]
+OnWritten = Callable[[BatchCounts], None]
 
 
 def _ignore(_: object) -> None:
@@ -94,13 +95,15 @@ def ingest(
     field_map: FieldMap | None = None,
     on_progress: OnProgress = _ignore,
     on_phase: OnPhase = _ignore,
+    on_written: OnWritten = _ignore,
     child_reader: bool | None = None,
 ) -> Summary:
     """Load every record under `paths`; bad ones go to `on_reject`, the rest are upserted.
 
     A dry run reads, maps and validates everything and counts what it would write, but
-    writes nothing (not even new source names). `child_reader` turns the child-process
-    reader on or off; by default a large load on two or more cores uses it.
+    writes nothing (not even new source names). Each committed batch goes to `on_written`
+    (a search index fed during the load). `child_reader` turns the child-process reader on
+    or off; by default a large load on two or more cores uses it.
     """
     summary = Summary()
     roots = list(paths)
@@ -149,6 +152,7 @@ def ingest(
             summary.unchanged += counts.unchanged
             summary.suppressed += counts.suppressed
             summary.bytes_read = source.bytes_read
+            on_written(counts)
             on_progress(summary)
     if deferred:
         on_phase("building the title index")

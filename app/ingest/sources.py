@@ -15,7 +15,7 @@ from app import models
 from app.db import SQLITE_BEGIN_OPTION
 from app.ingest.records import Located, OnReject, Reject, raw_text
 from app.ingest.stores import take_write_lock, upsert_sources
-from app.ingest.validate import MAX_ID
+from app.models import MAX_ID
 
 
 def read_sources(path: Path, on_reject: OnReject) -> dict[int, str | None]:

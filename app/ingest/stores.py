@@ -65,6 +65,10 @@ class BatchCounts:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    # The records the batch wrote, and how many revisions it took: what a search index fed
+    # during the load needs (app/search/sync.py LoadIndexer).
+    written: tuple[ArticleIn, ...] = ()
+    revisions: int = 0
     suppressed: int = 0  # taken down (app/takedowns.py): not written
 
     def __add__(self, other: "BatchCounts") -> "BatchCounts":
@@ -72,7 +76,9 @@ class BatchCounts:
             self.inserted + other.inserted,
             self.updated + other.updated,
             self.unchanged + other.unchanged,
-            suppressed=self.suppressed + other.suppressed,
+            self.written + other.written,
+            self.revisions + other.revisions,
+            self.suppressed + other.suppressed,
         )
 
 
@@ -203,7 +209,8 @@ class SqliteStore:
             reorder = self.reorder
             rows = [reorder((*r, revision + n, now, now)) for n, r in enumerate(changed, start=1)]
             connection.exec_driver_sql(self.sql, rows)
-        return BatchCounts(inserted, updated, len(batch) - len(changed), suppressed=suppressed)
+        unchanged = len(batch) - len(changed)
+        return BatchCounts(inserted, updated, unchanged, tuple(changed), len(changed), suppressed)
 
 
 def _bind(column: Column[Any], connection: Connection) -> Callable[[Any], Any]:
@@ -286,6 +293,7 @@ class PostgresStore:
                 func.count().filter(changed) - func.count().filter(is_new),
             ).select_from(joined)
         ).one()
+        written: set[int] = set()
         if inserted or updated:
             now = now_utc()
             numbered = (
@@ -306,9 +314,15 @@ class PostgresStore:
                 set_={name: stmt.excluded[name] for name in UPDATABLE},
                 where=article.c.content_hash != stmt.excluded.content_hash,
             )
-            connection.execute(stmt)
-        unchanged = len(batch) - len(gone) - inserted - updated
-        return BatchCounts(inserted, updated, unchanged, suppressed=len(gone))
+            written = set(connection.execute(stmt.returning(article.c.article_id)).scalars())
+        return BatchCounts(
+            inserted,
+            updated,
+            len(batch) - len(gone) - inserted - updated,
+            tuple(r for r in batch if r.article_id in written),
+            inserted + updated,
+            len(gone),
+        )
 
     def _copy(self, connection: Connection, batch: Sequence[ArticleIn]) -> None:
         """COPY the batch through the driver. Its errors are raised as SQLAlchemy's, as every

@@ -6,10 +6,9 @@ from collections.abc import Iterable, Iterator
 import orjson
 
 from app.ingest.records import ArticleIn, Located, OnReject, Reject, raw_text
-from app.models import TITLE_MAX_CHARS
+from app.models import MAX_ID, TITLE_MAX_CHARS
 from app.text import excerpt
 
-MAX_ID = 2**63 - 1
 KNOWN_FIELDS = frozenset({"article_id", "source_id", "title", "content"})
 
 

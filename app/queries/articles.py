@@ -142,14 +142,11 @@ def key_arity(sort: Sort) -> int:
     return 1 if sort in (Sort.NEWEST, Sort.OLDEST) else 2
 
 
-_MAX_ID = 2**63 - 1
-
-
 def check_key(sort: Sort, key: tuple[KeyValue, ...]) -> None:
     """Refuse a cursor key no page of `sort` could have made, even if correctly signed
     (the default secret is public): an id past 64 bits would overflow the driver."""
     *first, article_id = key
-    ok = type(article_id) is int and 0 <= article_id <= _MAX_ID
+    ok = type(article_id) is int and 0 <= article_id <= models.MAX_ID
     if first and sort is Sort.RELEVANCE:
         score = first[0]
         ok = ok and type(score) in (int, float) and math.isfinite(float(score or 0))

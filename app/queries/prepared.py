@@ -61,7 +61,7 @@ class Prepared:
 
         Inside the session's transaction when it has one, so that a request reading more
         than once sees one snapshot (callers open it first). Otherwise the statement runs
-        alone, outside the Session (its begin and close cost ~80 µs a request): one
+        alone, outside the Session (whose begin and close cost more than the read): one
         statement is its own snapshot on both backends. On SQLite it runs on this thread's
         kept connection (_KeptReaders), elsewhere on one straight from the pool.
         """
@@ -70,10 +70,11 @@ class Prepared:
             return self._run(session.connection().connection.dbapi_connection, params)
         if self.dialect.name == "sqlite":
             return self._run(self._wrapped(_kept_reader, bind), params)
-        # Straight from the pool (an Engine Connection around it would cost ~25 µs more),
-        # in autocommit for the one statement: no BEGIN and no ROLLBACK round trips. The
-        # pool does not ping on checkout (app/db.py): a connection that a database restart
-        # left stale fails at once, is dropped, and the read is tried on the next one.
+        # Straight from the pool (an Engine Connection around it adds work one statement
+        # does not need), in autocommit for the one statement: no BEGIN and no ROLLBACK
+        # round trips. The pool does not ping on checkout (app/db.py): a connection that a
+        # database restart left stale fails at once, is dropped, and the read is tried on
+        # the next one.
         for attempt in range(STALE_RETRIES + 1):
             pooled = self._wrapped(Engine.raw_connection, bind)
             try:
@@ -143,7 +144,7 @@ class Prepared:
 class _KeptReaders:
     """Each thread's own SQLite connection for single statements, kept outside the pool.
 
-    A pool checkout and checkin cost ~8 µs, as much as the indexed read itself; on SQLite a
+    A pool checkout and checkin cost as much as the indexed read itself; on SQLite a
     connection is a file handle, so each thread (in practice the event loop's, which runs
     the short reads inline: app/api/calls.py) keeps one. It is detached from the pool, so
     it takes no pool slot, and it runs in autocommit (app/db.py), so each statement reads

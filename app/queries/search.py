@@ -10,6 +10,7 @@ HTTP or of the index.
 import html
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 MAX_QUERY_CHARS = 1000
 # Letters and digits only: what the index's tokenizer keeps (app/search/index.py).
@@ -21,9 +22,12 @@ MARK_START, MARK_END = "\x02", "\x03"
 
 @dataclass(frozen=True, slots=True)
 class Phrase:
-    """Words that must appear next to each other, in order (one word is a phrase of one)."""
+    """Words that must appear next to each other, in order (one word is a phrase of one).
+    With `prefix` (typed as a `*` right after the last word), the last word also matches
+    every word it begins: `palm*` finds `palmyra`, for search as you type."""
 
     words: tuple[str, ...]
+    prefix: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +55,12 @@ class SearchQuery:
 
 
 def _quote(phrase: Phrase) -> str:
-    return '"' + " ".join(phrase.words).replace('"', '""') + '"'
+    quoted = '"' + " ".join(phrase.words).replace('"', '""') + '"'
+    return quoted + "*" if phrase.prefix else quoted
+
+
+# A `*` right after a word, at the end of an item, makes that word a prefix.
+_PREFIX = re.compile(r"[^\W_]\*+\s*$")
 
 
 def _tokens(text: str) -> list[tuple[str, bool, bool]]:
@@ -78,8 +87,10 @@ def _tokens(text: str) -> list[tuple[str, bool, bool]]:
     return items
 
 
+@lru_cache(maxsize=1024)
 def parse(q: str | None) -> SearchQuery | None:
-    """The query `q` means, or None for no search (missing, empty or only spaces)."""
+    """The query `q` means, or None for no search (missing, empty or only spaces). Kept per
+    text: a request reads its filter's search several times, and the result is immutable."""
     if q is None or not q.strip():
         return None
     groups: list[list[Phrase]] = []
@@ -93,7 +104,7 @@ def parse(q: str | None) -> SearchQuery | None:
         words = tuple(w.lower() for w in _WORD.findall(text))
         if not words:
             continue
-        phrase = Phrase(words)
+        phrase = Phrase(words, prefix=_PREFIX.search(text) is not None)
         if negated:
             excluded.append(phrase)
             last_was_positive = pending_or = False

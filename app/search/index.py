@@ -29,16 +29,18 @@ META_ID = 0  # the meta document's article_id; corpus ids start at 1
 MAX_TERM_CHARS = 80
 
 
-def analyzer() -> tantivy.TextAnalyzer:
-    """Letters and digits, lower-cased, accents folded, English stems: `city` finds `cities`."""
-    return (
+def analyzer(*, stem: bool = True) -> tantivy.TextAnalyzer:
+    """Letters and digits, lower-cased, accents folded, English stems: `city` finds `cities`.
+    Without `stem`, for a prefix: a stemmer would cut `palmy` to `palmi`."""
+    builder = (
         tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
         .filter(tantivy.Filter.remove_long(MAX_TERM_CHARS))
         .filter(tantivy.Filter.lowercase())
         .filter(tantivy.Filter.ascii_fold())
-        .filter(tantivy.Filter.stemmer("english"))
-        .build()
     )
+    if stem:
+        builder = builder.filter(tantivy.Filter.stemmer("english"))
+    return builder.build()
 
 
 def build_schema() -> tantivy.Schema:
@@ -97,6 +99,7 @@ class SearchIndex:
         self.path = path
         self.index = index
         self.analyzer = analyzer()
+        self.unstemmed = analyzer(stem=False)
         index.register_tokenizer(ANALYZER, self.analyzer)
 
     @classmethod
@@ -176,9 +179,9 @@ class SearchIndex:
         meta = self.meta(searcher)
         return meta.revision if meta is not None else 0
 
-    def terms(self, text: str) -> list[str]:
+    def terms(self, text: str, *, stem: bool = True) -> list[str]:
         """`text` as the index's terms (what the analyzer makes of it for both sides)."""
-        return list(self.analyzer.analyze(text))
+        return list((self.analyzer if stem else self.unstemmed).analyze(text))
 
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())

@@ -43,14 +43,24 @@ def _field_phrase(field: str, terms: list[str | tuple[int, str]]) -> tantivy.Que
 
 
 def _phrase(index: SearchIndex, phrase: Phrase) -> tantivy.Query:
-    """Title or body, the words next to each other in order, as the analyzer cuts them."""
+    """Title or body, the words next to each other in order, as the analyzer cuts them;
+    for a prefix, also with the last word as typed (unstemmed) matching as a prefix."""
     terms: list[str | tuple[int, str]] = [
         term for word in phrase.words for term in index.terms(word)
     ]
     if not terms:
         return _NOTHING
     title = Query.boost_query(_field_phrase("title", terms), TITLE_BOOST)
-    return _any([title, _field_phrase("content", terms)])
+    found = [title, _field_phrase("content", terms)]
+    if phrase.prefix:
+        *head, last = phrase.words
+        typed: list[str | tuple[int, str]] = [t for w in head for t in index.terms(w)]
+        typed += index.terms(last, stem=False)
+        found += [
+            Query.boost_query(Query.phrase_prefix_query(SCHEMA, "title", typed), TITLE_BOOST),
+            Query.phrase_prefix_query(SCHEMA, "content", typed),
+        ]
+    return _any(found)
 
 
 def _any(queries: Sequence[tantivy.Query]) -> tantivy.Query:
@@ -111,7 +121,7 @@ def top(searcher: tantivy.Searcher, compiled: Compiled, limit: int) -> list[tupl
     The index cuts its top-k among equal scores at random, so it is asked for more until
     the cut falls strictly below the last score kept: then every tie of that score is in.
     """
-    k = limit
+    k = limit + 1  # one past the cut, to see whether it splits a tie
     while True:
         found = searcher.search(compiled.query, k, count=False)
         pairs = list(

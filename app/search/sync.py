@@ -16,7 +16,7 @@ import fcntl
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ FOLLOWER_HEAP_BYTES = 64_000_000
 BULK_HEAP_BYTES = 32_000_000
 
 OnProgress = Callable[[int, int], None]  # (index revision so far, target revision)
+Article = tuple[int, int, str, str]  # article_id, source_id, title, content
 
 
 def database_id(engine: Engine) -> str:
@@ -177,15 +178,28 @@ class FollowerLock:
 
 
 def catch_up(settings: Settings, engine: Engine, *, on_progress: OnProgress | None = None) -> bool:
-    """Bring the index up to date now if no one else follows it (False: someone does)."""
+    """Bring the index up to date now if no one else holds it (False: someone does).
+
+    Whoever holds the lock looks again after letting go, and takes it back if the database
+    moved on meanwhile: a load that finds the lock taken at its end may leave its last
+    batches to the holder, which then sees them, whether it is a server or another load.
+    """
     lock = FollowerLock(index_path(settings))
     if not lock.acquire():
         return False
-    try:
-        rebuild_or_follow(settings, engine, on_progress=on_progress)
-    finally:
-        lock.release()
-    return True
+    while True:
+        try:
+            rebuild_or_follow(settings, engine, on_progress=on_progress)
+        finally:
+            lock.release()
+        if not behind(settings, engine) or not lock.acquire():
+            return True
+
+
+def behind(settings: Settings, engine: Engine) -> bool:
+    """Whether the index has not applied the database's newest revision."""
+    index = SearchIndex.open(index_path(settings))
+    return index is None or index.revision() < newest_revision(engine)
 
 
 def rebuild_or_follow(
@@ -291,3 +305,63 @@ class Follower:
 
     def _progress(self, revision: int, _target: int) -> None:
         self._index_revision = revision
+
+
+class LoadIndexer:
+    """Feeds a load's written records to the index as its batches commit, so the index is
+    built beside the database writes instead of read back from the database after them.
+
+    Only when no one else follows the folder (the lock is free). At the end the index claims
+    the database's newest revision only if the load's own batches took every revision since
+    it started; if another writer wrote meanwhile, the records fed may be stale, so the index
+    claims the revision it started from and `apply_changes` goes over everything since.
+    """
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.path = index_path(settings)
+        self.lock = FollowerLock(self.path)
+        self.index: SearchIndex | None = None
+        self._writer: tantivy.IndexWriter | None = None
+        self._start = 0
+        self._revisions = 0
+
+    def __enter__(self) -> "LoadIndexer":
+        if self.lock.acquire():
+            self.index = SearchIndex.open_for(self.path, database_id(self.engine))
+            self._writer = self.index.writer(BULK_HEAP_BYTES, 1)
+            self._start = apply_changes(self.index, self._writer, self.engine)
+        return self
+
+    def add(self, written: Iterable[Article], revisions: int) -> None:
+        """Index what one committed batch wrote, and the revisions it took."""
+        if self._writer is None:
+            return
+        for article_id, source_id, title, content in written:
+            _delete(self._writer, article_id)
+            self._writer.add_document(_document(article_id, source_id, title, content))
+        self._revisions += revisions
+
+    def finish(self, on_progress: OnProgress | None = None) -> bool:
+        """Commit and bring the index up to date; False when a server follows it instead."""
+        if self._writer is None or self.index is None:
+            return catch_up(self.settings, self.engine, on_progress=on_progress)
+        meta = self.index.meta()
+        assert meta is not None
+        newest = newest_revision(self.engine)
+        alone = newest == self._start + self._revisions
+        _commit(self._writer, IndexMeta(meta.database_id, newest if alone else self._start))
+        self.index.reload()
+        apply_changes(self.index, self._writer, self.engine, on_progress=on_progress)
+        return True
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if self._writer is None:
+            return
+        self._writer.wait_merging_threads()
+        self._writer = None
+        self.lock.release()
+        # Another load may have committed as this one let go; a failed load leaves it all.
+        if exc_type is None and behind(self.settings, self.engine):
+            catch_up(self.settings, self.engine)

@@ -101,7 +101,7 @@ def downgrade() -> None:
             op.execute("ALTER TABLE article ALTER COLUMN search_vector SET COMPRESSION lz4")
         op.execute(PG_FUNCTION)
         op.execute(PG_TRIGGER)
-        op.execute(f"UPDATE article SET search_vector = {PG_VECTOR.format(row='')}")
+        op.execute(f"UPDATE article SET search_vector = {PG_VECTOR.format(row='')}")  # noqa: S608 - constants
         op.execute("CREATE INDEX ix_article_search_vector ON article USING gin (search_vector)")
     else:
         op.execute(

@@ -1,0 +1,292 @@
+"""The query of a list of articles, declared once.
+
+The list's parameters are pydantic models (`ListQuery` and its kin): FastAPI reads and
+documents them for the routes (`Annotated[ListQuery, Query()]`), and the fast routes
+(fastpath.py) read the same models with `read_query`, raising FastAPI's own 422, so a
+parameter exists on every path, with the same rules, once it is declared here.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Annotated, TypeVar, get_origin
+
+from fastapi import Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from sqlmodel import Session
+from starlette.datastructures import QueryParams
+
+from app.errors import InvalidParameter
+from app.models import MAX_ID
+from app.queries.articles import ArticleFilter, Content, Sort
+from app.queries.cache import RevisionCache
+from app.queries.counts import CountMode, Facet
+from app.queries.search import MAX_QUERY_CHARS
+from app.settings import Settings
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 20
+MAX_CURSOR_CHARS = 2048
+MAX_SOURCE_IDS = 100
+MAX_IDS = 100
+MAX_IDS_CHARS = MAX_IDS * 21
+MAX_FIELDS_CHARS = 200
+MAX_FACETS = 5
+LIST_FIELDS = frozenset(
+    {"article_id", "source_id", "title", "excerpt", "content", "word_count", "score", "snippet"}
+)
+
+
+# How a page of items is shaped: lists and similar articles declare these alike.
+FieldsParam = Annotated[
+    str | None,
+    Field(
+        max_length=MAX_FIELDS_CHARS,
+        description=(
+            "Comma-separated item fields to return, from: " + ", ".join(sorted(LIST_FIELDS)) + "."
+        ),
+        examples=["article_id,title"],
+    ),
+]
+ContentParam = Annotated[
+    Content,
+    Field(
+        description="How much body items carry: none, excerpt (default) or full content.",
+        examples=["excerpt"],
+    ),
+]
+LimitParam = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=MAX_LIMIT,
+        description=f"How many items per page (1 to {MAX_LIMIT}).",
+        examples=[20],
+    ),
+]
+
+
+class SourcesQuery(BaseModel):
+    """Which sources, repeated: a parameter of /v1/articles and the exports (the articles of
+    one source take it from their path)."""
+
+    source_id: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
+        [],
+        max_length=MAX_SOURCE_IDS,
+        description=(
+            "Only articles from these sources; repeat for several (`?source_id=2&source_id=5`)."
+        ),
+        examples=[[2]],
+    )
+
+
+class FilterQuery(BaseModel):
+    """Which articles: the filter shared by lists and exports."""
+
+    q: str | None = Field(
+        None,
+        max_length=MAX_QUERY_CHARS,
+        description=(
+            'Full-text search over title and content. Words are ANDed; `"a phrase"`, '
+            "`-word` excludes, `OR` between two items. Blank means no search. "
+            f"At most {MAX_QUERY_CHARS} characters."
+        ),
+        examples=['palmyra "islamic state" -video'],
+    )
+    id_min: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="Smallest article_id to include (inclusive).",
+        examples=[1],
+    )
+    id_max: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="Largest article_id to include (inclusive).",
+        examples=[200000],
+    )
+    ids: str | None = Field(
+        None,
+        max_length=MAX_IDS_CHARS,
+        description=f"Only these article ids, comma-separated (at most {MAX_IDS}).",
+        examples=["166812,7,14"],
+    )
+
+    def article_filter(self, source_ids: Sequence[int] = ()) -> ArticleFilter:
+        """The filter, narrowed to `source_ids` when given; InvalidParameter for bad `ids`."""
+        return ArticleFilter(
+            source_ids=tuple(source_ids),
+            id_min=self.id_min,
+            id_max=self.id_max,
+            ids=parse_ids(self.ids),
+            q=self.q,
+        )
+
+
+class ListQuery(FilterQuery):
+    """The query of a list of articles (/v1/sources/{id}/articles takes it as it is)."""
+
+    sort: Sort | None = Field(
+        None,
+        description=(
+            "Order: `-article_id` (default), `article_id`, `title`, `-title` (code-point "
+            "order), or `relevance` (default with `q`). Ties go by article_id."
+        ),
+        examples=["-article_id"],
+    )
+    fields: FieldsParam = None
+    content: ContentParam = Content.EXCERPT
+    count: CountMode = Field(
+        CountMode.NONE,
+        description=(
+            "Add `total`: none (default), exact, or estimated (PostgreSQL's planner "
+            "estimate; exact on SQLite). `total_is_exact` says which it is."
+        ),
+        examples=["exact"],
+    )
+    facet: list[Facet] = Field(
+        [],
+        max_length=MAX_FACETS,
+        description="Add `facets` with match counts per value; only `source_id` exists.",
+        examples=[["source_id"]],
+    )
+    limit: LimitParam = DEFAULT_LIMIT
+    cursor: str | None = Field(
+        None,
+        max_length=MAX_CURSOR_CHARS,
+        description="Opaque cursor from a previous page's `next` or `prev` link.",
+        examples=[
+            "KTpfHcpDcNaYWrkqW1swLjM5NTQ4NDA0NjkzMzM3NjQsNDNdLCJhIiwiMzYyZGY5ZTExYTQ1Zjc4MiJd"
+        ],
+    )
+
+    def options(self, source_ids: Sequence[int] = ()) -> "ListOptions":
+        """What to list, with the filter narrowed to `source_ids`; InvalidParameter for a
+        bad `ids` or `fields`."""
+        return ListOptions(
+            flt=self.article_filter(source_ids),
+            sort=self.sort,
+            limit=self.limit,
+            cursor=self.cursor,
+            fields=parse_fields(self.fields),
+            content=self.content,
+            count=self.count,
+            facets=list(dict.fromkeys(self.facet)),
+        )
+
+
+# Base order puts source_id first, where the OpenAPI document has always listed it.
+class ArticleListQuery(ListQuery, SourcesQuery):
+    """The query of /v1/articles."""
+
+
+class ExportQuery(FilterQuery, SourcesQuery):
+    """The query of the exports: the list's filter."""
+
+
+class SimilarQuery(SourcesQuery):
+    """The query of similar articles: which sources, and the shape of the page."""
+
+    limit: LimitParam = DEFAULT_LIMIT
+    content: ContentParam = Content.EXCERPT
+    fields: FieldsParam = None
+
+
+ListQueryDep = Annotated[ListQuery, Query()]
+SimilarQueryDep = Annotated[SimilarQuery, Query()]
+ArticleListQueryDep = Annotated[ArticleListQuery, Query()]
+ExportQueryDep = Annotated[ExportQuery, Query()]
+
+
+def read_query(model: type[M], params: QueryParams) -> M:
+    """`params` read into `model` as FastAPI reads a query model: a list field takes every
+    value of its name, any other field the last one, and the errors are FastAPI's 422."""
+    data: dict[str, object] = {}
+    for name, is_list in _query_fields(model):
+        if is_list:
+            if values := params.getlist(name):
+                data[name] = values
+        elif name in params:
+            data[name] = params[name]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _request_error(exc, "query") from None
+
+
+@cache
+def _query_fields(model: type[BaseModel]) -> tuple[tuple[str, bool], ...]:
+    """Each field's name, and whether it is a list (repeated in the query string)."""
+    return tuple((name, get_origin(f.annotation) is list) for name, f in model.model_fields.items())
+
+
+def read_path(adapter: TypeAdapter[T], name: str, value: str) -> T:
+    """A path parameter validated as FastAPI validates it, with FastAPI's 422."""
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        raise _request_error(exc, "path", name) from None
+
+
+def _request_error(exc: ValidationError, *loc: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{**error, "loc": (*loc, *error["loc"])} for error in exc.errors(include_url=False)]
+    )
+
+
+def parse_ids(ids: str | None) -> tuple[int, ...]:
+    if ids is None or not ids.strip():
+        return ()
+    try:
+        values = {int(part) for part in ids.split(",") if part.strip()}
+    except ValueError:
+        raise InvalidParameter("ids must be comma-separated integers.", parameter="ids") from None
+    if len(values) > MAX_IDS:
+        raise InvalidParameter(f"At most {MAX_IDS} ids per request.", parameter="ids")
+    if any(not 1 <= v <= MAX_ID for v in values):
+        raise InvalidParameter(f"Each id must be between 1 and {MAX_ID}.", parameter="ids")
+    return tuple(sorted(values))
+
+
+def parse_fields(fields: str | None) -> frozenset[str] | None:
+    if fields is None:
+        return None
+    names = {name.strip() for name in fields.split(",") if name.strip()}
+    unknown = names - LIST_FIELDS
+    if unknown or not names:
+        raise InvalidParameter(
+            f"Unknown field(s): {', '.join(sorted(unknown)) or '(none given)'}; "
+            f"choose from {', '.join(sorted(LIST_FIELDS))}.",
+            parameter="fields",
+        )
+    return frozenset(names)
+
+
+@dataclass(frozen=True, slots=True)
+class ListOptions:
+    """What a list of articles shows: the filter (sources included), order, page and extras."""
+
+    flt: ArticleFilter
+    sort: Sort | None
+    limit: int
+    cursor: str | None
+    fields: frozenset[str] | None
+    content: Content
+    count: CountMode
+    facets: list[Facet]
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """One request for a page of articles: what it lists and what building it reads."""
+
+    request: Request  # its URL makes the links; its query string keys the kept reply
+    session: Session
+    settings: Settings
+    cache: RevisionCache
+    options: ListOptions
