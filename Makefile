@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install lint format clean openapi
+.PHONY: run test test-prereqs install lint format clean openapi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,16 @@ run: $(STAMP)
 	$(BIN)/corpus serve --host 127.0.0.1 --port 8000
 
 ## The whole suite, on SQLite and on the local PostgreSQL (PG_ADMIN_URL to point elsewhere)
-test: $(STAMP)
+test: $(STAMP) test-prereqs
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+
+## Chromium, its driver, Node's packages and a running PostgreSQL: installed or started if missing
+test-prereqs:
+	scripts/test-prereqs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

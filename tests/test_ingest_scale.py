@@ -81,14 +81,19 @@ def count(engine: Engine) -> int:
         return int(c.execute(select(func.count()).select_from(models.article_table)).scalar_one())
 
 
-def check_search_index(engine: Engine) -> None:
-    """Every deferred index back, and the search index holding exactly the table's rows at
-    the table's newest revision (the CLI brings it up to date before it exits)."""
-    url = engine.url.render_as_string(hide_password=False)
+def check_indexes(engine: Engine) -> None:
+    """Every index a large load builds after the data is back, and the file is sound."""
     with engine.connect() as c:
         assert indexes.missing_indexes(c) == []
         if engine.dialect.name == "sqlite":
             assert c.execute(text("PRAGMA integrity_check")).scalar_one() == "ok"
+
+
+def check_search_index(engine: Engine) -> None:
+    """check_indexes, and the search index holding exactly the table's rows at the table's
+    newest revision (the CLI brings it up to date before it exits)."""
+    check_indexes(engine)
+    url = engine.url.render_as_string(hide_password=False)
     index = SearchIndex.open(index_path(Settings(database_url=url)))
     assert index is not None
     assert index.revision() == newest_revision(engine)

@@ -1,9 +1,8 @@
 """The child-process readers on their own: the same records and rejects as in-process, in
 input order, whatever the number of readers and wherever slices end; an error reported in
-order; and a reader closed mid-stream leaves no process and no thread behind."""
+order; and a reader closed mid-stream leaves no process behind."""
 
-import os
-import time
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 from app import synth
 from app.ingest import prefetch
 from app.ingest import validate as validate_module
-from app.ingest.prefetch import READ_AHEAD, ChildReader
+from app.ingest.prefetch import ChildReader
 from app.ingest.readers import MappedReads
 from app.ingest.records import ArticleIn, Located, Reject
 from app.ingest.validate import validate
@@ -101,21 +100,22 @@ def test_an_error_in_one_slice_is_raised_in_order_after_what_came_before(
     assert [r.line for r in rejects] == [11]  # in the second slice, reported either way
 
 
-def test_closing_mid_stream_ends_the_children_and_the_read_ahead_thread(tmp_path: Path) -> None:
+def test_closing_mid_stream_ends_the_worker_processes(tmp_path: Path) -> None:
     path = _file(tmp_path)
     reader = ChildReader([path], None, batch_size=5, readers=2)
     records = reader.records(lambda _: None)
     next(records)
-    pids = list(reader.pids)
-    for _ in range(500):  # let the children fill the read-ahead queue and block on the pipes
-        if reader._frames.qsize() == READ_AHEAD:
-            break
-        time.sleep(0.01)
-    assert reader._frames.qsize() == READ_AHEAD
+    workers = multiprocessing.active_children()
+    assert len(workers) == 2
     reader.close()
-    assert reader.pids == [None, None]
-    assert not reader._pump.is_alive()
-    for pid in pids:
-        assert pid is not None
-        with pytest.raises(ChildProcessError):
-            os.waitpid(pid, 0)  # reaped by close(): no longer our child
+    assert multiprocessing.active_children() == []
+    assert all(worker.exitcode is not None for worker in workers)
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 500, 501, 1000, 1999, 2000, 10_000])
+def test_a_slice_never_straddles_two_batches(batch_size: int) -> None:
+    size = prefetch.slice_size(batch_size)
+    assert batch_size % size == 0
+    assert size <= prefetch.SLICE_RECORDS or size == batch_size
+    if batch_size in (1000, 2000, 10_000):
+        assert size == prefetch.SLICE_RECORDS

@@ -3,11 +3,14 @@
     files → read_values → [FieldMap.apply] → [name_sources] → validate → write_batches
 
 Every stage is a generator, so memory is a few batches at any input size: the one being
-written, on PostgreSQL the next one being staged, and a frame read ahead from the readers.
-On two or more cores a large load runs the stages before the writer in child processes
+written, on PostgreSQL the next one being staged, and the batches read ahead by the readers.
+On two or more cores a large load runs the stages before the writer in worker processes
 (app/ingest/prefetch.py), unless records name their sources: naming needs the database.
-(A reader thread running ahead of the writer was measured and dropped: sqlite3 hands the
-GIL back and forth per statement, and the run took more CPU and more time, not less.)
+Processes, not threads: the GIL would serialise parsing with the writer's own Python work.
+
+Each phase that writes (sources, suspending the indexes, each batch, the rebuild, the final
+checkpoint) is one transaction that waits out other writers (app/ingest/busy.py), so loads
+started together into one database all finish, each record stored once.
 """
 
 import time
@@ -19,12 +22,13 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from app.ingest import indexes, prefetch
+from app.ingest.busy import while_busy
 from app.ingest.fields import FieldMap
 from app.ingest.readers import MappedReads, iter_files, sources_files
 from app.ingest.records import ArticleIn, Located, OnReject, Reject
 from app.ingest.sources import SourceNames, load_sources, name_sources
 from app.ingest.validate import validate
-from app.ingest.writer import BatchCounts, write_batches
+from app.ingest.writer import BatchCounts, checkpoint, write_batches
 
 DEFAULT_BATCH_SIZE = 2000
 
@@ -84,6 +88,19 @@ def input_size(files: list[Path]) -> int | None:
     return sum(path.stat().st_size for path in files)
 
 
+def _suspend_indexes(engine: Engine, input_bytes: int) -> bool:
+    """Drop the deferred indexes when this load should build them after the data: whether
+    it will."""
+    # An index missing means a killed large load: it needs building anyway, so carry on
+    # as that load did and build it once, at the end.
+    repair = indexes.needs_repair(engine)
+    if not (repair or indexes.should_defer(engine, input_bytes)):
+        return False
+    if indexes.suspend(engine):
+        return True
+    return repair  # readers held the table: load with the indexes in place
+
+
 def ingest(
     paths: Iterable[Path],
     engine: Engine,
@@ -124,14 +141,7 @@ def ingest(
             # Forked before this run opens a connection; it reads while we prepare.
             reader = stack.enter_context(prefetch.ChildReader(files, field_map, batch_size))
 
-        deferred = False
-        if not dry_run:
-            # An index missing means a killed large load: it needs building anyway, so
-            # carry on as that load did and build it once, at the end.
-            repair = indexes.needs_repair(engine)
-            deferred = repair or indexes.should_defer(engine, raw_bytes)
-            if deferred and not indexes.suspend(engine):
-                deferred = repair  # readers held the table: load with the indexes in place
+        deferred = False if dry_run else while_busy(lambda: _suspend_indexes(engine, raw_bytes))
 
         for sources_path in ([sources] if sources else []) + list(sources_files(roots)):
             load_sources(engine, sources_path, count_reject, dry_run=dry_run)
@@ -156,7 +166,8 @@ def ingest(
             on_progress(summary)
     if deferred:
         on_phase("building the title index")
-        indexes.rebuild(engine)
+        while_busy(lambda: indexes.rebuild(engine))
+        checkpoint(engine)  # the build's transaction left a WAL as large as the index
     # Reader rejects (malformed lines) never became values; they were read all the same.
     summary.read = summary.done
     summary.seconds = time.perf_counter() - summary.started

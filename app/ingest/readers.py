@@ -397,7 +397,7 @@ def _read_csv(path: Path, name: str, on_reject: OnReject) -> Iterator[Located]:
 class MappedReads:
     """The located values of `files`, renamed by `field_map`, counting the raw bytes read.
 
-    The first stages of every ingest, in process or in the reader child (prefetch.py);
+    The first stages of every ingest, in process or in the reader processes (prefetch.py);
     `bytes_read` feeds the progress bar.
     """
 

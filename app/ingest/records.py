@@ -1,8 +1,8 @@
 """The values that flow between ingest stages.
 
-An ArticleIn is a NamedTuple: it builds in a third of a frozen dataclass's time, it is
-already the row the stores send (app/ingest/stores.py), and it crosses from the reader
-process (app/ingest/prefetch.py) as a plain tuple.
+An ArticleIn is a NamedTuple: it builds faster than a frozen dataclass, it is already the
+row the stores send (app/ingest/stores.py), and it crosses from the reader processes
+(app/ingest/prefetch.py) as a plain tuple.
 """
 
 from collections.abc import Callable

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from app import models
 from app.db import SQLITE_BEGIN_OPTION
+from app.ingest.busy import while_busy
 from app.ingest.records import Located, OnReject, Reject, raw_text
 from app.ingest.stores import take_write_lock, upsert_sources
 from app.models import MAX_ID
@@ -44,8 +45,12 @@ def load_sources(engine: Engine, path: Path, on_reject: OnReject, *, dry_run: bo
     """Upsert the names in `path` (check them only, in a dry run); how many it named."""
     names = read_sources(path, on_reject)
     if not dry_run:
-        with engine.begin() as connection:
-            upsert_sources(connection, names)
+
+        def attempt() -> None:
+            with engine.begin() as connection:
+                upsert_sources(connection, names)
+
+        while_busy(attempt)
     return len(names)
 
 
@@ -63,11 +68,15 @@ class SourceNames:
         if known is not None:
             return known
         options = {} if self.dry_run else {SQLITE_BEGIN_OPTION: "IMMEDIATE"}
-        with (
-            self.engine.connect().execution_options(**options) as connection,
-            connection.begin(),
-        ):
-            source_id = self._find_or_create(connection, name)
+
+        def attempt() -> int:
+            with (
+                self.engine.connect().execution_options(**options) as connection,
+                connection.begin(),
+            ):
+                return self._find_or_create(connection, name)
+
+        source_id = while_busy(attempt)
         self.ids[name] = source_id
         return source_id
 

@@ -12,23 +12,20 @@ This module drives the batches (chunking, in-batch duplicates, retries); the SQL
 writes one lives in app/ingest/stores.py.
 """
 
-import sqlite3
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 
 from app.db import SQLITE_BEGIN_OPTION
+from app.ingest.busy import while_busy
 from app.ingest.records import ArticleIn
 from app.ingest.stores import BatchCounts, DryRunStore, PostgresStore, SqliteStore, Store
 
 __all__ = ["BatchCounts", "chunks", "tune_sqlite_for_load", "write_batches"]
 
 T = TypeVar("T")
-RETRIES = 5
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -57,13 +54,6 @@ def _dedupe(batch: list[ArticleIn]) -> tuple[list[ArticleIn], BatchCounts]:
 
 def _article_id(record: ArticleIn) -> int:
     return record.article_id
-
-
-def _is_retryable(exc: DBAPIError) -> bool:
-    """A deadlock or serialisation failure (PostgreSQL), or a busy SQLite database."""
-    if getattr(exc.orig, "sqlstate", None) in ("40P01", "40001"):
-        return True
-    return isinstance(exc.orig, sqlite3.OperationalError) and "locked" in str(exc.orig)
 
 
 def write_batches(
@@ -95,8 +85,8 @@ def _write_dry_run(engine: Engine, batches: Batches) -> Iterator[BatchCounts]:
 def _write_sqlite(engine: Engine, batches: Batches) -> Iterator[BatchCounts]:
     with engine.connect() as connection:
         try:
+            tune_sqlite_for_load(connection)  # before IMMEDIATE: its pragmas need no lock
             connection = connection.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-            tune_sqlite_for_load(connection)
             store = SqliteStore(connection)
             for kept, dupes in batches:
                 yield _write_with_retries(connection, store, kept) + dupes
@@ -119,19 +109,7 @@ def _write_with_retries(
         with connection.begin():
             return store.write(connection, batch)
 
-    return _retrying(attempt)
-
-
-def _retrying(attempt: Callable[[], T]) -> T:
-    """`attempt()` (one transaction), again after a deadlock or a busy database."""
-    for number in range(RETRIES):
-        try:
-            return attempt()
-        except DBAPIError as exc:
-            if not _is_retryable(exc) or number == RETRIES - 1:
-                raise
-            time.sleep(0.05 * (number + 1))
-    raise AssertionError("unreachable")
+    return while_busy(attempt)  # again while another writer is in the way
 
 
 WAL_CHECKPOINT_BYTES = 32 << 20
@@ -141,12 +119,11 @@ def tune_sqlite_for_load(connection: Connection) -> None:
     """Connection-level pragmas for a bulk load; journaling stays on (WAL, synchronous=NORMAL).
 
     A larger auto-checkpoint interval means fewer, longer checkpoints. The page cache stays
-    at 8 MB: the indexes with random keys are built after a large load, and at 100k rows
-    32 MB bought no measurable speed for 25 MB more RSS (the writer and the reader child
-    together stay under the 150 MB bound). Foreign keys are not checked: each batch creates
-    its sources before its articles, in the same transaction under the write lock, so the
-    check could never fail, and it was 45% of the writer's CPU (0.45 s of 1.0 s per 100k
-    articles). All are per connection, and write_batches closes it after the load.
+    small: the indexes with random keys are built after a large load, so a bigger cache buys
+    little speed for memory the load's bound counts. Foreign keys are not checked: each batch
+    creates its sources before its articles, in the same transaction under the write lock,
+    so the check could never fail, and it is a large share of the writer's CPU. All are per
+    connection, and write_batches closes it after the load.
     """
     # A no-op inside a transaction: set on the driver connection before anything begins one.
     connection.connection.dbapi_connection.execute("PRAGMA foreign_keys = OFF")  # type: ignore[union-attr]
@@ -157,3 +134,21 @@ def tune_sqlite_for_load(connection: Connection) -> None:
     page_size = connection.exec_driver_sql("PRAGMA page_size").scalar_one()
     connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_BYTES // page_size}")
     connection.commit()
+
+
+def checkpoint(engine: Engine) -> None:
+    """SQLite: copy the WAL into the database and truncate it, after a large load.
+
+    A large load's index rebuild is one transaction, so the WAL grows as large as the
+    index, and it keeps that size on disk until a checkpoint truncates it. When other
+    connections still read or write, the checkpoint does what it can and leaves the rest
+    to theirs: SQLite reports that as a row, not an error.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+
+    def attempt() -> None:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").all()
+
+    while_busy(attempt)
