@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app import models
 from app.db import SQLITE_BEGIN_OPTION, now_utc
+from app.ingest.busy import while_busy
 from app.ingest.stores import last_revision, take_write_lock
 
 CHUNK_IDS = 500  # ids per statement: well under SQLite's bound-parameter limit
@@ -55,6 +56,17 @@ def delete_articles(
     already taken down is `already`; an id never stored is `missing`.
     """
     wanted = set(ids)
+    outcome = while_busy(lambda: _delete(engine, wanted, source_id, reason, dry_run))
+    if not dry_run and outcome.done:
+        _flush_sqlite(engine)
+    return outcome
+
+
+def _delete(
+    engine: Engine, wanted: set[int], source_id: int | None, reason: str | None, dry_run: bool
+) -> Outcome:
+    """One attempt at delete_articles: one transaction, under the writers' lock."""
+    wanted = set(wanted)  # this attempt's own: a source's ids are read inside it
     outcome = Outcome()
     with _locked(engine) as connection:
         revision = last_revision(connection)
@@ -92,17 +104,21 @@ def delete_articles(
             article = models.article_table
             connection.execute(delete(article).where(article.c.article_id.in_(taken)))
         outcome.revision = revision
-    if not dry_run and outcome.done:
-        _flush_sqlite(engine)
     return outcome
 
 
 def restore_articles(engine: Engine, ids: Iterable[int], *, dry_run: bool = False) -> Outcome:
     """Lift the takedowns of `ids`; ids with none standing are `missing`."""
+    wanted = sorted(set(ids))
+    return while_busy(lambda: _restore(engine, wanted, dry_run))
+
+
+def _restore(engine: Engine, wanted: list[int], dry_run: bool) -> Outcome:
+    """One attempt at restore_articles: one transaction, under the writers' lock."""
     outcome = Outcome()
     takedown = models.takedown_table
     with _locked(engine) as connection:
-        for chunk in _chunks(sorted(set(ids))):
+        for chunk in _chunks(wanted):
             standing, _ = _takedowns(connection, chunk)
             outcome.done.extend(i for i in chunk if i in standing)
             outcome.missing.extend(i for i in chunk if i not in standing)
@@ -118,7 +134,8 @@ def restore_articles(engine: Engine, ids: Iterable[int], *, dry_run: bool = Fals
 
 @contextmanager
 def _locked(engine: Engine) -> Iterator[Connection]:
-    """One transaction under the writers' lock, the one ingest batches take."""
+    """One transaction under the writers' lock, the one ingest batches take (a busy
+    database raises: the callers' while_busy runs the attempt again)."""
     with engine.connect() as connection:
         is_sqlite = connection.dialect.name == "sqlite"
         if is_sqlite:
