@@ -24,6 +24,7 @@ from app import models, takedowns
 from app.cli import cli
 from app.ingest.pipeline import Summary, ingest
 from app.ingest.records import Reject
+from app.search.index import SearchIndex
 from tests.factories import add_articles, record, search_caught_up
 from tests.live import serve
 
@@ -379,3 +380,32 @@ def test_sqlite_files_hold_no_copy_of_the_deleted_text(
     assert delete(database_url, str(VICTIM)).exit_code == 0
     assert holding(RARE) == []
     assert holding(f"news item {VICTIM + 1}.") != []  # its neighbours are still there
+
+
+def test_every_host_with_its_own_index_drops_a_deleted_article_within_2_s(
+    database_url: str, engine: Engine, db_backend: str, tmp_path: Path
+) -> None:
+    if db_backend != "postgresql":
+        pytest.skip("many hosts share a PostgreSQL database")
+    add_articles(engine, corpus())
+    folders = [tmp_path / "host-a", tmp_path / "host-b"]
+    params = {"q": RARE, "count": "exact"}
+    with (
+        serve(database_url, env={"CORPUS_INDEX_DIR": str(folders[0])}) as a,
+        serve(database_url, env={"CORPUS_INDEX_DIR": str(folders[1])}) as b,
+    ):
+        deadline = time.monotonic() + 20
+        for server in (a, b):
+            while httpx.get(f"{server.url}/v1/articles", params=params).json().get("total") != 1:
+                assert time.monotonic() < deadline, server.log_text()
+                time.sleep(0.05)
+        assert takedowns.delete_articles(engine, [VICTIM]).done == [VICTIM]
+        deleted = time.monotonic()
+        for server in (a, b):
+            while httpx.get(f"{server.url}/v1/articles", params=params).json()["total"] != 0:
+                assert time.monotonic() - deleted < DROP_WITHIN_S, server.log_text()
+                time.sleep(0.02)
+    for folder in folders:
+        index = SearchIndex.open(folder)
+        assert index is not None
+        assert index.searcher().num_docs == 30  # 29 articles and the meta document
