@@ -368,7 +368,8 @@ def test_sqlite_files_hold_no_copy_of_the_deleted_text(
 ) -> None:
     if db_backend != "sqlite":
         pytest.skip("PostgreSQL keeps dead tuples until VACUUM (docs/operations.md)")
-    add_articles(engine, corpus())
+    # And one long enough to spill into overflow pages, which a deletion frees whole.
+    add_articles(engine, [*corpus(), record(99, content="overflowing " * 30_000)])
     engine.dispose()  # no reader of ours holds the WAL open
     path = Path(database_url.removeprefix("sqlite:///"))
     files = [path, path.with_name(path.name + "-wal")]
@@ -377,8 +378,10 @@ def test_sqlite_files_hold_no_copy_of_the_deleted_text(
         return [f.name for f in files if f.exists() and word.encode() in f.read_bytes()]
 
     assert holding(RARE) != []
-    assert delete(database_url, str(VICTIM)).exit_code == 0
+    assert holding("overflowing overflowing") != []
+    assert delete(database_url, str(VICTIM), "99").exit_code == 0
     assert holding(RARE) == []
+    assert holding("overflowing overflowing") == []
     assert holding(f"news item {VICTIM + 1}.") != []  # its neighbours are still there
 
 
