@@ -58,6 +58,18 @@ async def test_bad_parameters_are_422(client: httpx.AsyncClient, params: dict[st
     assert response.headers["content-type"] == "application/problem+json"
 
 
+def loading(path: Path, engine: Engine, errors: list[object]) -> threading.Thread:
+    """A thread (not started) that ingests `path` in small batches; its errors go to `errors`."""
+
+    def load() -> None:
+        try:
+            ingest([path], engine, batch_size=25, on_reject=errors.append)
+        except BaseException as exc:  # noqa: BLE001 - reported by the callers' assertions
+            errors.append(exc)
+
+    return threading.Thread(target=load)
+
+
 async def test_poller_during_an_ingest_misses_and_repeats_nothing(
     client: httpx.AsyncClient, engine: Engine, tmp_path: Path
 ) -> None:
@@ -68,14 +80,7 @@ async def test_poller_during_an_ingest_misses_and_repeats_nothing(
     path = tmp_path / "load.jsonl"
     path.write_bytes(b"\n".join(orjson.dumps(r) for r in [*updates, *inserts]))
     errors: list[object] = []
-
-    def load() -> None:
-        try:
-            ingest([path], engine, batch_size=25, on_reject=errors.append)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-
-    loader = threading.Thread(target=load)
+    loader = loading(path, engine, errors)
     seen: dict[int, dict[str, Any]] = {}
     revisions: list[int] = []
     after = 0
@@ -108,12 +113,6 @@ async def test_a_mirror_following_the_feed_during_ingests_and_takedowns_ends_equ
     path.write_bytes(b"\n".join(orjson.dumps(record(i)) for i in range(301, 901)))
     errors: list[object] = []
 
-    def load() -> None:
-        try:
-            ingest([path], engine, batch_size=25, on_reject=errors.append)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-
     def take_down() -> None:
         try:
             for article_id in [*range(1, 301, 3), *range(320, 901, 40)]:
@@ -121,7 +120,7 @@ async def test_a_mirror_following_the_feed_during_ingests_and_takedowns_ends_equ
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
 
-    writers = [threading.Thread(target=load), threading.Thread(target=take_down)]
+    writers = [loading(path, engine, errors), threading.Thread(target=take_down)]
     mirror: dict[int, dict[str, Any]] = {}
     revisions: list[int] = []
     after = 0

@@ -40,7 +40,7 @@ def list_changes(session: SessionDep, after: After = 0, limit: ChangeLimit = 100
     repeats a change, even while an ingest runs. An article changed twice appears once,
     at its newest revision (a takedown and a later return appear both, in order).
     """
-    rows = change_queries.list_all_changes(session, after=after, limit=limit)
+    rows = change_queries.list_changes(session, after=after, limit=limit)
     items = [_change(row) for row in rows]
     next_after = items[-1].revision if items else after
     page = schemas.ChangePage.model_construct(items=items, next_after=next_after)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import tantivy
-from sqlalchemy import BigInteger, Engine, Select, Text, cast, null, select, union_all
+from sqlalchemy import Engine, Select, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import models, revisions
@@ -77,6 +77,13 @@ def _commit(writer: tantivy.IndexWriter, meta: IndexMeta) -> None:
     writer.commit()
 
 
+def _changes(after: int) -> Select[Any]:
+    """The next batch of changes: articles with their text, and takedowns (no source,
+    title or content), in revision order (app/revisions.py)."""
+    names = ("article_id", "source_id", "title", "content", "revision")
+    return revisions.changes_after(names, after, CHANGE_BATCH_ROWS)
+
+
 def apply_changes(
     index: SearchIndex,
     writer: tantivy.IndexWriter,
@@ -94,10 +101,10 @@ def apply_changes(
     pending = 0
     with engine.connect() as connection:
         while True:
-            rows = connection.execute(_changes_after(revision)).all()
+            rows = connection.execute(_changes(revision)).all()
             if not rows:
                 break
-            for article_id, source_id, title, content, _ in rows:
+            for article_id, source_id, title, content, _, _, _ in rows:
                 _delete(writer, article_id)
                 if source_id is not None:  # else a takedown: deleting was all
                     writer.add_document(_document(article_id, source_id, title, content))
@@ -114,36 +121,6 @@ def apply_changes(
     if on_progress is not None:
         on_progress(revision, target)
     return revision
-
-
-def _changes_after(after: int) -> Select[Any]:
-    """The next batch of changes after `after`: articles, and takedowns as rows with no
-    source, title or content, merged in revision order. One statement, so one snapshot:
-    two reads under READ COMMITTED could each miss what the other saw commit."""
-    article, takedown = models.article_table, models.takedown_table
-    articles = (
-        select(article.c.article_id, article.c.source_id, article.c.title, article.c.content)
-        .add_columns(article.c.revision)
-        .where(article.c.revision > after)
-        .order_by(article.c.revision)
-        .limit(CHANGE_BATCH_ROWS)
-        .subquery()
-    )
-    deletions = (
-        select(
-            takedown.c.article_id,
-            cast(null(), BigInteger()).label("source_id"),
-            cast(null(), Text()).label("title"),
-            cast(null(), Text()).label("content"),
-            takedown.c.revision,
-        )
-        .where(takedown.c.revision > after)
-        .order_by(takedown.c.revision)
-        .limit(CHANGE_BATCH_ROWS)
-        .subquery()
-    )
-    both = union_all(select(articles), select(deletions)).subquery()
-    return select(both).order_by(both.c.revision).limit(CHANGE_BATCH_ROWS)
 
 
 class FollowerLock:
