@@ -26,7 +26,8 @@ from app.db import make_engine, migrate
 from app.ingest.pipeline import Summary, ingest
 from app.ingest.records import Reject
 from app.settings import Settings
-from bench.ingest import OUT, PG_ADMIN_URL, corpus_file, pg_admin
+from bench.ingest import OUT, corpus_file
+from tests.databases import PG_ADMIN_URL, pg_admin
 
 
 def _ingest(path: Path, engine: Engine) -> tuple[float, Summary]:
