@@ -1,6 +1,7 @@
 """The `corpus` command: parses arguments, calls the library, maps outcomes to exit statuses.
 
-Exit statuses: 0 clean, 1 some records rejected (the rest loaded), 2 usage or database error.
+Exit statuses: 0 clean, 1 some records rejected (the rest loaded) or some ids to delete or
+restore missing (the rest done), 2 usage or database error.
 """
 
 import gc
@@ -19,7 +20,7 @@ import typer
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlmodel import Session
 
-from app import models
+from app import models, takedowns
 from app.db import make_engine, migrate
 from app.errors import NotFound
 from app.ingest.fields import FieldMap
@@ -244,7 +245,8 @@ def ingest_command(
         typer.echo(
             f"{'dry run: would have ' if dry_run else ''}read {s['read']}, "
             f"inserted {s['inserted']}, updated {s['updated']}, "
-            f"unchanged {s['unchanged']}, rejected {s['rejected']} "
+            f"unchanged {s['unchanged']}, rejected {s['rejected']}, "
+            f"suppressed {s['suppressed']} "
             f"in {s['seconds']}s ({s['records_per_second']} records/s)",
             err=True,
         )
@@ -283,6 +285,125 @@ def export_command(
         raise _fail(f"cannot write export: {exc.strerror or exc}") from None
     finally:
         engine.dispose()
+
+
+def _ids(given: list[int] | None, from_file: Path | None) -> list[int]:
+    """IDs from the arguments and from `--from-file` (one a line; blank lines and `#` comments
+    skipped)."""
+    ids = list(given or [])
+    if from_file is None:
+        return ids
+    try:
+        lines = from_file.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(f"cannot read {from_file}: {exc}") from None
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        if not text.isdigit() or int(text) < 1:
+            raise _fail(f"{from_file}:{number}: not an article id: {text!r}")
+        ids.append(int(text))
+    return ids
+
+
+IdArgs = Annotated[list[int] | None, typer.Argument(min=1, show_default=False, help="Article ids.")]
+FromFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--from-file",
+        exists=True,
+        dir_okay=False,
+        help="Also the ids in this file, one a line (# starts a comment).",
+    ),
+]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Count what would happen; change nothing.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")]
+
+
+def _report(outcome: takedowns.Outcome, done: str, *, dry_run: bool, as_json: bool) -> None:
+    """The summary (stdout as JSON, or a line on stderr), the missing ids on stderr, and
+    exit 1 when there were any."""
+    if outcome.missing:
+        typer.echo(f"missing: {' '.join(map(str, outcome.missing))}", err=True)
+    counts: dict[str, object] = {done: len(outcome.done)}
+    if done == "deleted":
+        counts["already_deleted"] = len(outcome.already)
+    counts |= {"missing": len(outcome.missing), "revision": outcome.revision, "dry_run": dry_run}
+    if as_json:
+        sys.stdout.write(orjson.dumps(counts).decode() + "\n")
+    else:
+        line = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items() if k != "dry_run")
+        typer.echo(f"{'dry run: would have ' if dry_run else ''}{line}", err=True)
+    if outcome.missing:
+        raise typer.Exit(EXIT_REJECTS)
+
+
+@cli.command("delete")
+def delete_command(
+    ids: IdArgs = None,
+    from_file: FromFile = None,
+    source_id: Annotated[
+        int | None,
+        typer.Option("--source-id", min=1, help="Also every article of this source."),
+    ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(help="Why (kept in the database for operators; never served)."),
+    ] = None,
+    dry_run: DryRun = False,
+    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+    index_dir: IndexDir = None,
+) -> None:
+    """Take articles down: delete their content and keep them from coming back.
+
+    The API answers 410 Gone for them at once, the change feed reports each deletion, and
+    ingest skips them (counted as suppressed) until `corpus restore`. Exit 1 when some ids
+    did not exist (listed on stderr).
+    """
+    wanted = _ids(ids, from_file)
+    if not wanted and source_id is None:
+        raise typer.BadParameter("give article ids, --from-file or --source-id")
+    settings = _settings(database_url, index_dir)
+    engine = make_engine(settings.model_copy(update={"statement_timeout_ms": 0}), pooled=False)
+    try:
+        outcome = takedowns.delete_articles(
+            engine, wanted, source_id=source_id, reason=reason, dry_run=dry_run
+        )
+        if outcome.done and not dry_run:
+            sync.catch_up(settings, engine)  # unless a server follows the index already
+    except SQLAlchemyError as exc:
+        raise _fail(_db_error(exc)) from None
+    finally:
+        engine.dispose()
+    _report(outcome, "deleted", dry_run=dry_run, as_json=as_json)
+
+
+@cli.command("restore")
+def restore_command(
+    ids: IdArgs = None,
+    from_file: FromFile = None,
+    dry_run: DryRun = False,
+    as_json: AsJson = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Lift takedowns: the next ingest of these articles' records brings them back.
+
+    Exit 1 when some ids had no takedown standing (listed on stderr).
+    """
+    wanted = _ids(ids, from_file)
+    if not wanted:
+        raise typer.BadParameter("give article ids or --from-file")
+    settings = _settings(database_url)
+    engine = make_engine(settings, pooled=False)
+    try:
+        outcome = takedowns.restore_articles(engine, wanted, dry_run=dry_run)
+    except SQLAlchemyError as exc:
+        raise _fail(_db_error(exc)) from None
+    finally:
+        engine.dispose()
+    _report(outcome, "restored", dry_run=dry_run, as_json=as_json)
 
 
 @contextmanager
@@ -405,7 +526,6 @@ keys_cli = typer.Typer(
     help="API keys (CORPUS_AUTH=keys): create, list, revoke.", no_args_is_help=True
 )
 cli.add_typer(keys_cli, name="keys")
-AsJson = Annotated[bool, typer.Option("--json", help="JSON on stdout.")]
 
 
 def _expiry(text: str | None) -> datetime | None:

@@ -3,6 +3,7 @@ and `app/api/problems.py` alone turns them into HTTP problem bodies.
 
     CorpusError                  (status 500)
     ├── NotFound                 (404) an article or source id that does not exist
+    ├── Gone                     (410) an article taken down by `corpus delete`
     ├── InvalidCursor            (400) a cursor that does not parse, was altered, or was
     │                                  made for another filter or sort
     ├── InvalidParameter         (422) a parameter that parses but cannot be honoured
@@ -10,7 +11,8 @@ and `app/api/problems.py` alone turns them into HTTP problem bodies.
         └── SearchIndexBuilding  (503) the search index has not caught up since start
 """
 
-from typing import ClassVar
+from datetime import datetime
+from typing import Any, ClassVar
 
 
 class CorpusError(Exception):
@@ -22,9 +24,25 @@ class CorpusError(Exception):
         super().__init__(detail)
         self.detail = detail
 
+    def extensions(self) -> dict[str, Any]:
+        """Members the problem body carries beyond RFC 9457's own."""
+        return {}
+
 
 class NotFound(CorpusError):
     status, title, slug = 404, "Not found", "not-found"
+
+
+class Gone(CorpusError):
+    status, title, slug = 410, "Gone", "gone"
+
+    def __init__(self, detail: str, *, deleted_at: datetime) -> None:
+        super().__init__(detail)
+        self.deleted_at = deleted_at
+
+    def extensions(self) -> dict[str, Any]:
+        # The reason for a takedown is for operators only: never in a response.
+        return {"deleted_at": self.deleted_at}
 
 
 class InvalidCursor(CorpusError):

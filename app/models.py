@@ -85,6 +85,30 @@ class Article(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=Column("updated_at", UTCDateTime, nullable=False))
 
 
+class Takedown(SQLModel, table=True):
+    """An article removed by `corpus delete`: its content is gone from `article`; this row
+    keeps it gone (ingest suppresses the id) and tells the change feed (app/takedowns.py).
+
+    `revision` comes from the articles' sequence, so the feed orders deletions among other
+    changes. `restored_at` set means `corpus restore` lifted the takedown: ingest may bring
+    the article back, and the row stays, so the deletion's revision is never reused.
+    """
+
+    __table_args__ = (Index("ix_takedown_revision", "revision", unique=True),)
+
+    article_id: int = Field(
+        sa_column=Column("article_id", Id, primary_key=True, autoincrement=False)
+    )
+    source_id: int = Field(sa_column=Column("source_id", BigInteger, nullable=False))
+    revision: int = Field(sa_column=Column("revision", BigInteger, nullable=False))
+    deleted_at: datetime = Field(sa_column=Column("deleted_at", UTCDateTime, nullable=False))
+    # Why (a court order, a retraction): for operators only, never served.
+    reason: str | None = Field(default=None, sa_column=Column("reason", Text, nullable=True))
+    restored_at: datetime | None = Field(
+        default=None, sa_column=Column("restored_at", UTCDateTime, nullable=True)
+    )
+
+
 class CorpusMeta(SQLModel, table=True):
     """Facts about this database itself, set by migrations: `database_id` names it, so a
     search index built from another database is never served (app/search/index.py)."""
@@ -96,7 +120,7 @@ class CorpusMeta(SQLModel, table=True):
 
 
 DATABASE_ID_KEY = "database_id"
-# The secret that signs pagination cursors, random per database (migration 0007), so a
+# The secret that signs pagination cursors, random per database (migration 0008), so a
 # cursor cannot be forged by anyone who has only read our source.
 CURSOR_SECRET_KEY = "cursor_secret"
 
@@ -142,3 +166,4 @@ article_table: Table = Article.__table__  # type: ignore[attr-defined]
 source_table: Table = Source.__table__  # type: ignore[attr-defined]
 meta_table: Table = CorpusMeta.__table__  # type: ignore[attr-defined]
 api_key_table: Table = ApiKey.__table__  # type: ignore[attr-defined]
+takedown_table: Table = Takedown.__table__  # type: ignore[attr-defined]

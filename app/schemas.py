@@ -1,7 +1,7 @@
 """API models: the public contract. Storage details (hashes, raw extra JSON) stay in models."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -132,6 +132,9 @@ class Problem(BaseModel):
     request_id: str | None = Field(
         default=None, description="The request's X-Request-ID, to quote when reporting it."
     )
+    deleted_at: datetime | None = Field(
+        default=None, description="`gone` problems only: when the article was taken down (UTC)."
+    )
 
 
 class IndexState(BaseModel):
@@ -161,15 +164,40 @@ class Readiness(Health):
     )
 
 
+RevisionField = Annotated[
+    int,
+    Field(
+        description="Strictly increasing across all writes; newer changes have higher ones.",
+        examples=[1042],
+    ),
+]
+
+
 class ArticleChange(Article):
     """An article as the detail endpoint gives it, plus its place in the change feed."""
 
     model_config = ConfigDict(title="ArticleChange")
 
-    revision: int = Field(
-        description="Strictly increasing across all writes; newer changes have higher ones.",
-        examples=[1042],
+    revision: RevisionField
+    deleted: Literal[False] = Field(
+        description="Always false here: the article was inserted or updated."
     )
+
+
+class ArticleDeletion(BaseModel):
+    """An article taken down: a mirror removes its copy (`corpus delete`)."""
+
+    model_config = ConfigDict(title="ArticleDeletion")
+
+    article_id: ArticleIdField
+    revision: RevisionField
+    deleted: Literal[True] = Field(description="Always true here: the article was taken down.")
+    deleted_at: datetime = Field(description="When the article was taken down (UTC).")
+
+
+# A plain union, told apart by the `const` of `deleted` in each: with a `discriminator`,
+# OpenAPI's mapping keys are strings, and generators type the boolean as "true"/"false".
+Change = ArticleChange | ArticleDeletion
 
 
 class ChangePage(BaseModel):
@@ -177,7 +205,10 @@ class ChangePage(BaseModel):
 
     model_config = ConfigDict(title="ChangePage")
 
-    items: list[ArticleChange]
+    items: list[Change] = Field(
+        description="Changes in revision order: an article (`deleted: false`) or a "
+        "takedown (`deleted: true`)."
+    )
     next_after: int = Field(
         description=(
             "Pass as `after` on the next poll: the last item's revision, or the given "

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     statement_timeout_ms: int = Field(default=5_000, ge=0)
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
     # Signs pagination cursors so a tampered cursor is a 400, not a silent jump. Unset, the
-    # database's own random secret (corpus_meta, migration 0007) signs them.
+    # database's own random secret (corpus_meta, migration 0008) signs them.
     cursor_secret: str | None = None
 
     # Access control (app/api/auth.py): "off" leaves the API open; "keys" requires an API key

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.db import migrate
-from bench.ingest import INDEX_PHASE, OUT, corpus_file
+from bench.ingest import INDEX_PHASES, OUT, corpus_file
 
 SAMPLE_S = 0.01
 
@@ -114,7 +114,7 @@ def measure(path: Path, rows: int, work: Path) -> Run:
     assert proc.stderr is not None
     data_at = data_cpu = None
     for line in proc.stderr:
-        if INDEX_PHASE in line and data_at is None:
+        if data_at is None and any(phase in line for phase in INDEX_PHASES):
             data_at = time.perf_counter() - started
             data_cpu = cpu_s(proc.pid)
     _, status, usage = os.wait4(proc.pid, 0)

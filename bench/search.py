@@ -58,7 +58,8 @@ from app import models
 from app.queries.filters import ArticleFilter
 from app.search import matching
 from app.search.index import SCHEMA, SearchIndex
-from bench.ingest import PG_ADMIN_URL, corpus_file
+from bench.ingest import corpus_file
+from tests.databases import PG_ADMIN_URL
 from tests.live import serve
 
 REPO = Path(__file__).resolve().parents[1]

@@ -154,7 +154,7 @@ async def search_caught_up(client: httpx.AsyncClient, database_url: str) -> None
 
 
 def cursor_secret(database_url: str) -> str:
-    """The database's own cursor secret (migration 0007), for tests that sign cursors."""
+    """The database's own cursor secret (migration 0008), for tests that sign cursors."""
     engine = make_engine(Settings(database_url=database_url), pooled=False)
     try:
         with Session(engine) as session:

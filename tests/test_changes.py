@@ -10,7 +10,7 @@ import orjson
 import pytest
 from sqlalchemy import Engine, select
 
-from app import models
+from app import models, takedowns
 from app.ingest.pipeline import ingest
 from tests.factories import add_articles, record
 
@@ -40,7 +40,8 @@ async def test_items_are_full_articles_in_revision_order_with_next_after(
     assert page["next_after"] == page["items"][-1]["revision"]
     item = page["items"][0]
     detail = (await client.get("/v1/articles/5")).json()
-    assert {k: v for k, v in item.items() if k != "revision"} == detail
+    assert item["deleted"] is False
+    assert {k: v for k, v in item.items() if k not in ("revision", "deleted")} == detail
     rest = await changes(client, after=page["next_after"])
     assert [(i["article_id"], i["content"]) for i in rest["items"]] == [(3, "changed")]
     assert rest["items"][0]["revision"] > page["next_after"]
@@ -57,6 +58,18 @@ async def test_bad_parameters_are_422(client: httpx.AsyncClient, params: dict[st
     assert response.headers["content-type"] == "application/problem+json"
 
 
+def loading(path: Path, engine: Engine, errors: list[object]) -> threading.Thread:
+    """A thread (not started) that ingests `path` in small batches; its errors go to `errors`."""
+
+    def load() -> None:
+        try:
+            ingest([path], engine, batch_size=25, on_reject=errors.append)
+        except BaseException as exc:  # noqa: BLE001 - reported by the callers' assertions
+            errors.append(exc)
+
+    return threading.Thread(target=load)
+
+
 async def test_poller_during_an_ingest_misses_and_repeats_nothing(
     client: httpx.AsyncClient, engine: Engine, tmp_path: Path
 ) -> None:
@@ -67,14 +80,7 @@ async def test_poller_during_an_ingest_misses_and_repeats_nothing(
     path = tmp_path / "load.jsonl"
     path.write_bytes(b"\n".join(orjson.dumps(r) for r in [*updates, *inserts]))
     errors: list[object] = []
-
-    def load() -> None:
-        try:
-            ingest([path], engine, batch_size=25, on_reject=errors.append)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-
-    loader = threading.Thread(target=load)
+    loader = loading(path, engine, errors)
     seen: dict[int, dict[str, Any]] = {}
     revisions: list[int] = []
     after = 0
@@ -97,3 +103,47 @@ async def test_poller_during_an_ingest_misses_and_repeats_nothing(
     for article_id, row in stored.items():
         assert seen[article_id]["content"] == row.content
         assert seen[article_id]["revision"] == row.revision
+
+
+async def test_a_mirror_following_the_feed_during_ingests_and_takedowns_ends_equal(
+    client: httpx.AsyncClient, engine: Engine, tmp_path: Path
+) -> None:
+    add_articles(engine, [record(i) for i in range(1, 301)])
+    path = tmp_path / "load.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(record(i)) for i in range(301, 901)))
+    errors: list[object] = []
+
+    def take_down() -> None:
+        try:
+            for article_id in [*range(1, 301, 3), *range(320, 901, 40)]:
+                takedowns.delete_articles(engine, [article_id])
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    writers = [loading(path, engine, errors), threading.Thread(target=take_down)]
+    mirror: dict[int, dict[str, Any]] = {}
+    revisions: list[int] = []
+    after = 0
+    for writer in writers:
+        writer.start()
+    while True:
+        running = any(writer.is_alive() for writer in writers)
+        page = await changes(client, after=after, limit=40)
+        for item in page["items"]:
+            revisions.append(item["revision"])
+            if item["deleted"]:
+                mirror.pop(item["article_id"], None)
+            else:
+                mirror[item["article_id"]] = item
+        after = page["next_after"]
+        if not running and not page["items"]:
+            break
+    for writer in writers:
+        writer.join()
+    assert errors == []
+    assert revisions == sorted(set(revisions))
+    with engine.connect() as c:
+        stored = {r.article_id: r.revision for r in c.execute(select(models.article_table))}
+    # An id taken down before the load reached it was suppressed: never in the mirror.
+    assert {i: item["revision"] for i, item in mirror.items()} == stored
+    assert len(stored) < 900

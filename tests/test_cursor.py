@@ -68,7 +68,7 @@ def test_an_altered_token_is_refused() -> None:
 
 @pytest.mark.anyio
 async def test_cursors_are_signed_with_the_databases_own_secret(database_url: str) -> None:
-    """Unconfigured, the secret is the database's random one (migration 0007): a cursor
+    """Unconfigured, the secret is the database's random one (migration 0008): a cursor
     signed with the old public default is refused, and one from another app on the same
     database is honoured."""
     engine = make_engine(Settings(database_url=database_url), pooled=False)

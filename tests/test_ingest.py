@@ -24,6 +24,7 @@ SUMMARY_KEYS = {
     "updated",
     "unchanged",
     "rejected",
+    "suppressed",
     "seconds",
     "records_per_second",
 }
@@ -73,6 +74,7 @@ def test_seed_loads_byte_for_byte(database_url: str, engine: Engine) -> None:
         "updated": 0,
         "unchanged": 0,
         "rejected": 0,
+        "suppressed": 0,
         "seconds": 0,
         "records_per_second": 0,
     }

@@ -155,7 +155,7 @@ def walk(client: AuthenticatedClient, source_id: int | None = None) -> list[int]
 # The document declares the key schemes, so the SDK sends the key (Authorization: Bearer).
 base, key = sys.argv[1], sys.argv[2]
 client = AuthenticatedClient(base_url=base, token=key, raise_on_unexpected_status=True)
-wrong = AuthenticatedClient(base_url=sys.argv[1], token="ck_wrong_key")
+wrong = AuthenticatedClient(base_url=base, token="ck_wrong_key")
 keyless = get_article.sync_detailed(client=wrong, article_id=166812)
 assert isinstance(keyless.parsed, Problem), keyless
 article = get_article.sync(client=client, article_id=166812)
@@ -203,10 +203,11 @@ def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProces
     return result
 
 
-def test_generated_python_client_walks_the_live_api(
-    live: tuple[LiveServer, str], tmp_path: Path
-) -> None:
-    server, key = live
+@pytest.fixture(scope="module")
+def client_site(live: tuple[LiveServer, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Python client generated from the live server's document, installed in a folder."""
+    server, _ = live
+    tmp_path = tmp_path_factory.mktemp("python-client")
     generator = BIN / "openapi-python-client"
     if not generator.exists():
         pytest.fail("openapi-python-client is missing: pip install -e '.[dev]'")
@@ -229,12 +230,25 @@ def test_generated_python_client_walks_the_live_api(
         ],
         tmp_path,
     )
+    return site
+
+
+def run_client(site: Path, script_text: str, tmp_path: Path, *args: str) -> Any:
+    """Type-check `script_text` against the generated client, run it with `args` (the
+    server's URL first): its JSON."""
     script = tmp_path / "use_client.py"
-    script.write_text(USE_CLIENT)
+    script.write_text(script_text)
     # The generated package is typed: our usage must pass mypy --strict against it.
     run([str(BIN / "mypy"), "--strict", str(script)], tmp_path, MYPYPATH=str(site))
-    result = run([sys.executable, str(script), server.url, key], tmp_path, PYTHONPATH=str(site))
-    out = json.loads(result.stdout)
+    result = run([sys.executable, str(script), *args], tmp_path, PYTHONPATH=str(site))
+    return json.loads(result.stdout)
+
+
+def test_generated_python_client_walks_the_live_api(
+    live: tuple[LiveServer, str], client_site: Path, tmp_path: Path
+) -> None:
+    server, key = live
+    out = run_client(client_site, USE_CLIENT, tmp_path, server.url, key)
     assert out["all"] == ALL_IDS
     assert (
         out["source_5"] == [i for n, i in enumerate(CORPUS_IDS) if CORPUS_SOURCES[n % 3] == 5][::-1]
@@ -245,6 +259,58 @@ def test_generated_python_client_walks_the_live_api(
     assert out["sources"] == [2, 5, 7]
     assert out["source_2"] == ["Reuters", 41]
     assert out["title"].startswith("Islamic State")
+
+
+READ_FEED = r"""
+import json, sys
+
+from article_corpus_client import AuthenticatedClient
+from article_corpus_client.api.articles import get_article
+from article_corpus_client.api.changes import list_changes
+from article_corpus_client.models import ArticleChange, ArticleDeletion, ChangePage, Problem
+from article_corpus_client.types import Unset
+
+# The document declares key schemes, so the SDK wants a token; keys are off here: any will do.
+client = AuthenticatedClient(base_url=sys.argv[1], token="-", raise_on_unexpected_status=True)
+page = list_changes.sync(client=client, after=0, limit=100)
+assert isinstance(page, ChangePage), page
+items: list[list[object]] = []
+for item in page.items:
+    if isinstance(item, ArticleDeletion):
+        items.append(["deleted", item.article_id, item.revision, item.deleted_at.isoformat()])
+    else:
+        assert isinstance(item, ArticleChange)
+        items.append(["changed", item.article_id, item.revision, item.title])
+gone = get_article.sync_detailed(client=client, article_id=1)
+assert isinstance(gone.parsed, Problem), gone
+assert not isinstance(gone.parsed.deleted_at, Unset) and gone.parsed.deleted_at is not None
+gone_at = gone.parsed.deleted_at.isoformat()
+out = {"items": items, "next_after": page.next_after, "gone": [gone.parsed.status, gone_at]}
+print(json.dumps(out))
+"""
+
+
+def test_generated_python_client_reads_a_feed_page_with_a_tombstone(
+    client_site: Path, database_url: str, tmp_path: Path
+) -> None:
+    from app import takedowns
+    from app.db import make_engine
+    from app.settings import Settings
+    from tests.factories import add_articles, record
+
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    try:
+        add_articles(engine, [record(1, title="One"), record(2, title="Two")])
+        assert takedowns.delete_articles(engine, [1]).done == [1]
+    finally:
+        engine.dispose()
+    with serve(database_url) as server:
+        out = run_client(client_site, READ_FEED, tmp_path, server.url)
+    assert [item[:3] for item in out["items"]] == [["changed", 2, 2], ["deleted", 1, 3]]
+    assert out["items"][0][3] == "Two"
+    assert out["items"][1][3].endswith("+00:00")  # an aware datetime, parsed by the client
+    assert out["next_after"] == 3
+    assert out["gone"] == [410, out["items"][1][3]]
 
 
 # --- generated TypeScript types -----------------------------------------------------------

@@ -19,7 +19,7 @@ from app.api.list_query import (
     parse_fields,
 )
 from app.api.pagination import link_header, page_links
-from app.api.problems import PROBLEM_RESPONSES
+from app.api.problems import GONE_RESPONSES, PROBLEM_RESPONSES
 from app.api.responses import model_json
 from app.queries import articles as article_queries
 from app.queries import counts
@@ -165,14 +165,19 @@ async def list_articles(
     return await list_page(PageRequest(request, session, settings, cache, options))
 
 
-@router.get("/{article_id}", operation_id="get_article", response_model=schemas.Article)
+@router.get(
+    "/{article_id}",
+    operation_id="get_article",
+    response_model=schemas.Article,
+    responses=GONE_RESPONSES,
+)
 async def get_article(article_id: ArticleId, session: SessionDep) -> Response:
-    """One article, its content byte for byte as ingested."""
+    """One article, its content byte for byte as ingested; `410 Gone` once taken down."""
     return Response(await article_body(article_id, session), media_type="application/json")
 
 
 async def article_body(article_id: int, session: Session) -> bytes:
-    """The Article document of `article_id`, or NotFound."""
+    """The Article document of `article_id`, or NotFound, or Gone."""
     fields = await run_db_short(session, article_queries.get_article_fields, session, article_id)
     return article_json(fields)
 
@@ -191,6 +196,7 @@ def article_json(fields: dict[str, Any]) -> bytes:
     "/{article_id}/similar",
     operation_id="list_similar_articles",
     response_model=schemas.ArticlePage,
+    responses=GONE_RESPONSES,
 )
 async def list_similar_articles(
     request: Request, article_id: ArticleId, session: SessionDep, query: SimilarQueryDep

@@ -50,6 +50,10 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         "retry after `Retry-After` seconds."
     ),
 }
+# Routes that name one article: a taken-down one answers 410 with its `deleted_at`.
+GONE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    410: _problem_response("The article was taken down; `deleted_at` says when."),
+}
 
 
 def problem_body(
@@ -61,6 +65,7 @@ def problem_body(
     slug: str | None = None,
     errors: list[dict[str, str]] | None = None,
     request_id: str | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> bytes:
     """The JSON bytes of a problem: shared by the handlers below and the ASGI middleware."""
     body: dict[str, Any] = {
@@ -74,7 +79,9 @@ def problem_body(
         body["errors"] = errors
     if request_id is not None:
         body["request_id"] = request_id
-    return orjson.dumps(body)
+    if extensions:
+        body |= extensions
+    return orjson.dumps(body, option=orjson.OPT_UTC_Z)
 
 
 async def send_problem(
@@ -117,6 +124,7 @@ def problem(
     slug: str | None = None,
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> Response:
     body = problem_body(
         status,
@@ -126,6 +134,7 @@ def problem(
         slug=slug,
         errors=errors,
         request_id=request_id_of(request.scope),
+        extensions=extensions,
     )
     return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
@@ -169,6 +178,7 @@ def install(app: FastAPI) -> None:
             slug=exc.slug,
             errors=errors,
             headers=headers,
+            extensions=exc.extensions(),
         )
 
     async def on_validation_error(request: Request, exc: Exception) -> Response:

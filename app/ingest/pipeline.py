@@ -40,6 +40,7 @@ class Summary:
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
+    suppressed: int = 0  # taken down: not written (app/takedowns.py)
     seconds: float = 0.0
     started: float = field(default_factory=time.perf_counter, repr=False)
     # For progress only; not part of the reported summary.
@@ -52,7 +53,7 @@ class Summary:
 
     @property
     def done(self) -> int:
-        return self.inserted + self.updated + self.unchanged + self.rejected
+        return self.inserted + self.updated + self.unchanged + self.rejected + self.suppressed
 
     @property
     def elapsed_s(self) -> float:
@@ -65,6 +66,7 @@ class Summary:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "rejected": self.rejected,
+            "suppressed": self.suppressed,
             "seconds": round(self.seconds, 3),
             "records_per_second": round(self.records_per_second, 1),
         }
@@ -158,6 +160,7 @@ def ingest(
             summary.inserted += counts.inserted
             summary.updated += counts.updated
             summary.unchanged += counts.unchanged
+            summary.suppressed += counts.suppressed
             summary.bytes_read = source.bytes_read
             on_written(counts)
             on_progress(summary)

@@ -21,17 +21,19 @@ from sqlalchemy import (
     Connection,
     MetaData,
     Table,
+    and_,
     func,
     literal,
     or_,
     select,
     text,
+    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 
-from app import models
+from app import models, revisions
 from app.db import now_utc
 from app.ingest.records import ArticleIn
 
@@ -67,6 +69,7 @@ class BatchCounts:
     # during the load needs (app/search/sync.py LoadIndexer).
     written: tuple[ArticleIn, ...] = ()
     revisions: int = 0
+    suppressed: int = 0  # taken down (app/takedowns.py): not written
 
     def __add__(self, other: "BatchCounts") -> "BatchCounts":
         return BatchCounts(
@@ -75,6 +78,7 @@ class BatchCounts:
             self.unchanged + other.unchanged,
             self.written + other.written,
             self.revisions + other.revisions,
+            self.suppressed + other.suppressed,
         )
 
 
@@ -109,8 +113,7 @@ def take_write_lock(connection: Connection) -> None:
 
 def last_revision(connection: Connection) -> int:
     """The newest revision; read under the write lock so no other writer can interleave."""
-    revision = models.article_table.c.revision
-    return int(connection.execute(select(func.coalesce(func.max(revision), 0))).scalar_one())
+    return revisions.newest_revision(connection)
 
 
 def stored_hashes(connection: Connection, ids: Sequence[int]) -> dict[int, str]:
@@ -131,6 +134,36 @@ _SQLITE_STORED_HASHES = (
     "SELECT article_id, content_hash FROM article"
     " WHERE article_id IN (SELECT value FROM json_each(?))"
 )
+
+
+def taken_down(connection: Connection, ids: Sequence[int]) -> set[int]:
+    """Those of `ids` under a takedown that stands (not restored): a write must skip them.
+    Read under the write lock, so a deletion either precedes the batch or follows it."""
+    # Each takes the ids as one parameter, as stored_hashes does: no SQL built per batch.
+    if connection.dialect.name == "sqlite":
+        rows = connection.exec_driver_sql(_SQLITE_TAKEN_DOWN, (orjson.dumps(ids).decode(),))
+    else:
+        rows = connection.exec_driver_sql(_PG_TAKEN_DOWN, (list(ids),))
+    return {row[0] for row in rows}
+
+
+_SQLITE_TAKEN_DOWN = (
+    "SELECT article_id FROM takedown WHERE restored_at IS NULL"
+    " AND article_id IN (SELECT value FROM json_each(?))"
+)
+_PG_TAKEN_DOWN = (
+    "SELECT article_id FROM takedown WHERE restored_at IS NULL AND article_id = ANY(%s)"
+)
+
+
+def _suppress(
+    connection: Connection, batch: Sequence[ArticleIn]
+) -> tuple[Sequence[ArticleIn], int]:
+    """`batch` without its taken-down records, and how many those were."""
+    gone = taken_down(connection, [r.article_id for r in batch])
+    if not gone:
+        return batch, 0
+    return [r for r in batch if r.article_id not in gone], len(gone)
 
 
 def _count(batch: Sequence[ArticleIn], stored: dict[int, str]) -> tuple[list[ArticleIn], int, int]:
@@ -167,6 +200,7 @@ class SqliteStore:
 
     def write(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts:
         revision = last_revision(connection)
+        batch, suppressed = _suppress(connection, batch)
         upsert_sources(connection, {r.source_id: None for r in batch})
         stored = stored_hashes(connection, [r.article_id for r in batch])
         changed, inserted, updated = _count(batch, stored)
@@ -176,7 +210,7 @@ class SqliteStore:
             rows = [reorder((*r, revision + n, now, now)) for n, r in enumerate(changed, start=1)]
             connection.exec_driver_sql(self.sql, rows)
         unchanged = len(batch) - len(changed)
-        return BatchCounts(inserted, updated, unchanged, tuple(changed), len(changed))
+        return BatchCounts(inserted, updated, unchanged, tuple(changed), len(changed), suppressed)
 
 
 def _bind(column: Column[Any], connection: Connection) -> Callable[[Any], Any]:
@@ -243,12 +277,16 @@ class PostgresStore:
         """Under the write lock: number and write the staged rows that are new or changed."""
         take_write_lock(connection)
         revision = last_revision(connection)
-        upsert_sources(connection, {r.source_id: None for r in batch})
+        gone = taken_down(connection, [r.article_id for r in batch])
+        upsert_sources(connection, {r.source_id: None for r in batch if r.article_id not in gone})
         article, stage = self.target, self.stage_table
         old = article.alias("old")
         joined = stage.outerjoin(old, old.c.article_id == stage.c.article_id)
-        is_new = old.c.article_id.is_(None)
-        changed = or_(is_new, old.c.content_hash != stage.c.content_hash)
+        kept = stage.c.article_id.not_in(gone) if gone else true()
+        is_new = and_(old.c.article_id.is_(None), kept)
+        changed = and_(
+            or_(old.c.article_id.is_(None), old.c.content_hash != stage.c.content_hash), kept
+        )
         inserted, updated = connection.execute(
             select(
                 func.count().filter(is_new),
@@ -280,9 +318,10 @@ class PostgresStore:
         return BatchCounts(
             inserted,
             updated,
-            len(batch) - inserted - updated,
+            len(batch) - len(gone) - inserted - updated,
             tuple(r for r in batch if r.article_id in written),
             inserted + updated,
+            len(gone),
         )
 
     def _copy(self, connection: Connection, batch: Sequence[ArticleIn]) -> None:
@@ -314,6 +353,7 @@ class DryRunStore:
         self.seen.execute("CREATE TABLE seen (article_id INTEGER PRIMARY KEY, hash TEXT)")
 
     def write(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts:
+        batch, suppressed = _suppress(connection, batch)
         ids = [r.article_id for r in batch]
         stored = stored_hashes(connection, ids)
         # json_each takes the ids as one parameter: no SQL built per batch.
@@ -328,7 +368,7 @@ class DryRunStore:
             "INSERT OR REPLACE INTO seen VALUES (?, ?)",
             [(r.article_id, r.content_hash) for r in changed],
         )
-        return BatchCounts(inserted, updated, len(batch) - len(changed))
+        return BatchCounts(inserted, updated, len(batch) - len(changed), suppressed=suppressed)
 
     def close(self) -> None:
         self.seen.close()

@@ -35,7 +35,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
 
 from app import models
-from app.errors import InvalidCursor, NotFound, ServiceUnavailable
+from app.errors import Gone, InvalidCursor, NotFound, ServiceUnavailable
+from app.queries import takedowns
 from app.queries.cache import RevisionCache
 from app.queries.cursor import Cursor, KeyValue
 from app.queries.filters import (
@@ -121,6 +122,9 @@ def get_article_fields(session: Session, article_id: int) -> dict[str, Any]:
     """One article's public fields as a dict: one statement, compiled once."""
     rows = _prepared_detail(session.get_bind().dialect).rows(session, {"article_id": article_id})
     if not rows:
+        gone = takedowns.deleted_at(session, article_id)
+        if gone is not None:
+            raise Gone(f"Article {article_id} was taken down.", deleted_at=gone)
         raise NotFound(f"No article with article_id {article_id}.")
     return dict(zip(DETAIL_COLUMNS, rows[0], strict=True))
 

@@ -1,8 +1,8 @@
 """Figures that are costly to compute (totals, facets, whole rankings), kept per data revision.
 
-Every ingest that changes a row raises the newest `revision` in the article table, so a
+Every ingest that changes a row, and every takedown, raises the newest `revision`, so a
 value tagged with the revision it was computed at is served only while the data it was
-computed from is unchanged; the probe is one index lookup (`max(revision)`). The LRU is
+computed from is unchanged; the probe is two index lookups (app/revisions.py). The LRU is
 bounded by weight (a ranking weighs its hit count), so memory stays flat. No HTTP here.
 """
 
@@ -12,11 +12,11 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import TypeVar
 
-from sqlalchemy import Dialect, func, select
+from sqlalchemy import Dialect
 from sqlmodel import Session
 
-from app import models
 from app.queries.prepared import Prepared
+from app.revisions import NEWEST
 
 T = TypeVar("T")
 # ~16 bytes a unit (a ranked hit: float8 score + int64 id): 2M units stay near 32 MB.
@@ -63,14 +63,11 @@ class RevisionCache:
         return value
 
 
-_NEWEST = select(func.coalesce(func.max(models.article_table.c.revision), 0))
-
-
 @lru_cache(maxsize=8)  # one entry per engine's dialect: one in production
 def _prepared_newest(dialect: Dialect) -> Prepared:
-    return Prepared.of(_NEWEST, dialect)
+    return Prepared.of(NEWEST, dialect)
 
 
 def newest_revision(session: Session) -> int:
-    """The data's version: any write raises it (an index lookup on ix_article_revision)."""
+    """The data's version: any write raises it (app/revisions.py: two index probes)."""
     return int(_prepared_newest(session.get_bind().dialect).rows(session, {})[0][0])

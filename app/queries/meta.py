@@ -8,7 +8,7 @@ from app.errors import ServiceUnavailable
 
 
 def cursor_secret(session: Session) -> str:
-    """The random secret migration 0007 gave this database for signing cursors."""
+    """The random secret migration 0008 gave this database for signing cursors."""
     meta = models.meta_table
     query = select(meta.c.value).where(meta.c.key == models.CURSOR_SECRET_KEY)
     value = session.execute(query).scalar_one_or_none()

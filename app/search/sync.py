@@ -2,8 +2,9 @@
 
 `apply_changes` brings an index to its database's newest revision: every article with a
 higher revision than the index records, in revision order (the order of /v1/changes),
-replaced in the index, then one commit that also records the new revision. Replacing a
-document is idempotent, so a crash before a commit only costs that work again.
+replaced in the index, and every takedown deleted from it, then one commit that also
+records the new revision. Replacing or deleting a document is idempotent, so a crash
+before a commit only costs that work again.
 
 One process per folder writes: the holder of `FollowerLock`, a file lock beside the folder
 (beside, not inside: a rebuild deletes the folder). Every worker of `corpus serve` runs a
@@ -18,12 +19,13 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import tantivy
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Select, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import models
+from app import models, revisions
 from app.search.index import META_ID, SCHEMA, IndexMeta, SearchIndex, index_path
 from app.settings import Settings
 
@@ -50,9 +52,8 @@ def database_id(engine: Engine) -> str:
 
 
 def newest_revision(engine: Engine) -> int:
-    revision = models.article_table.c.revision
     with engine.connect() as connection:
-        return int(connection.execute(select(func.coalesce(func.max(revision), 0))).scalar_one())
+        return revisions.newest_revision(connection)
 
 
 def _document(article_id: int, source_id: int, title: str, content: str) -> tantivy.Document:
@@ -76,6 +77,13 @@ def _commit(writer: tantivy.IndexWriter, meta: IndexMeta) -> None:
     writer.commit()
 
 
+def _changes(after: int) -> Select[Any]:
+    """The next batch of changes: articles with their text, and takedowns (no source,
+    title or content), in revision order (app/revisions.py)."""
+    names = ("article_id", "source_id", "title", "content", "revision")
+    return revisions.changes_after(names, after, CHANGE_BATCH_ROWS)
+
+
 def apply_changes(
     index: SearchIndex,
     writer: tantivy.IndexWriter,
@@ -90,27 +98,16 @@ def apply_changes(
     revision = meta.revision
     if revision >= target:
         return revision
-    article = models.article_table
-    stmt = (
-        select(
-            article.c.article_id,
-            article.c.source_id,
-            article.c.title,
-            article.c.content,
-            article.c.revision,
-        )
-        .order_by(article.c.revision)
-        .limit(CHANGE_BATCH_ROWS)
-    )
     pending = 0
     with engine.connect() as connection:
         while True:
-            rows = connection.execute(stmt.where(article.c.revision > revision)).all()
+            rows = connection.execute(_changes(revision)).all()
             if not rows:
                 break
-            for article_id, source_id, title, content, _ in rows:
+            for article_id, source_id, title, content, _, _, _ in rows:
                 _delete(writer, article_id)
-                writer.add_document(_document(article_id, source_id, title, content))
+                if source_id is not None:  # else a takedown: deleting was all
+                    writer.add_document(_document(article_id, source_id, title, content))
             revision = rows[-1][4]
             pending += len(rows)
             if pending >= COMMIT_EVERY_ROWS:

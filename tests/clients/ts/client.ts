@@ -64,3 +64,21 @@ export const example: Problem = {
   status: 404,
   detail: "No article with article_id 7.",
 };
+
+type ChangePage =
+  paths["/v1/changes"]["get"]["responses"][200]["content"]["application/json"];
+
+/** Apply one page of the change feed to a local copy of titles: `deleted` tells a takedown
+ * (remove the copy) from an insert or update (replace it). Compiles only if the item type
+ * narrows on `deleted`: a takedown has no `title`. */
+export function applyChanges(titles: Map<number, string>, page: ChangePage): number {
+  for (const item of page.items) {
+    if (item.deleted) {
+      titles.delete(item.article_id);
+      console.log(`taken down at ${item.deleted_at}`);
+    } else {
+      titles.set(item.article_id, item.title);
+    }
+  }
+  return page.next_after;
+}

@@ -5,8 +5,8 @@ revocation and usage counts. Adds a random `cursor_secret` row to `corpus_meta`,
 cursors are signed with a secret nobody can read from our source; a configured
 CORPUS_CURSOR_SECRET still takes precedence.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-04
 """
 
@@ -18,8 +18,8 @@ from alembic import op
 
 from app.db import UTCDateTime
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
