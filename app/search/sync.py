@@ -307,7 +307,10 @@ class LoadIndexer:
     def __enter__(self) -> "LoadIndexer":
         if self.lock.acquire():
             self.index = SearchIndex.open_for(self.path, database_id(self.engine))
-            self._writer = self.index.writer(BULK_HEAP_BYTES, 1)
+            # A thread per core (up to four): indexing, not the database, is a load's
+            # slowest stage, and the readers and the writer mostly wait on it.
+            threads = max(1, min(4, os.cpu_count() or 1))
+            self._writer = self.index.writer(BULK_HEAP_BYTES * threads, threads)
             self._start = apply_changes(self.index, self._writer, self.engine)
         return self
 
