@@ -506,12 +506,14 @@ def index_status_command(
 
 @index_cli.command("rebuild")
 def index_rebuild_command(database_url: DatabaseUrl = None, index_dir: IndexDir = None) -> None:
-    """Build the index again from the database (waits for a running follower to let go)."""
+    """Build the index again from the database. Waits for the folder's lock, which a running
+    server on this host holds while it follows: stop the servers first."""
     settings = _settings(database_url, index_dir)
     engine = make_engine(settings.model_copy(update={"statement_timeout_ms": 0}), pooled=False)
     lock = sync.FollowerLock(index_path(settings))
-    typer.echo(f"waiting for the index lock ({lock.path})", err=True)
-    lock.acquire(blocking=True)
+    if not lock.acquire():
+        typer.echo(f"waiting for the index lock ({lock.path}): stop this host's servers", err=True)
+        lock.acquire(blocking=True)
     try:
         revision = sync.rebuild_or_follow(settings, engine, rebuild=True)
     except SQLAlchemyError as exc:

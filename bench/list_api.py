@@ -228,18 +228,28 @@ def server(cmd: list[str], port: int, env: dict[str, str], log: Path) -> Iterato
         )
     try:
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"server did not start; see {log}") from None
-                time.sleep(0.2)
+        while not _ready(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"server did not start; see {log}")
+            time.sleep(0.2)
         yield process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _ready(port: int) -> bool:
+    """The server answers, and ours has its search index caught up (searches answer 503
+    until it has); the reference has no /readyz."""
+    try:
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+    except httpx.TransportError:
+        return False
+    if ready.status_code == 404:
+        return True
+    index = ready.json().get("search_index") if ready.status_code == 200 else None
+    return index is None or index.get("state") == "ready"
 
 
 class RssSampler:
