@@ -52,14 +52,14 @@ import httpx
 import orjson
 import tantivy
 from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 
 from app import models
 from app.queries.filters import ArticleFilter
 from app.search import matching
 from app.search.index import SCHEMA, SearchIndex
 from bench.ingest import corpus_file
-from tests.databases import PG_ADMIN_URL
+from tests.databases import PG_ADMIN_URL, pg_admin, pg_url
 from tests.live import serve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,15 +119,11 @@ def database(backend: str, work: Path) -> Iterator[str]:
         yield f"sqlite:///{work / 'corpus.db'}"
         return
     name = f"bench_search_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    pg_admin(f'CREATE DATABASE "{name}"')
     try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        yield pg_url(name)
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def read_through(paths: Sequence[Path]) -> None:

@@ -16,13 +16,13 @@ from typing import Any
 import tantivy
 from tantivy import FieldType, Occur, Order, Query
 
+from app.models import MAX_ID
 from app.queries.filters import ArticleFilter
 from app.queries.search import MARK_END, MARK_START, Phrase, SearchQuery
 from app.search.index import SCHEMA, SearchIndex
 
 TITLE_BOOST = 10.0
 SNIPPET_CHARS = 160
-MAX_ID = 2**63 - 1
 
 _ALL_ARTICLES = Query.range_query(SCHEMA, "article_id", FieldType.Unsigned, 1, MAX_ID)
 _NOTHING = Query.empty_query()
