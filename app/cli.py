@@ -26,7 +26,8 @@ from app.errors import NotFound
 from app.ingest.fields import FieldMap
 from app.ingest.pipeline import DEFAULT_BATCH_SIZE, ingest
 from app.ingest.progress import Progress
-from app.ingest.records import Reject
+from app.ingest.readers import SOURCES_FILE
+from app.ingest.records import ArticleIn, Reject
 from app.ingest.writer import BatchCounts
 from app.queries import keys as key_queries
 from app.queries.articles import ArticleFilter
@@ -207,9 +208,7 @@ def ingest_command(
 
             def index_written(counts: BatchCounts) -> None:
                 if indexer is not None:
-                    indexer.add(
-                        ((r[0], r[1], r[2], r[3]) for r in counts.written), counts.revisions
-                    )
+                    indexer.add(map(_indexed, counts.written), counts.revisions)
 
             summary = ingest(
                 paths,
@@ -256,6 +255,11 @@ def ingest_command(
 
 def _no_progress(_: object) -> None:
     pass
+
+
+def _indexed(r: ArticleIn) -> sync.Article:
+    """What the search index holds of a written record."""
+    return (r.article_id, r.source_id, r.title, r.content, r.published_at, r.url, r.author)
 
 
 @cli.command("export")
@@ -455,11 +459,16 @@ def synth_command(
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same corpus.")] = 0,
     first_id: Annotated[int, typer.Option(min=1, help="article_id of the first record.")] = 1,
 ) -> None:
-    """Write a reproducible synthetic corpus (Zipf words, 20 sources, 1.5-4.5 KB bodies)."""
+    """Write a reproducible synthetic corpus (Zipf words, 20 named sources, dates over four
+    years, bylines and urls, 1.5-4.5 KB bodies), and its sources file beside it."""
     from app import synth
 
     written = synth.write(output, count, seed=seed, first_id=first_id)
     typer.echo(f"wrote {count} articles ({written / 1e6:.1f} MB) to {output}", err=True)
+    names = output.with_name(SOURCES_FILE)
+    if not names.exists():
+        names.write_bytes(orjson.dumps(synth.source_names(seed), option=orjson.OPT_INDENT_2))
+        typer.echo(f"named their sources in {names} (ingest with --sources {names})", err=True)
 
 
 index_cli = typer.Typer(help="The search index: status and rebuild.", no_args_is_help=True)

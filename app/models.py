@@ -38,6 +38,9 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 # Binary (code-point) order for titles on both backends: SQLite's default, "C" on PostgreSQL.
 Title = Text().with_variant(Text(collation="C"), "postgresql")
 TITLE_MAX_CHARS = 500  # keeps every title within a btree index entry on PostgreSQL
+# The same bound for the indexed url and author (an index entry holds at most ~2.7 KB).
+URL_MAX_BYTES = 2048
+AUTHOR_MAX_CHARS = 500
 
 
 class Source(SQLModel, table=True):
@@ -54,6 +57,16 @@ class Article(SQLModel, table=True):
         Index("ix_article_source_id_article_id", "source_id", "article_id"),
         Index("ix_article_title_article_id", "title", "article_id"),
         Index("ix_article_revision", "revision", unique=True),
+        # The time axis: date order and ranges, alone and within a source.
+        Index("ix_article_published_at_article_id", "published_at", "article_id"),
+        Index(
+            "ix_article_source_id_published_at_article_id",
+            "source_id",
+            "published_at",
+            "article_id",
+        ),
+        Index("ix_article_author_article_id", "author", "article_id"),
+        Index("ix_article_url", "url"),
     )
 
     article_id: int = Field(
@@ -73,6 +86,12 @@ class Article(SQLModel, table=True):
     word_count: int = Field(sa_column=Column("word_count", Integer, nullable=False))
     # The list items' excerpt of content (app/text.py), cut once at ingest.
     excerpt: str = Field(sa_column=Column("excerpt", Text, nullable=False))
+    # When it was published (UTC), where, and by whom: null when the record did not say.
+    published_at: datetime | None = Field(
+        default=None, sa_column=Column("published_at", UTCDateTime, nullable=True)
+    )
+    url: str | None = Field(default=None, sa_column=Column("url", Text, nullable=True))
+    author: str | None = Field(default=None, sa_column=Column("author", Text, nullable=True))
     # Strictly increasing across all writes: the change feed's position.
     revision: int = Field(sa_column=Column("revision", BigInteger, nullable=False))
     # Fields a record carried beyond the known ones: kept, so nothing a corpus holds is lost.

@@ -7,6 +7,27 @@ from pydantic import BaseModel, ConfigDict, Field
 
 ArticleIdField = Annotated[int, Field(description="The corpus's own id.", examples=[166812])]
 SourceIdField = Annotated[int, Field(description="The source (publisher) id.", examples=[2])]
+PublishedAtField = Annotated[
+    datetime | None,
+    Field(
+        description="When it was published, in UTC (RFC 3339); null when the record had no date.",
+        examples=["2016-03-27T09:14:00Z"],
+    ),
+]
+UrlField = Annotated[
+    str | None,
+    Field(
+        description="Where it was published; null when the record had none.",
+        examples=["https://news.example/2016/03/27/palmyra"],
+    ),
+]
+AuthorField = Annotated[
+    str | None,
+    Field(
+        description="Its byline as given (several authors joined by `, `); null when none.",
+        examples=["Jane Doe"],
+    ),
+]
 
 
 class ArticleSummary(BaseModel):
@@ -32,6 +53,9 @@ class ArticleSummary(BaseModel):
     word_count: int | None = Field(
         default=None, description="Whitespace-separated tokens of the content."
     )
+    published_at: PublishedAtField = None
+    url: UrlField = None
+    author: AuthorField = None
     score: float | None = Field(
         default=None, description="Search hits only: relevance, higher is more relevant."
     )
@@ -54,6 +78,9 @@ class Article(BaseModel):
     title: str
     content: str
     word_count: int = Field(description="Whitespace-separated tokens of the content.")
+    published_at: PublishedAtField = None
+    url: UrlField = None
+    author: AuthorField = None
     extra: dict[str, object] | None = Field(
         default=None, description="Fields the record carried beyond the known ones."
     )
@@ -66,7 +93,14 @@ class FacetCount(BaseModel):
 
     model_config = ConfigDict(title="FacetCount")
 
-    value: int = Field(examples=[2])
+    value: int | str | None = Field(
+        description=(
+            "A source_id (`source_id`), or a calendar bucket in UTC (`published_at:year` "
+            "`2016`, `:month` `2016-03`, `:day` `2016-03-27`, each also a valid "
+            "published_from/published_to); null counts the undated articles."
+        ),
+        examples=[2, "2016-03"],
+    )
     count: int = Field(examples=[451])
 
 
@@ -85,7 +119,11 @@ class ArticlePage(BaseModel):
         description="Whether `total` is exact (false: a planner estimate); null when not counted."
     )
     facets: dict[str, list[FacetCount]] | None = Field(
-        default=None, description="With `facet=source_id` only: matches per source, most first."
+        default=None,
+        description=(
+            "With `facet` only, by facet name: matches per source (most first) or per "
+            "calendar bucket (in time order, the undated last)."
+        ),
     )
 
 

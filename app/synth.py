@@ -2,8 +2,9 @@
 
 Words follow a Zipf distribution over a fixed pseudo-word vocabulary, so a few words are
 in nearly every article and most are rare, as in real news text. Titles have 4-20 words,
-bodies 1.5-4.5 KB (3 KB on average), and articles spread over 20 sources. Like the Kaggle
-dumps, each record also carries `author`, `date` and `url`, which ingest keeps in `extra`.
+bodies 1.5-4.5 KB (3 KB on average), and articles spread over 20 named sources. Like the
+Kaggle dumps, each record also carries `author`, `date` (a date-time spread over four years)
+and `url`, which ingest reads as the article's byline, publication date and url.
 Same seed, same corpus, byte for byte.
 
 Speed: drawing every word from the Zipf weights cost ~0.7 ms an article. Sentences and
@@ -15,6 +16,7 @@ import gzip
 import itertools
 import random
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, cast
 
@@ -26,6 +28,10 @@ AUTHORS = 500
 SENTENCE_POOL = 1 << 15  # ~3 MB of text: few repeats inside one article, fast to build
 TITLE_PHRASE_POOL = 1 << 12
 BODY_CHARS = (1536, 4608)
+FIRST_DAY = datetime(2016, 1, 1, tzinfo=UTC)
+SPAN_S = 4 * 365 * 86_400  # dates over four years, to the second
+_PUBLISHER_WORDS = ("Daily", "Evening", "Morning", "Weekly", "National", "City")
+_PUBLISHER_NOUNS = ("Herald", "Courier", "Gazette", "Post", "Chronicle", "Tribune", "Ledger")
 MEAN_SENTENCE_CHARS = 100  # 8-24 words of ~5 characters, plus spaces
 _SYLLABLES = [c + v for c in "bcdfghklmnprstvz" for v in "aeiou"] + ["ing", "er", "on", "al"]
 
@@ -72,17 +78,23 @@ def articles(
         target = randint(*body_chars)
         body = " ".join(choices(sentences, k=target // MEAN_SENTENCE_CHARS + 4))
         source_id = randint(1, SOURCES)
-        day = randint(0, 3 * 365)
-        year, day_of_year = 2016 + day // 365, day % 365
+        published = FIRST_DAY + timedelta(seconds=randint(0, SPAN_S - 1))
         yield {
             "title": " ".join(choices(phrases, k=randint(2, 4))),
             "content": body[:target],
             "source_id": source_id,
             "article_id": article_id,
             "author": authors[randint(0, AUTHORS - 1)],
-            "date": f"{year}-{1 + day_of_year // 31 % 12:02d}-{1 + day_of_year % 28:02d}",
-            "url": f"https://news{source_id}.example/{year}/{article_id}",
+            "date": published.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "url": f"https://news{source_id}.example/{published:%Y/%m/%d}/{article_id}",
         }
+
+
+def source_names(seed: int = 0) -> dict[str, str]:
+    """A publisher's name for each of the SOURCES ids, as a sources file holds them."""
+    names = [f"The {w} {n}" for w in _PUBLISHER_WORDS for n in _PUBLISHER_NOUNS]
+    chosen = random.Random(seed).sample(names, SOURCES)
+    return {str(source_id): name for source_id, name in enumerate(chosen, start=1)}
 
 
 def _open_for_write(path: Path) -> IO[bytes]:

@@ -37,7 +37,7 @@ from tests.databases import PG_ADMIN_URL, pg_admin, pg_url
 OUT = Path(__file__).resolve().parent / "out"
 # The phases after the rows are in: the deferred title index, then the search index's last
 # catch-up (most of the search index is built beside the writes).
-INDEX_PHASES = ("building the title index", "updating the search index")
+INDEX_PHASES = ("building the deferred indexes", "updating the search index")
 # Runs `main` and, at exit, writes the process's /proc status (VmHWM: its peak RSS) and
 # its reaped children's peak RSS (Child:, kB).
 WRAPPER = (

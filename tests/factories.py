@@ -2,29 +2,31 @@
 
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
-import orjson
 from fastapi import FastAPI
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from app.db import make_engine
-from app.ingest.records import ArticleIn
-from app.ingest.validate import record_hash
+from app.ingest.records import ArticleIn, Located
+from app.ingest.validate import check
 from app.ingest.writer import BatchCounts, write_batches
 from app.main import create_app
 from app.queries import meta as meta_queries
 from app.search.sync import newest_revision
 from app.settings import Settings
-from app.text import excerpt
+from tests.databases import clone, drop
 
+# The news fields every list item carries (null when the article has none).
+NEWS_KEYS = frozenset({"published_at", "url", "author"})
 SEED_FILE = Path(__file__).resolve().parents[1] / "seeds" / "000_8f258d90936aba6f.txt"
 # A small corpus with gaps in its ids, three sources, and the real seed article.
 CORPUS_IDS = [i * 7 + (i % 3) for i in range(1, 121)]
@@ -52,18 +54,10 @@ def record(
 
 
 def article_in(rec: dict[str, Any]) -> ArticleIn:
-    known = {"article_id", "source_id", "title", "content"}
-    extra = {k: v for k, v in rec.items() if k not in known} or None
-    return ArticleIn(
-        rec["article_id"],
-        rec["source_id"],
-        rec["title"],
-        rec["content"],
-        None if extra is None else orjson.dumps(extra).decode(),
-        record_hash(rec["source_id"], rec["title"], rec["content"], extra),
-        len(rec["content"].split()),
-        excerpt(rec["content"]),
-    )
+    """`rec` validated by ingest's own rules (news fields included); a bad record fails."""
+    checked = check(Located("test", 1, rec, b""))
+    assert not isinstance(checked, str), checked
+    return checked
 
 
 def add_articles(engine: Engine, records: Iterable[dict[str, Any]]) -> BatchCounts:
@@ -76,12 +70,48 @@ def add_articles(engine: Engine, records: Iterable[dict[str, Any]]) -> BatchCoun
     return BatchCounts(inserted, updated, unchanged)
 
 
+# The seeded corpus's bylines, and its dates: every third day of 2016 from 08:00 UTC, but
+# for every tenth article, which has none.
+CORPUS_AUTHORS = ("Jane Doe", "John Roe", "Doe, Jane")
+CORPUS_FIRST_DATE = datetime(2016, 1, 1, 8, 0, tzinfo=UTC)
+
+
+def corpus_date(n: int) -> datetime | None:
+    """The publication date of the seeded corpus's n-th record (None: undated)."""
+    return None if n % 10 == 9 else CORPUS_FIRST_DATE + timedelta(days=3 * n)
+
+
+def written_database(
+    template_url: str, folder: Path, records: Iterable[dict[str, Any]]
+) -> Iterator[str]:
+    """A copy of the template holding `records`, written through the real writer and
+    analysed, for a module's read-only tests; dropped after them (use with `yield from`)."""
+    url = clone(template_url, folder)
+    engine = make_engine(Settings(database_url=url), pooled=False)
+    add_articles(engine, records)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            connection.execute(text("ANALYZE article"))
+    engine.dispose()
+    yield url
+    drop(url)
+
+
 def corpus_records() -> list[dict[str, Any]]:
-    """The records of the shared seeded corpus (CORPUS_IDS over CORPUS_SOURCES)."""
-    return [
-        record(article_id, source_id=CORPUS_SOURCES[n % 3], title=f"Title {n:03d}")
-        for n, article_id in enumerate(CORPUS_IDS)
-    ]
+    """The records of the shared seeded corpus (CORPUS_IDS over CORPUS_SOURCES), with
+    bylines, urls and dates (some undated)."""
+    records = []
+    for n, article_id in enumerate(CORPUS_IDS):
+        news: dict[str, Any] = {
+            "author": CORPUS_AUTHORS[n % 3],
+            "url": f"https://news.example/{article_id}",
+        }
+        if (published := corpus_date(n)) is not None:
+            news["published_at"] = published.isoformat().replace("+00:00", "Z")
+        records.append(
+            record(article_id, source_id=CORPUS_SOURCES[n % 3], title=f"Title {n:03d}", **news)
+        )
+    return records
 
 
 # Tests write and then search at once: their servers look for new writes this often.

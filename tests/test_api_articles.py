@@ -49,7 +49,16 @@ async def test_first_page_is_newest_first_with_default_limit(seeded: httpx.Async
     assert ids(page) == ALL_IDS[:20]
     assert page["prev"] is None
     assert page["next"].startswith("/v1/articles?cursor=")
-    assert set(page["items"][0]) == {"article_id", "source_id", "title", "excerpt", "word_count"}
+    assert set(page["items"][0]) == {
+        "article_id",
+        "source_id",
+        "title",
+        "excerpt",
+        "word_count",
+        "published_at",
+        "url",
+        "author",
+    }
 
 
 async def test_list_items_carry_an_excerpt_not_the_content(seeded: httpx.AsyncClient) -> None:

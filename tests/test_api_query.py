@@ -17,14 +17,21 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from app.api.limits import MAX_QUERY_BYTES
 from app.db import backend, make_engine
 from app.queries import cursor as cursors
 from app.settings import Settings
-from tests.databases import clone, drop
-from tests.factories import add_articles, cursor_secret, make_client, record, search_caught_up
+from tests.factories import (
+    NEWS_KEYS,
+    add_articles,
+    cursor_secret,
+    make_client,
+    record,
+    search_caught_up,
+    written_database,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -81,15 +88,7 @@ EVERY = sorted([*ALL, *EXTRA], reverse=True)
 @pytest.fixture(scope="module")
 def query_url(template_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The corpus above, written once per module and backend through the real writer."""
-    url = clone(template_url, tmp_path_factory.mktemp("query"))
-    engine = make_engine(Settings(database_url=url), pooled=False)
-    add_articles(engine, corpus())
-    if backend(url) == "postgresql":
-        with engine.begin() as connection:
-            connection.execute(text("ANALYZE article"))
-    engine.dispose()
-    yield url
-    drop(url)
+    yield from written_database(template_url, tmp_path_factory.mktemp("query"), corpus())
 
 
 @pytest.fixture
@@ -386,7 +385,7 @@ async def test_content_picks_how_much_body_items_carry(api: httpx.AsyncClient) -
     assert "excerpt" not in full
     assert full["word_count"] == len(content_of(4).split())
     none = (await get(api, "/v1/articles", content="none", ids="4"))["items"][0]
-    assert set(none) == {"article_id", "source_id", "title", "word_count"}
+    assert set(none) == {"article_id", "source_id", "title", "word_count"} | NEWS_KEYS
     default = (await get(api, "/v1/articles", ids="4"))["items"][0]
     assert content_of(4).startswith(default["excerpt"].rstrip("…"))
 

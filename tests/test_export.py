@@ -20,10 +20,27 @@ from app.settings import Settings
 from tests.databases import clone, drop
 from tests.factories import make_client, record
 
-COMPARED = ("article_id", "source_id", "title", "content", "extra", "content_hash", "word_count")
+COMPARED = (
+    "article_id",
+    "source_id",
+    "title",
+    "content",
+    "extra",
+    "content_hash",
+    "word_count",
+    "published_at",
+    "url",
+    "author",
+)
 RECORDS = [
     record(1, source_id=2, url="https://a", tags=["x", 1, 2.5], nested={"k": [None, True]}),
-    record(2, source_id=5, title='Ünïcode, "quotes"\nand a newline', content="a,b\r\nc\td"),
+    record(
+        2,
+        source_id=5,
+        title='Ünïcode, "quotes"\nand a newline',
+        content="a,b\r\nc\td",
+        published_at="2016-03-27T09:14:00.123456Z",
+    ),
     record(3, source_id=2, content=""),
     record(40, source_id=7, author="Zoë", extra_id=9),
 ]
@@ -79,13 +96,19 @@ def test_jsonl_lines_are_the_records_as_they_came_in(loaded: str) -> None:
 def test_csv_has_the_pinned_columns_and_extra_as_json(loaded: str) -> None:
     result = cli_run("export", "--database-url", loaded, "--format", "csv", "--source-id", "2")
     table = list(csv.DictReader(io.StringIO(result.stdout, newline="")))
-    assert list(table[0]) == ["article_id", "source_id", "title", "content", "extra"]
+    assert list(table[0]) == [
+        "article_id",
+        "source_id",
+        "title",
+        "content",
+        "published_at",
+        "url",
+        "author",
+        "extra",
+    ]
     assert [r["article_id"] for r in table] == ["1", "3"]
-    assert json.loads(table[0]["extra"]) == {
-        "url": "https://a",
-        "tags": ["x", 1, 2.5],
-        "nested": {"k": [None, True]},
-    }
+    assert json.loads(table[0]["extra"]) == {"tags": ["x", 1, 2.5], "nested": {"k": [None, True]}}
+    assert (table[0]["url"], table[0]["published_at"], table[0]["author"]) == ("https://a", "", "")
     assert table[1]["extra"] == ""
 
 

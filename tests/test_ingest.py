@@ -171,9 +171,9 @@ def test_sources_option_and_unknown_sources_get_bare_rows(
 def test_extra_fields_are_stored_not_dropped(
     database_url: str, engine: Engine, tmp_path: Path, reader: str
 ) -> None:
-    path = write_jsonl(tmp_path / "a.jsonl", [record(1, url="https://x", tags=["a", 1])])
+    path = write_jsonl(tmp_path / "a.jsonl", [record(1, lang="en", tags=["a", 1])])
     run(database_url, str(path))
-    assert rows(engine)[1].extra == {"url": "https://x", "tags": ["a", 1]}
+    assert rows(engine)[1].extra == {"lang": "en", "tags": ["a", 1]}
 
 
 def test_human_summary_goes_to_stderr(database_url: str, tmp_path: Path) -> None:
@@ -278,7 +278,7 @@ def test_field_mapping_renames_and_names_sources(
     (tmp_path / "sources.json").write_text('{"4": "BBC"}')
     run(database_url, "--sources", str(tmp_path / "sources.json"), str(SEED))
     kaggle = [
-        {"id": 10, "publication": "BBC", "title": "a", "content": "x", "author": "Ann"},
+        {"id": 10, "publication": "BBC", "title": "a", "content": "x", "lang": "en"},
         {"id": 11, "publication": "Breitbart", "title": "b", "content": "y"},
         {"id": 12, "publication": 2, "title": "c", "content": "z"},
         {"id": 13, "publication": "Breitbart", "title": "d", "content": "w"},
@@ -294,7 +294,7 @@ def test_field_mapping_renames_and_names_sources(
     )
     stored = rows(engine)
     assert {i: stored[i].source_id for i in (10, 11, 12, 13)} == {10: 4, 11: 5, 12: 2, 13: 5}
-    assert stored[10].extra == {"author": "Ann"}
+    assert stored[10].extra == {"lang": "en"}
     assert source_names(engine) == {2: None, 4: "BBC", 5: "Breitbart"}
 
 
@@ -304,7 +304,7 @@ def test_field_renames_without_source_names_run_in_either_reader(
     records = [
         {"id": 1, "source_id": 2, "title": "a", "content": "x"},
         {"id": 2, "article_id": 7, "source_id": 2, "title": "b", "content": "y"},
-        {"id": 3, "source_id": 2, "title": "c", "content": "z", "author": "Ann"},
+        {"id": 3, "source_id": 2, "title": "c", "content": "z", "lang": "en"},
     ]
     path = write_jsonl(tmp_path / "renamed.jsonl", records)
     result = run(database_url, "--map", "id=article_id", str(path))
@@ -314,7 +314,7 @@ def test_field_renames_without_source_names_run_in_either_reader(
     )
     stored = rows(engine)
     assert sorted(stored) == [1, 3]
-    assert stored[3].extra == {"author": "Ann"}
+    assert stored[3].extra == {"lang": "en"}
 
 
 class _BrokenMap(FieldMap):
@@ -355,7 +355,7 @@ def test_csv_files_load_with_typed_ids_and_extra(
     path.write_text(
         "article_id,source_id,title,content,extra\n"
         '1,2,"A, title","multi\nline",\n'
-        '2,3,B,body,"{""url"": ""https://x""}"\n'
+        '2,3,B,body,"{""lang"": ""en""}"\n'
         "x,3,C,body,\n"
     )
     result = run(database_url, str(path))
@@ -369,7 +369,7 @@ def test_csv_files_load_with_typed_ids_and_extra(
         "multi\nline",
         None,
     )
-    assert stored[2].extra == {"url": "https://x"}
+    assert stored[2].extra == {"lang": "en"}
 
 
 def test_quiet_run_prints_no_progress(database_url: str, tmp_path: Path) -> None:

@@ -160,7 +160,7 @@ def test_the_index_rebuild_waits_for_a_lock_taken_before_it(
             holder.hold()  # the rebuild, then the checkpoint, meet it
 
         load(engine, articles, on_phase=before_phase)
-    assert phases == ["building the title index"]
+    assert phases == ["building the deferred indexes"]
     check_indexes(engine)
     engine.dispose()
 

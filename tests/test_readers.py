@@ -255,10 +255,10 @@ def test_each_bad_record_has_its_reason(value: object, reason: str) -> None:
 
 
 def test_extra_fields_are_kept_and_empty_content_is_allowed() -> None:
-    result = check(Located("f", 1, rec(1) | {"content": "", "url": "u", "tags": [1]}, ""))
+    result = check(Located("f", 1, rec(1) | {"content": "", "lang": "en", "tags": [1]}, ""))
     assert not isinstance(result, str)
     assert result.extra is not None
-    assert orjson.loads(result.extra) == {"url": "u", "tags": [1]}
+    assert orjson.loads(result.extra) == {"lang": "en", "tags": [1]}
     assert result.content == ""
 
 

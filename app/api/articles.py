@@ -141,7 +141,7 @@ def _build_page(page: PageRequest, *, snapshot: bool = False) -> tuple[bytes, st
     }
     if options.facets:
         body["facets"] = counts.facets(session, flt, options.facets, page.cache, index)
-    return orjson.dumps(body), link_header(next_url, prev_url)
+    return orjson.dumps(body, option=orjson.OPT_UTC_Z), link_header(next_url, prev_url)
 
 
 @router.get("", operation_id="list_articles", response_model=schemas.ArticlePage)
@@ -220,4 +220,4 @@ async def list_similar_articles(
     )
     body = {"items": _project(items, wanted), "next": None, "prev": None}
     body |= {"total": None, "total_is_exact": None}
-    return Response(orjson.dumps(body), media_type="application/json")
+    return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z), media_type="application/json")

@@ -8,17 +8,19 @@ parameter exists on every path, with the same rules, once it is declared here.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Annotated, TypeVar, get_origin
 
 from fastapi import Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, ValidationError
 from sqlmodel import Session
 from starlette.datastructures import QueryParams
 
+from app.dates import Bound, parse_bound
 from app.errors import InvalidParameter
-from app.models import MAX_ID
+from app.models import AUTHOR_MAX_CHARS, MAX_ID, URL_MAX_BYTES
 from app.queries.articles import ArticleFilter, Content, Sort
 from app.queries.cache import RevisionCache
 from app.queries.counts import CountMode, Facet
@@ -35,9 +37,39 @@ MAX_IDS = 100
 MAX_IDS_CHARS = MAX_IDS * 21
 MAX_FIELDS_CHARS = 200
 MAX_FACETS = 5
+MAX_AUTHORS = 20
+MAX_DATE_CHARS = 64
 LIST_FIELDS = frozenset(
-    {"article_id", "source_id", "title", "excerpt", "content", "word_count", "score", "snippet"}
+    {
+        "article_id",
+        "source_id",
+        "title",
+        "excerpt",
+        "content",
+        "word_count",
+        "published_at",
+        "url",
+        "author",
+        "score",
+        "snippet",
+    }
 )
+
+
+def _date_bound(text: str | None) -> str | None:
+    """A published_from/published_to that parses (app/dates.py), else pydantic's 422."""
+    if text is not None:
+        try:
+            parse_bound(text)
+        except ValueError:
+            raise ValueError(
+                "expected a date-time (2016-03-27T09:14:00Z; no offset means UTC), a date "
+                "(2016-03-27), a month (2016-03) or a year (2016)"
+            ) from None
+    return text
+
+
+DateParam = Annotated[str | None, AfterValidator(_date_bound)]
 
 
 # How a page of items is shaped: lists and similar articles declare these alike.
@@ -116,15 +148,57 @@ class FilterQuery(BaseModel):
         description=f"Only these article ids, comma-separated (at most {MAX_IDS}).",
         examples=["166812,7,14"],
     )
+    published_from: DateParam = Field(
+        None,
+        max_length=MAX_DATE_CHARS,
+        description=(
+            "Only articles published at or after this (UTC unless an offset is given): a "
+            "date-time, a date (from its midnight), a month (`2016-03`) or a year (`2016`). "
+            "Undated articles never match a date filter."
+        ),
+        examples=["2016-03-01"],
+    )
+    published_to: DateParam = Field(
+        None,
+        max_length=MAX_DATE_CHARS,
+        description=(
+            "Only articles published at or before this (inclusive): a date-time, or a date, "
+            "month or year, which includes the whole of it (`2016-03-31` includes that day, "
+            "`2016-03` all of March). Not before `published_from`."
+        ),
+        examples=["2016-03-31"],
+    )
+    author: list[Annotated[str, Field(min_length=1, max_length=AUTHOR_MAX_CHARS)]] = Field(
+        [],
+        max_length=MAX_AUTHORS,
+        description=(
+            "Only articles with exactly this byline, as stored; repeat for any of several "
+            "(`?author=Jane%20Doe&author=John%20Roe`)."
+        ),
+        examples=[["Jane Doe"]],
+    )
+    url: str | None = Field(
+        None,
+        min_length=1,
+        max_length=URL_MAX_BYTES,
+        description="Only the article at exactly this url (do we have this story already?).",
+        examples=["https://news.example/2016/03/27/palmyra"],
+    )
 
     def article_filter(self, source_ids: Sequence[int] = ()) -> ArticleFilter:
-        """The filter, narrowed to `source_ids` when given; InvalidParameter for bad `ids`."""
+        """The filter, narrowed to `source_ids` when given; InvalidParameter for bad `ids`
+        or for `published_from` after `published_to`."""
+        start, end = published_range(self.published_from, self.published_to)
         return ArticleFilter(
             source_ids=tuple(source_ids),
             id_min=self.id_min,
             id_max=self.id_max,
             ids=parse_ids(self.ids),
             q=self.q,
+            published_from=start,
+            published_before=end,
+            authors=tuple(self.author),
+            url=self.url,
         )
 
 
@@ -135,9 +209,10 @@ class ListQuery(FilterQuery):
         None,
         description=(
             "Order: `-article_id` (default), `article_id`, `title`, `-title` (code-point "
-            "order), or `relevance` (default with `q`). Ties go by article_id."
+            "order), `-published_at` (newest first), `published_at`, or `relevance` (default "
+            "with `q`). Ties go by article_id; by date, undated articles come last either way."
         ),
-        examples=["-article_id"],
+        examples=["-published_at"],
     )
     fields: FieldsParam = None
     content: ContentParam = Content.EXCERPT
@@ -152,8 +227,12 @@ class ListQuery(FilterQuery):
     facet: list[Facet] = Field(
         [],
         max_length=MAX_FACETS,
-        description="Add `facets` with match counts per value; only `source_id` exists.",
-        examples=[["source_id"]],
+        description=(
+            "Add `facets` with match counts per value: `source_id` (most first), or "
+            "`published_at:year`, `published_at:month`, `published_at:day` (calendar buckets "
+            "in UTC, in time order, then the undated as value null). Repeatable."
+        ),
+        examples=[["source_id", "published_at:month"]],
     )
     limit: LimitParam = DEFAULT_LIMIT
     cursor: str | None = Field(
@@ -251,6 +330,22 @@ def parse_ids(ids: str | None) -> tuple[int, ...]:
     if any(not 1 <= v <= MAX_ID for v in values):
         raise InvalidParameter(f"Each id must be between 1 and {MAX_ID}.", parameter="ids")
     return tuple(sorted(values))
+
+
+def published_range(
+    published_from: str | None, published_to: str | None
+) -> tuple[datetime | None, datetime | None]:
+    """[start, end) of the two bounds: the first instant `published_from` names, the one
+    just past what `published_to` names; InvalidParameter when it would be empty."""
+    start: Bound | None = None if published_from is None else parse_bound(published_from)
+    end: Bound | None = None if published_to is None else parse_bound(published_to)
+    first = None if start is None else start.start
+    past = None if end is None else end.end
+    if first is not None and past is not None and past <= first:
+        raise InvalidParameter(
+            "published_from is later than published_to.", parameter="published_from"
+        )
+    return first, past
 
 
 def parse_fields(fields: str | None) -> frozenset[str] | None:

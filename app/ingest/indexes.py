@@ -1,13 +1,14 @@
-"""The title index around large loads: built after the data, crash-safe.
+"""The random-order indexes around large loads: built after the data, crash-safe.
 
-Titles arrive in random order, so past the cache each insert into the (title, article_id)
-index is a random page write, while building it after the data is one sort. A large load
-(a first load, or one several times bigger than what is stored) drops it, loads, then
-builds it again. (Search is not in the database: app/search/ keeps its own index.)
+Titles (and dates, bylines, urls) arrive in random order, so past the cache each insert
+into their indexes is a random page write, while building one after the data is one sort.
+A large load (a first load, or one several times bigger than what is stored) drops them,
+loads, then builds them again. (Search is not in the database: app/search/ keeps its own.)
 
-Crash safety: the index is dropped in a committed transaction of its own and built again in
-another. A run killed in between leaves it missing; the next run finds that, loads as a
-large load would, and builds it at its end. Its definition is the one in app/models.py.
+Crash safety: the indexes are dropped in a committed transaction of their own and built
+again in another. A run killed in between leaves them missing; the next run finds that,
+loads as a large load would, and builds them at its end. Their definitions are the ones in
+app/models.py.
 On PostgreSQL the DROP INDEX waits at most SUSPEND_LOCK_WAIT_MS for readers to let go of
 the table (queueing the API's reads behind it meanwhile); past that, the load keeps it.
 """
@@ -24,9 +25,19 @@ from app.ingest.stores import take_write_lock
 # than the table, so re-running a load over a full table never pays for a rebuild.
 BYTES_PER_RECORD = 3_000
 DEFER_WHEN_INPUT_EXCEEDS_STORED = 4
-# Random-order keys. (The revision index is append-only and the writer reads it per batch;
-# the source index has only a few insertion points.)
-DEFERRED = [ix for ix in models.article_table.indexes if ix.name == "ix_article_title_article_id"]
+# Random-order keys: titles, dates, bylines, urls. (The revision index is append-only and
+# the writer reads it per batch; the source index has only a few insertion points.)
+DEFERRED_NAMES = (
+    "ix_article_title_article_id",
+    "ix_article_published_at_article_id",
+    "ix_article_source_id_published_at_article_id",
+    "ix_article_author_article_id",
+    "ix_article_url",
+)
+DEFERRED = sorted(
+    (ix for ix in models.article_table.indexes if ix.name in DEFERRED_NAMES),
+    key=lambda ix: DEFERRED_NAMES.index(str(ix.name)),
+)
 
 
 def deferred_indexes(connection: Connection) -> dict[str, str]:

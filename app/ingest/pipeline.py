@@ -165,7 +165,7 @@ def ingest(
             on_written(counts)
             on_progress(summary)
     if deferred:
-        on_phase("building the title index")
+        on_phase("building the deferred indexes")
         while_busy(lambda: indexes.rebuild(engine))
         checkpoint(engine)  # the build's transaction left a WAL as large as the index
     # Reader rejects (malformed lines) never became values; they were read all the same.

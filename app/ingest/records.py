@@ -7,6 +7,7 @@ row the stores send (app/ingest/stores.py), and it crosses from the reader proce
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import NamedTuple
 
 
@@ -53,6 +54,9 @@ class ArticleIn(NamedTuple):
     content_hash: str
     word_count: int
     excerpt: str
+    published_at: datetime | None = None  # UTC
+    url: str | None = None
+    author: str | None = None
 
 
 OnReject = Callable[[Reject], None]

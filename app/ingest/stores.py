@@ -51,6 +51,9 @@ RECORD_COLUMNS = (
     "content_hash",
     "word_count",
     "excerpt",
+    "published_at",
+    "url",
+    "author",
 )
 ALL_COLUMNS = (*RECORD_COLUMNS, "revision", "ingested_at", "updated_at")
 # What an upsert rewrites: every field but the key, a new revision, and the time.
@@ -205,9 +208,13 @@ class SqliteStore:
         stored = stored_hashes(connection, [r.article_id for r in batch])
         changed, inserted, updated = _count(batch, stored)
         if changed:
-            now = self.timestamp(now_utc())
+            stamp = self.timestamp
+            now = stamp(now_utc())
             reorder = self.reorder
-            rows = [reorder((*r, revision + n, now, now)) for n, r in enumerate(changed, start=1)]
+            rows = [
+                reorder((*r[:8], stamp(r[8]), r[9], r[10], revision + n, now, now))
+                for n, r in enumerate(changed, start=1)
+            ]
             connection.exec_driver_sql(self.sql, rows)
         unchanged = len(batch) - len(changed)
         return BatchCounts(inserted, updated, unchanged, tuple(changed), len(changed), suppressed)

@@ -2,9 +2,11 @@
 
 import hashlib
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 
 import orjson
 
+from app.ingest import news_fields
 from app.ingest.records import ArticleIn, Located, OnReject, Reject, raw_text
 from app.models import MAX_ID, TITLE_MAX_CHARS
 from app.text import excerpt
@@ -12,9 +14,24 @@ from app.text import excerpt
 KNOWN_FIELDS = frozenset({"article_id", "source_id", "title", "content"})
 
 
-def record_hash(source_id: int, title: str, content: str, extra: object) -> str:
-    """Digest of every stored field: equal hashes mean a re-ingest changes nothing."""
-    payload = orjson.dumps([source_id, title, content, extra], option=orjson.OPT_SORT_KEYS)
+def record_hash(
+    source_id: int,
+    title: str,
+    content: str,
+    extra: object,
+    published_at: datetime | None = None,
+    url: str | None = None,
+    author: str | None = None,
+) -> str:
+    """Digest of every stored field: equal hashes mean a re-ingest changes nothing.
+
+    The news fields join the digest only when one is set, so a record without them keeps
+    the digest it had before they existed (migration 0009) and re-ingests as unchanged.
+    """
+    fields: list[object] = [source_id, title, content, extra]
+    if published_at is not None or url is not None or author is not None:
+        fields += [published_at, url, author]
+    payload = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z)
     return hashlib.blake2b(payload, digest_size=16).hexdigest()
 
 
@@ -138,14 +155,23 @@ def _reason(record: object) -> ArticleIn | str:
 def _article(
     record: dict[str, object], article_id: int, source_id: int, title: str, content: str
 ) -> ArticleIn | str:
-    """A record whose known fields passed: its extra fields as JSON text, and its digest."""
-    if len(record) == len(KNOWN_FIELDS):  # every known field is present by now: no extra
-        extra: dict[str, object] | None = None
-    else:
-        extra = {k: v for k, v in record.items() if k not in KNOWN_FIELDS}
+    """A record whose known fields passed: its news fields, its extra fields as JSON text,
+    and its digest."""
+    news = news_fields.NONE
+    extra: dict[str, object] | None = None
+    if len(record) > len(KNOWN_FIELDS):  # every known field is present by now
+        found = news_fields.read(record)
+        if isinstance(found, str):
+            return found
+        news = found
+        used = news.used
+        extra = {k: v for k, v in record.items() if k not in KNOWN_FIELDS and k not in used}
+        extra = extra or None
     try:
         extra_text = None if extra is None else orjson.dumps(extra).decode()
-        digest = record_hash(source_id, title, content, extra)
+        digest = record_hash(
+            source_id, title, content, extra, news.published_at, news.url, news.author
+        )
     except (orjson.JSONEncodeError, TypeError):
         return "extra fields are not valid UTF-8 JSON"
     return ArticleIn(
@@ -157,6 +183,9 @@ def _article(
         digest,
         word_count(content),
         excerpt(content),
+        news.published_at,
+        news.url,
+        news.author,
     )
 
 

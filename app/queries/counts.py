@@ -10,15 +10,17 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
-from sqlalchemy import func, select, text
+from sqlalchemy import Text, func, select, text
 from sqlmodel import Session
 
 from app import models
+from app.dates import Unit
 from app.errors import ServiceUnavailable
 from app.queries.cache import RevisionCache, newest_revision
 from app.queries.filters import ArticleFilter, filter_clauses
 from app.search import matching
 from app.search.index import SearchIndex
+from app.search.matching import MAX_DATE_BUCKETS
 
 
 class CountMode(StrEnum):
@@ -29,6 +31,18 @@ class CountMode(StrEnum):
 
 class Facet(StrEnum):
     SOURCE_ID = "source_id"
+    PUBLISHED_YEAR = "published_at:year"
+    PUBLISHED_MONTH = "published_at:month"
+    PUBLISHED_DAY = "published_at:day"
+
+    @property
+    def unit(self) -> Unit | None:
+        """The calendar unit of a date facet."""
+        _, _, unit = self.value.partition(":")
+        return Unit(unit) if unit else None
+
+
+FacetValue = dict[str, int | str | None]  # {"value": ..., "count": n}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,20 +138,90 @@ def source_facets(
     return [{"value": value, "count": count} for value, count in session.execute(stmt)]
 
 
+def date_facets(
+    session: Session, flt: ArticleFilter, unit: Unit, index: SearchIndex | None = None
+) -> list[FacetValue]:
+    """Matches per calendar bucket of `unit` (UTC) under the same filters, in time order,
+    then the undated ones (value null), if any. Bucket values are `2016`, `2016-03` or
+    `2016-03-27`: each is also a valid published_from/published_to."""
+    query = flt.search
+    if query is not None and query.matches_nothing:
+        return []
+    compiled = _compiled(flt, index)
+    if compiled is not None and index is not None:
+        searcher = index.searcher()
+        dated = matching.date_counts(searcher, compiled, unit)
+        undated = matching.count(searcher, compiled) - sum(n for _, n in dated)
+    else:
+        dated, undated = _date_buckets(session, flt, unit)
+    found: list[FacetValue] = [{"value": label, "count": n} for label, n in dated]
+    if undated:
+        found.append({"value": None, "count": undated})
+    return found
+
+
+# The characters of the stored text (SQLite: `2016-03-27 09:14:00.000000`) that name a
+# bucket, and the same as PostgreSQL's to_char pattern.
+_SQLITE_CHARS = {Unit.YEAR: 4, Unit.MONTH: 7, Unit.DAY: 10}
+_PG_PATTERNS = {Unit.YEAR: "YYYY", Unit.MONTH: "YYYY-MM", Unit.DAY: "YYYY-MM-DD"}
+
+
+def _date_buckets(
+    session: Session, flt: ArticleFilter, unit: Unit
+) -> tuple[list[tuple[str, int]], int]:
+    """(label, count) per bucket in time order, and the undated count, by GROUP BY."""
+    published_at = models.article_table.c.published_at
+    if session.get_bind().dialect.name == "sqlite":
+        bucket = func.substr(published_at, 1, _SQLITE_CHARS[unit], type_=Text)
+    else:
+        utc = func.timezone("UTC", published_at)
+        bucket = func.to_char(utc, _PG_PATTERNS[unit], type_=Text)
+    n = func.count().label("n")
+    stmt = (
+        select(bucket.label("bucket"), n)
+        .where(*filter_clauses(flt))
+        .group_by(bucket)
+        .limit(MAX_DATE_BUCKETS + 2)  # every bucket, the undated one, and one too many
+    )
+    rows = session.execute(stmt).all()
+    dated = sorted((label, count) for label, count in rows if label is not None)
+    if len(dated) > MAX_DATE_BUCKETS:
+        raise matching.too_many_buckets(unit)
+    return dated, sum(count for label, count in rows if label is None)
+
+
 def facets(
     session: Session,
     flt: ArticleFilter,
     asked: list[Facet],
     cache: RevisionCache,
     index: SearchIndex | None = None,
-) -> dict[str, list[dict[str, int]]]:
-    """Each asked facet (only `source_id` exists); without a search, cached per revision."""
-    if not asked:
-        return {}
+) -> dict[str, list[FacetValue]]:
+    """Each asked facet, by name; without a search, each is cached per data revision."""
+    found: dict[str, list[FacetValue]] = {}
+    for facet in asked:
+        found[facet.value] = _facet(session, flt, facet, cache, index)
+    return found
+
+
+def _facet(
+    session: Session,
+    flt: ArticleFilter,
+    facet: Facet,
+    cache: RevisionCache,
+    index: SearchIndex | None,
+) -> list[FacetValue]:
+    unit = facet.unit
+
+    def compute() -> list[FacetValue]:
+        if unit is None:
+            return [dict(f) for f in source_facets(session, flt, index)]
+        return date_facets(session, flt, unit, index)
+
     if flt.search is not None:
-        return {Facet.SOURCE_ID.value: source_facets(session, flt, index)}
+        return compute()
     dialect = session.get_bind().dialect.name
     revision = newest_revision(session)
-    key = _cache_key("facet:source_id", dialect, flt)
-    values = cache.get_or_compute(key, revision, lambda: source_facets(session, flt))
-    return {Facet.SOURCE_ID.value: values}
+    key = _cache_key(f"facet:{facet.value}", dialect, flt)
+    values: list[FacetValue] = cache.get_or_compute(key, revision, compute)
+    return values

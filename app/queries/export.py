@@ -4,14 +4,16 @@ Knows nothing of HTTP: `export_chunks` yields bytes for the CLI to write to a fi
 the API to stream. It walks article_id in keyset batches (never OFFSET, never the whole
 result in memory) inside one read transaction, so the export is one consistent snapshot.
 
-Each record is what ingest reads: the known fields, plus the kept extra fields back at the
-top level as they came in (JSON Lines), or as a JSON object in the `extra` column (CSV).
-Ingesting an export gives identical rows.
+Each record is what ingest reads: the known fields and the news fields (`published_at` in
+RFC 3339, `url`, `author`; left out of a JSON line when null, empty in CSV), plus the kept
+extra fields back at the top level as they came in (JSON Lines), or as a JSON object in the
+`extra` column (CSV). Ingesting an export gives identical rows.
 """
 
 import csv
 import io
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -25,7 +27,17 @@ from app.search import matching
 from app.search.index import SearchIndex
 
 EXPORT_BATCH_ROWS = 500  # ~1.5 MB of bodies per chunk
-CSV_COLUMNS = ("article_id", "source_id", "title", "content", "extra")
+CSV_COLUMNS = (
+    "article_id",
+    "source_id",
+    "title",
+    "content",
+    "published_at",
+    "url",
+    "author",
+    "extra",
+)
+NEWS_COLUMNS = ("published_at", "url", "author")
 
 
 class Format(StrEnum):
@@ -43,8 +55,8 @@ def export_rows(
     batch_rows: int = EXPORT_BATCH_ROWS,
     index: SearchIndex | None = None,
 ) -> Iterator[Sequence[Row[Any]]]:
-    """Batches of (article_id, source_id, title, content, extra) in article_id order.
-    A search needs `index`, which names the matching ids."""
+    """Batches of CSV_COLUMNS in article_id order. A search needs `index`, which names the
+    matching ids."""
     article = models.article_table
     stmt = select(*(article.c[name] for name in CSV_COLUMNS)).where(*filter_clauses(flt))
     query = flt.search
@@ -78,7 +90,7 @@ def export_rows(
 
 
 def _jsonl(rows: Sequence[Row[Any]]) -> bytes:
-    dumps = orjson.dumps
+    dumps, utc_z = orjson.dumps, orjson.OPT_UTC_Z
     return b"".join(
         dumps(
             {
@@ -86,12 +98,18 @@ def _jsonl(rows: Sequence[Row[Any]]) -> bytes:
                 "source_id": r.source_id,
                 "title": r.title,
                 "content": r.content,
+                **{name: r._mapping[name] for name in NEWS_COLUMNS if r._mapping[name] is not None},
                 **(r.extra or {}),
-            }
+            },
+            option=utc_z,
         )
         + b"\n"
         for r in rows
     )
+
+
+def _rfc3339(moment: datetime | None) -> str:
+    return "" if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
 def _csv(rows: Sequence[Row[Any]], *, header: bool) -> bytes:
@@ -105,6 +123,9 @@ def _csv(rows: Sequence[Row[Any]], *, header: bool) -> bytes:
             r.source_id,
             r.title,
             r.content,
+            _rfc3339(r.published_at),
+            r.url or "",
+            r.author or "",
             "" if r.extra is None else orjson.dumps(r.extra).decode(),
         )
         for r in rows

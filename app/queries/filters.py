@@ -1,4 +1,5 @@
-"""What a list of articles is narrowed to: sources, id range, ids and a search.
+"""What a list of articles is narrowed to: sources, id range, ids, dates, bylines, a url
+and a search.
 
 Shared by pages, counts, facets and the export engine, so all of them agree on which rows
 a filter means. Takes no Session; knows nothing of HTTP.
@@ -6,6 +7,7 @@ a filter means. Takes no Session; knows nothing of HTTP.
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 
 from sqlalchemy import BindParameter, ColumnElement, bindparam
 from sqlmodel import col
@@ -22,6 +24,11 @@ class ArticleFilter:
     id_max: int | None = None
     ids: tuple[int, ...] = ()
     q: str | None = None  # search text; blank means no search
+    # Published in [published_from, published_before): undated articles never match.
+    published_from: datetime | None = None
+    published_before: datetime | None = None
+    authors: tuple[str, ...] = ()  # any of these bylines, exactly
+    url: str | None = None
 
     @property
     def search(self) -> SearchQuery | None:
@@ -29,12 +36,27 @@ class ArticleFilter:
 
     def fingerprint_parts(self) -> tuple[object, ...]:
         query = self.search
-        return (
+        parts: tuple[object, ...] = (
             sorted(set(self.source_ids)),
             self.id_min,
             self.id_max,
             sorted(set(self.ids)),
             None if query is None else query.canonical(),
+        )
+        if self.news_narrowed:  # only then: cursors made before these filters stay valid
+            dates = (self.published_from, self.published_before)
+            parts += (*(None if d is None else d.isoformat() for d in dates), self.url)
+            parts += (sorted(set(self.authors)),)
+        return parts
+
+    @property
+    def news_narrowed(self) -> bool:
+        """True when a date, byline or url narrows the rows."""
+        return (
+            self.published_from is not None
+            or self.published_before is not None
+            or bool(self.authors)
+            or self.url is not None
         )
 
     @property
@@ -44,37 +66,54 @@ class ArticleFilter:
             bool(self.source_ids or self.ids)
             or self.id_min is not None
             or (self.id_max is not None)
+            or self.news_narrowed
         )
 
 
-def filter_binds(flt: ArticleFilter) -> dict[str, int]:
+Bindable = int | str | datetime
+
+
+def filter_binds(flt: ArticleFilter) -> dict[str, Bindable]:
     """The values every filter but the search binds, by bind name.
 
     The names alone decide the SQL (`filter_clauses_for`), so a statement compiled once for
     one set of names serves every filter with the same names (app/queries/prepared.py).
     """
-    binds = {f"src_{i}": value for i, value in enumerate(sorted(set(flt.source_ids)))}
+    binds: dict[str, Bindable] = {
+        f"src_{i}": value for i, value in enumerate(sorted(set(flt.source_ids)))
+    }
     if flt.id_min is not None:
         binds["id_min"] = flt.id_min
     if flt.id_max is not None:
         binds["id_max"] = flt.id_max
     binds.update({f"ids_{i}": value for i, value in enumerate(sorted(set(flt.ids)))})
+    if flt.published_from is not None:
+        binds["pub_from"] = flt.published_from
+    if flt.published_before is not None:
+        binds["pub_before"] = flt.published_before
+    binds.update({f"author_{i}": value for i, value in enumerate(sorted(set(flt.authors)))})
+    if flt.url is not None:
+        binds["url"] = flt.url
     return binds
 
 
 def filter_clauses_for(
-    binds: Mapping[str, int | None], *, with_values: bool = True
+    binds: Mapping[str, Bindable | None], *, with_values: bool = True
 ) -> list[ColumnElement[bool]]:
     """WHERE clauses binding `binds` by name (their values too, unless `with_values` is off)."""
     article_id = col(models.Article.article_id)
     source_id = col(models.Article.source_id)
+    published_at = col(models.Article.published_at)
+    author = col(models.Article.author)
 
-    def bound(name: str) -> BindParameter[int]:
-        # Untyped: each takes the type of the column it is compared with (BIGINT).
+    def bound(name: str) -> BindParameter[object]:
+        # Untyped: each takes the type of the column it is compared with (BIGINT, a date).
         return bindparam(name, binds[name]) if with_values else bindparam(name)
 
-    sources = [bound(name) for name in binds if name.startswith("src_")]
-    ids = [bound(name) for name in binds if name.startswith("ids_")]
+    def named(prefix: str) -> list[BindParameter[object]]:
+        return [bound(name) for name in binds if name.startswith(prefix)]
+
+    sources, ids, authors = named("src_"), named("ids_"), named("author_")
     clauses: list[ColumnElement[bool]] = []
     if sources:
         clauses.append(source_id == sources[0] if len(sources) == 1 else source_id.in_(sources))
@@ -84,6 +123,14 @@ def filter_clauses_for(
         clauses.append(article_id <= bound("id_max"))
     if ids:
         clauses.append(article_id.in_(ids))
+    if "pub_from" in binds:
+        clauses.append(published_at >= bound("pub_from"))
+    if "pub_before" in binds:
+        clauses.append(published_at < bound("pub_before"))
+    if authors:
+        clauses.append(author == authors[0] if len(authors) == 1 else author.in_(authors))
+    if "url" in binds:
+        clauses.append(col(models.Article.url) == bound("url"))
     return clauses
 
 

@@ -34,6 +34,8 @@ class Prepared:
     processors: tuple[Processor, ...]
     defaults: dict[str, Any]  # the statement's own literals (e.g. substr's bounds)
     dialect: Dialect
+    # The binds whose type converts values on the way in (dates on SQLite): name, converter.
+    bind_processors: tuple[tuple[str, Callable[[Any], Any]], ...] = ()
 
     @classmethod
     def of(cls, stmt: Select[Any], dialect: Dialect, *, driver_values: bool = False) -> "Prepared":
@@ -48,12 +50,17 @@ class Prepared:
             else column.type.dialect_impl(dialect).result_processor(dialect, None)
             for column in stmt.selected_columns
         )
+        converters = (
+            (name, bind.type.dialect_impl(dialect).bind_processor(dialect))
+            for name, bind in compiled.binds.items()
+        )
         return cls(
             compiled.string,
             tuple(compiled.positiontup or ()) if positional else None,
             processors,
             {name: value for name, value in compiled.params.items() if value is not None},
             dialect,
+            tuple((name, convert) for name, convert in converters if convert is not None),
         )
 
     def rows(self, session: Session, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -136,6 +143,9 @@ class Prepared:
 
     def _bind(self, params: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         merged = {**self.defaults, **params}
+        for name, convert in self.bind_processors:
+            if name in merged:
+                merged[name] = convert(merged[name])
         if self.order is None:
             return merged
         return tuple(merged[name] for name in self.order)

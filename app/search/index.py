@@ -17,12 +17,13 @@ import orjson
 import tantivy
 from sqlalchemy.engine import make_url
 
+from app.dates import Unit
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Bumped whenever the schema or the analyzer changes: an index of another version is rebuilt.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ANALYZER = "corpus"
 META_ID = 0  # the meta document's article_id; corpus ids start at 1
 # Words longer than this are dropped by the analyzer, on both sides (documents and queries).
@@ -43,10 +44,26 @@ def analyzer(*, stem: bool = True) -> tantivy.TextAnalyzer:
     return builder.build()
 
 
+# An undated article has none of the date fields: `exists` tells dated from undated.
+PUBLISHED_AT = "published_at"  # microseconds since the epoch (app/dates.py)
+BUCKET_FIELDS = {
+    Unit.YEAR: "published_year",
+    Unit.MONTH: "published_month",
+    Unit.DAY: "published_day",
+}
+
+
 def build_schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     builder.add_unsigned_field("article_id", indexed=True, fast=True)
     builder.add_unsigned_field("source_id", indexed=True, fast=True)
+    # Date order, ranges and (one field per calendar unit) facets: all read as columns.
+    builder.add_integer_field(PUBLISHED_AT, indexed=True, fast=True)
+    for field in BUCKET_FIELDS.values():
+        builder.add_integer_field(field, fast=True)
+    # Exact filters: the whole value is one term.
+    builder.add_text_field("author", tokenizer_name="raw")
+    builder.add_text_field("url", tokenizer_name="raw")
     # Bodies and titles are indexed, never stored: snippets are cut from the database's copy.
     builder.add_text_field("title", tokenizer_name=ANALYZER, index_option="position")
     builder.add_text_field("content", tokenizer_name=ANALYZER, index_option="position")

@@ -16,10 +16,12 @@ from typing import Any
 import tantivy
 from tantivy import FieldType, Occur, Order, Query
 
+from app.dates import Unit, bucket_label, segments, to_micros
+from app.errors import InvalidParameter
 from app.models import MAX_ID
 from app.queries.filters import ArticleFilter
 from app.queries.search import MARK_END, MARK_START, Phrase, SearchQuery
-from app.search.index import SCHEMA, SearchIndex
+from app.search.index import BUCKET_FIELDS, PUBLISHED_AT, SCHEMA, SearchIndex
 
 TITLE_BOOST = 10.0
 SNIPPET_CHARS = 160
@@ -82,6 +84,18 @@ def _filters(flt: ArticleFilter) -> list[tantivy.Query]:
         )
     if flt.ids:
         found.append(Query.term_set_query(SCHEMA, "article_id", sorted(set(flt.ids))))
+    if flt.published_from is not None or flt.published_before is not None:
+        low = None if flt.published_from is None else to_micros(flt.published_from)
+        high = None if flt.published_before is None else to_micros(flt.published_before)
+        found.append(
+            Query.range_query(
+                SCHEMA, PUBLISHED_AT, FieldType.Integer, low, high, include_upper=high is None
+            )
+        )
+    if flt.authors:
+        found.append(Query.term_set_query(SCHEMA, "author", sorted(set(flt.authors))))
+    if flt.url is not None:
+        found.append(Query.term_query(SCHEMA, "url", flt.url))
     return [Query.const_score_query(q, 0.0) for q in found]
 
 
@@ -151,6 +165,95 @@ def by_id(
     return [int(h[0]) for h in found.hits]
 
 
+def by_date(
+    searcher: tantivy.Searcher,
+    compiled: Compiled,
+    limit: int,
+    *,
+    descending: bool,
+    backward: bool,
+    after: tuple[object, ...] | None,
+) -> list[int]:
+    """Up to `limit` matching ids in (published_at, article_id) order, undated last in either
+    direction (app/dates.py `segments`), strictly past the key `after` (microseconds or
+    None, article_id) in the walk's direction."""
+    ids: list[int] = []
+    from_undated = None if after is None else after[0] is None
+    for n, segment in enumerate(segments(backward=backward, from_undated=from_undated)):
+        key = after if n == 0 else None
+        wanted = limit - len(ids)
+        if segment == "dated":
+            ids += _dated(searcher, compiled, wanted, descending, key)
+        else:
+            clauses = [(Occur.Must, compiled.query), (Occur.MustNot, _DATED)]
+            if key is not None:
+                last = key[1]
+                assert isinstance(last, int)
+                clauses.append((Occur.Must, id_bound(last, descending=descending)))
+            narrowed = Compiled(Query.boolean_query(clauses), None)
+            ids += by_id(searcher, narrowed, wanted, descending=descending)
+        if len(ids) >= limit:
+            break
+    return ids
+
+
+_DATED = Query.exists_query(PUBLISHED_AT)
+
+
+def _dated(
+    searcher: tantivy.Searcher,
+    compiled: Compiled,
+    limit: int,
+    descending: bool,
+    after: tuple[object, ...] | None,
+) -> list[int]:
+    """The first `limit` dated matches by (published_at, article_id) past `after`.
+
+    The index orders by one field and cuts ties at random, so the ties of the last date
+    taken are asked for again, in id order: every article before that date is in already.
+    """
+    clauses = [(Occur.Must, compiled.query), (Occur.Must, _DATED)]
+    if after is not None:
+        clauses.append((Occur.Must, _date_bound(after, descending)))
+    query = Query.boolean_query(clauses)
+    order = Order.Desc if descending else Order.Asc
+    found = searcher.search(query, limit, count=False, order_by_field=PUBLISHED_AT, order=order)
+    pairs = sorted(
+        zip((int(h[0]) for h in found.hits), _ids(searcher, found.hits), strict=True),
+        reverse=descending,
+    )
+    if len(pairs) < limit:
+        return [p[1] for p in pairs]
+    last = pairs[-1][0]
+    before = [p[1] for p in pairs if p[0] != last]
+    ties = Query.boolean_query([(Occur.Must, query), (Occur.Must, _on_date(last))])
+    rest = by_id(searcher, Compiled(ties, None), limit - len(before), descending=descending)
+    return before + rest
+
+
+def _on_date(micros: int) -> tantivy.Query:
+    return Query.range_query(SCHEMA, PUBLISHED_AT, FieldType.Integer, micros, micros)
+
+
+def _date_bound(after: tuple[object, ...], descending: bool) -> tantivy.Query:
+    """Dated articles strictly past (published_at, article_id) `after` in a walk's direction."""
+    micros, article_id = after
+    assert isinstance(micros, int)
+    assert isinstance(article_id, int)
+    if descending:
+        earlier = Query.range_query(
+            SCHEMA, PUBLISHED_AT, FieldType.Integer, None, micros, include_upper=False
+        )
+    else:
+        earlier = Query.range_query(
+            SCHEMA, PUBLISHED_AT, FieldType.Integer, micros, None, include_lower=False
+        )
+    same = Query.boolean_query(
+        [(Occur.Must, _on_date(micros)), (Occur.Must, id_bound(article_id, descending=descending))]
+    )
+    return Query.boolean_query([(Occur.Should, earlier), (Occur.Should, same)])
+
+
 def id_bound(after: int, *, descending: bool) -> tantivy.Query:
     """Ids strictly past `after` in a walk's direction."""
     if descending:
@@ -189,6 +292,33 @@ def source_counts(searcher: tantivy.Searcher, compiled: Compiled) -> list[dict[s
     counted = [{"value": int(b["key"]), "count": int(b["doc_count"])} for b in buckets]
     counted.sort(key=lambda f: (-f["count"], f["value"]))
     return counted
+
+
+# A facet holds at most this many buckets: 27 years of days, or any span of months.
+MAX_DATE_BUCKETS = 10_000
+
+
+def date_counts(
+    searcher: tantivy.Searcher, compiled: Compiled, unit: Unit
+) -> list[tuple[str, int]]:
+    """Dated matches per calendar bucket of `unit`, in time order (undated ones aside)."""
+    field = BUCKET_FIELDS[unit]
+    result = searcher.aggregate(
+        compiled.query, {"d": {"terms": {"field": field, "size": MAX_DATE_BUCKETS + 1}}}
+    )
+    buckets = result["d"]["buckets"]
+    if len(buckets) > MAX_DATE_BUCKETS or result["d"].get("sum_other_doc_count"):
+        raise too_many_buckets(unit)
+    numbered = sorted((int(b["key"]), int(b["doc_count"])) for b in buckets)
+    return [(bucket_label(number, unit), n) for number, n in numbered]
+
+
+def too_many_buckets(unit: Unit) -> InvalidParameter:
+    return InvalidParameter(
+        f"More than {MAX_DATE_BUCKETS} {unit.value}s hold matches: narrow the list with "
+        "published_from and published_to, or ask for a coarser facet.",
+        parameter="facet",
+    )
 
 
 def all_ranked(

@@ -18,6 +18,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,16 @@ from sqlalchemy import Engine, Select, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import models, revisions
-from app.search.index import META_ID, SCHEMA, IndexMeta, SearchIndex, index_path
+from app.dates import bucket_number, to_micros
+from app.search.index import (
+    BUCKET_FIELDS,
+    META_ID,
+    PUBLISHED_AT,
+    SCHEMA,
+    IndexMeta,
+    SearchIndex,
+    index_path,
+)
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,7 +48,9 @@ FOLLOWER_HEAP_BYTES = 64_000_000
 BULK_HEAP_BYTES = 32_000_000
 
 OnProgress = Callable[[int, int], None]  # (index revision so far, target revision)
-Article = tuple[int, int, str, str]  # article_id, source_id, title, content
+# What the index holds of an article, in ARTICLE_COLUMNS order.
+ARTICLE_COLUMNS = ("article_id", "source_id", "title", "content", "published_at", "url", "author")
+Article = tuple[int, int, str, str, datetime | None, str | None, str | None]
 
 
 def database_id(engine: Engine) -> str:
@@ -56,12 +68,21 @@ def newest_revision(engine: Engine) -> int:
         return revisions.newest_revision(connection)
 
 
-def _document(article_id: int, source_id: int, title: str, content: str) -> tantivy.Document:
+def _document(article: Article) -> tantivy.Document:
+    article_id, source_id, title, content, published_at, url, author = article
     doc = tantivy.Document()
     doc.add_unsigned("article_id", article_id)
     doc.add_unsigned("source_id", source_id)
     doc.add_text("title", title)
     doc.add_text("content", content)
+    if published_at is not None:
+        doc.add_integer(PUBLISHED_AT, to_micros(published_at))
+        for unit, field in BUCKET_FIELDS.items():
+            doc.add_integer(field, bucket_number(published_at, unit))
+    if url is not None:
+        doc.add_text("url", url)
+    if author is not None:
+        doc.add_text("author", author)
     return doc
 
 
@@ -80,8 +101,7 @@ def _commit(writer: tantivy.IndexWriter, meta: IndexMeta) -> None:
 def _changes(after: int) -> Select[Any]:
     """The next batch of changes: articles with their text, and takedowns (no source,
     title or content), in revision order (app/revisions.py)."""
-    names = ("article_id", "source_id", "title", "content", "revision")
-    return revisions.changes_after(names, after, CHANGE_BATCH_ROWS)
+    return revisions.changes_after((*ARTICLE_COLUMNS, "revision"), after, CHANGE_BATCH_ROWS)
 
 
 def apply_changes(
@@ -104,11 +124,11 @@ def apply_changes(
             rows = connection.execute(_changes(revision)).all()
             if not rows:
                 break
-            for article_id, source_id, title, content, _, _, _ in rows:
-                _delete(writer, article_id)
-                if source_id is not None:  # else a takedown: deleting was all
-                    writer.add_document(_document(article_id, source_id, title, content))
-            revision = rows[-1][4]
+            for row in rows:
+                _delete(writer, row[0])
+                if row[1] is not None:  # a source: an article; else a takedown, now deleted
+                    writer.add_document(_document(row[:7]))
+            revision = rows[-1][7]
             pending += len(rows)
             if pending >= COMMIT_EVERY_ROWS:
                 _commit(writer, IndexMeta(meta.database_id, revision))
@@ -318,9 +338,9 @@ class LoadIndexer:
         """Index what one committed batch wrote, and the revisions it took."""
         if self._writer is None:
             return
-        for article_id, source_id, title, content in written:
-            _delete(self._writer, article_id)
-            self._writer.add_document(_document(article_id, source_id, title, content))
+        for article in written:
+            _delete(self._writer, article[0])
+            self._writer.add_document(_document(article))
         self._revisions += revisions
 
     def finish(self, on_progress: OnProgress | None = None) -> bool:

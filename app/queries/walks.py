@@ -1,0 +1,191 @@
+"""Keyset pages walked along the database's own indexes: the lists without a search.
+
+A walk reads `limit + 1` rows past the cursor's key in index order: article_id, (title,
+article_id), or, by date, two segments, the dated articles along (published_at,
+article_id) and then the undated along article_id, so undated articles come last in either
+direction and each segment is a plain index range. The statements are compiled once per
+shape and run on the DBAPI cursor (app/queries/prepared.py). Knows nothing of HTTP.
+"""
+
+from functools import lru_cache
+from typing import Any, Literal
+
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Dialect,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    or_,
+)
+from sqlmodel import Session
+
+from app import models
+from app.dates import from_micros, segments
+from app.queries.cursor import Cursor, KeyValue
+from app.queries.filters import ArticleFilter, filter_binds, filter_clauses_for
+from app.queries.pages import (
+    BY_DATE,
+    DESCENDING,
+    Content,
+    Item,
+    Page,
+    Sort,
+    item_of,
+    keys_of,
+    paged,
+    summary_select,
+    walk,
+)
+from app.queries.prepared import Prepared
+
+# Which index a walk follows: ids, titles, the dated articles by date, the undated by id.
+Order = Literal["id", "title", "dated", "undated"]
+KEY_NAMES = ("key_0", "key_1")  # a cursor's key values, bound by these names
+LIMIT_NAME = "row_limit"
+
+
+def order_of(sort: Sort) -> Order:
+    return "id" if sort in (Sort.NEWEST, Sort.OLDEST) else "title"
+
+
+def after(
+    columns: list[ColumnElement[Any]],
+    key: tuple[KeyValue | BindParameter[Any], ...],
+    descending: bool,
+) -> ColumnElement[bool]:
+    """Rows strictly past `key` in the walk's direction."""
+    if len(columns) == 1:
+        return columns[0] < key[0] if descending else columns[0] > key[0]
+    # OR/AND rather than a row value (SQLite seeks no row value), with the first column's
+    # bound alone beside it, which both planners seek the index with.
+    first, second = columns
+    if descending:
+        return and_(first <= key[0], or_(first < key[0], and_(first == key[0], second < key[1])))
+    return and_(first >= key[0], or_(first > key[0], and_(first == key[0], second > key[1])))
+
+
+def walk_select(
+    order: Order,
+    content: Content,
+    walk_descending: bool,
+    after_key: bool,
+    where: list[ColumnElement[bool]],
+    *,
+    head: bool = False,
+) -> Select[Any]:
+    """An index walk: `where`, past the bound cursor key if `after_key`, `row_limit` rows."""
+    article = models.article_table
+    keyed: dict[Order, list[ColumnElement[Any]]] = {
+        "id": [article.c.article_id],
+        "title": [article.c.title, article.c.article_id],
+        "dated": [article.c.published_at, article.c.article_id],
+        "undated": [article.c.article_id],
+    }
+    columns = keyed[order]
+    stmt = summary_select(content, head=head).where(*where)
+    if order == "dated":
+        stmt = stmt.where(article.c.published_at.is_not(None))
+    elif order == "undated":
+        stmt = stmt.where(article.c.published_at.is_(None))
+    if after_key:
+        names = KEY_NAMES[: len(columns)]
+        key: tuple[BindParameter[Any], ...] = tuple(bindparam(name) for name in names)
+        stmt = stmt.where(after(columns, key, walk_descending))
+    stmt = stmt.order_by(*(c.desc() if walk_descending else c.asc() for c in columns))
+    return stmt.limit(bindparam(LIMIT_NAME, type_=Integer))
+
+
+@lru_cache(maxsize=512)
+def _prepared(
+    dialect: Dialect,
+    order: Order,
+    content: Content,
+    walk_descending: bool,
+    bind_names: tuple[str, ...],
+) -> Prepared:
+    """One compiled statement per shape: the bind names decide the filters' SQL."""
+    names = dict.fromkeys(name for name in bind_names if name not in KEY_NAMES)
+    where = filter_clauses_for(names, with_values=False)
+    after_key = KEY_NAMES[0] in bind_names
+    return Prepared.of(walk_select(order, content, walk_descending, after_key, where), dialect)
+
+
+def _rows(
+    session: Session,
+    order: Order,
+    content: Content,
+    walk_descending: bool,
+    binds: dict[str, Any],
+    count: int,
+) -> list[Item]:
+    prepared = _prepared(session.get_bind().dialect, order, content, walk_descending, tuple(binds))
+    found = prepared.rows(session, {**binds, LIMIT_NAME: count})
+    if content is not Content.EXCERPT:
+        return [item_of(row, content, keep_head=False) for row in found]
+    # Most pages: item_of's result, built inline, without a call and its branches per row.
+    return [
+        {
+            "article_id": row[0],
+            "source_id": row[1],
+            "title": row[2],
+            "word_count": row[3],
+            "published_at": row[4],
+            "url": row[5],
+            "author": row[6],
+            "excerpt": row[7],
+        }
+        for row in found
+    ]
+
+
+def index_page(
+    session: Session,
+    flt: ArticleFilter,
+    sort: Sort,
+    limit: int,
+    cursor: Cursor | None,
+    content: Content,
+) -> Page:
+    """A page walked along an index with no search."""
+    if sort in BY_DATE:
+        return _dated_page(session, flt, sort, limit, cursor, content)
+    _, walk_descending = walk(cursor, sort in DESCENDING)
+    binds: dict[str, Any] = filter_binds(flt)
+    if cursor is not None:
+        binds.update(zip(KEY_NAMES, cursor.key, strict=False))
+    rows = _rows(session, order_of(sort), content, walk_descending, binds, limit + 1)
+    return paged(rows, keys_of(sort, rows), limit, cursor)
+
+
+def _dated_page(
+    session: Session,
+    flt: ArticleFilter,
+    sort: Sort,
+    limit: int,
+    cursor: Cursor | None,
+    content: Content,
+) -> Page:
+    """A page by date: the dated segment, then the undated one (walking back, the reverse),
+    from the segment the cursor's key is in. A second read only where the two meet."""
+    backward, walk_descending = walk(cursor, sort in DESCENDING)
+    binds: dict[str, Any] = filter_binds(flt)
+    key = cursor.key if cursor is not None else None
+    from_undated = None if key is None else key[0] is None
+    rows: list[Item] = []
+    for n, segment in enumerate(segments(backward=backward, from_undated=from_undated)):
+        segment_binds = dict(binds)
+        if n == 0 and key is not None:
+            micros, article_id = key
+            if segment == "dated":
+                assert isinstance(micros, int)
+                segment_binds |= {KEY_NAMES[0]: from_micros(micros), KEY_NAMES[1]: article_id}
+            else:
+                segment_binds[KEY_NAMES[0]] = article_id
+        wanted = limit + 1 - len(rows)
+        rows += _rows(session, segment, content, walk_descending, segment_binds, wanted)
+        if len(rows) > limit:
+            break
+    return paged(rows, keys_of(sort, rows), limit, cursor)
