@@ -9,6 +9,8 @@ accessibility violation.
 
 import io
 import json
+import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,10 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.browsers import chromium
+from tests.factories import CORPUS_AUTHORS, CORPUS_IDS, corpus_date
 from tests.live import LiveServer, serve
 
 AXE = Path(__file__).resolve().parent / "clients/ts/node_modules/axe-core/axe.min.js"
@@ -147,7 +150,7 @@ def test_search_facet_scroll_article_and_back(
     assert pressed.get_attribute("data-source") == "5"
     first_page = [li.text for li in results(browser)]
     assert len(first_page) == 20
-    assert all("\nBBC · 80 words · #" in text for text in first_page)
+    assert all(re.search(r"\nBBC( · [^·\n]+){0,2} · 80 words · #\d+", t) for t in first_page)
 
     browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
     wait(browser, lambda b: len(results(b)) == 40)
@@ -162,7 +165,7 @@ def test_search_facet_scroll_article_and_back(
     link.click()
     wait(browser, lambda b: by_id(b, "article-title").text == title)
     assert "&article=" in browser.current_url
-    assert by_id(browser, "article-meta").text.startswith("BBC · 80 words · #")
+    assert re.match(r"BBC( · [^·]+){0,2} · 80 words · #\d+", by_id(browser, "article-meta").text)
     assert by_id(browser, "article-body").text.startswith("Body of article ")
     # Similar articles from GET /v1/articles/{id}/similar, never the article itself.
     wait(browser, lambda b: by_id(b, "similar").is_displayed())
@@ -246,3 +249,74 @@ def test_api_key_is_kept_and_sent_as_bearer(browser: webdriver.Chrome, api: Live
     assert json.loads(sent) == {"Authorization": "Bearer test-key-123"}
     browser.refresh()
     wait(browser, lambda b: by_id(b, "api-key").get_attribute("value") == "test-key-123")
+
+
+def bars(browser: webdriver.Chrome) -> list[WebElement]:
+    return browser.find_elements(By.CSS_SELECTOR, "#histogram button")
+
+
+def test_dates_timeline_and_newest_first(
+    browser: webdriver.Chrome, api: LiveServer, tmp_path: Path
+) -> None:
+    dates = {i: corpus_date(n) for n, i in enumerate(CORPUS_IDS)}
+    months = Counter(f"{d:%Y-%m}" for d in dates.values() if d is not None)
+    browser.get(f"{api.url}/")
+    wait(browser, lambda b: "121 articles" in by_id(b, "status").text)
+    wait(browser, lambda b: by_id(b, "timeline").is_displayed() and len(bars(b)) == 12)
+    labels = [bar.get_attribute("aria-label") for bar in bars(browser)]
+    assert labels[2] == f"Mar 2016: {months['2016-03']} articles"
+    assert by_id(browser, "timeline-undated").text == "and 13 undated"  # 12 and the seed
+    # A result shows its date, byline and a link to where it was published (none undated).
+    assert results(browser)[1].find_elements(By.TAG_NAME, "time") == []  # 840 is undated
+    item = results(browser)[2]
+    dated = dates[835]
+    assert dated is not None
+    time = item.find_element(By.TAG_NAME, "time")
+    assert time.get_attribute("datetime") == dated.isoformat().replace("+00:00", "Z")
+    site = item.find_element(By.CSS_SELECTOR, ".meta a")
+    assert site.get_attribute("href") == "https://news.example/835"
+    assert site.get_attribute("rel") == "noopener noreferrer"
+    assert CORPUS_AUTHORS[CORPUS_IDS.index(835) % 3] in item.text
+
+    # Newest first by date: the latest dated article leads, the undated come last.
+    Select(by_id(browser, "sort")).select_by_value("-published_at")
+    wait(browser, lambda b: b.current_url.endswith("/?sort=-published_at"))
+    newest = max((d, i) for i, d in dates.items() if d is not None)
+    first = "return document.querySelector('#results > li h3 a')?.dataset.article"
+    wait(browser, lambda b: b.execute_script(first) == str(newest[1]))
+
+    # A bar narrows the range to its month; a month shows its days.
+    bars(browser)[2].click()
+    wait(browser, lambda b: "from=2016-03-01&to=2016-03-31" in b.current_url)
+    count = months["2016-03"]
+    wait(browser, lambda b: by_id(b, "status").text == f"{count} articles")
+    assert (
+        "published_from=2016-03-01&published_to=2016-03-31"
+        in by_id(browser, "request-url-text").text
+    )
+    assert by_id(browser, "from").get_attribute("value") == "2016-03-01"
+    days = sorted(d.day for d in dates.values() if d and (d.year, d.month) == (2016, 3))
+    # A bar a day from the first to the last dated, the empty days between them included.
+    wait(browser, lambda b: len(bars(b)) == days[-1] - days[0] + 1)
+    shown = [bar.get_attribute("aria-label") for bar in bars(browser)]
+    assert (
+        shown[0] == "Mar 1, 2016: 1 article" if days[0] == 1 else shown[0].endswith(": 1 article")
+    )
+    assert shown[1].endswith(": 0 articles")  # one article every third day
+    screenshot(browser, tmp_path / "6-timeline.png")
+    assert axe_violations(browser) == []
+
+    # The inputs set the range too; "Any date" clears it.
+    browser.execute_script(
+        "const to = document.getElementById('to'); to.value = '2016-03-10';"
+        "to.dispatchEvent(new Event('change'));"
+    )
+    wait(browser, lambda b: "to=2016-03-10" in b.current_url)
+    march_to_10 = sum(1 for d in dates.values() if d and d.month == 3 and d.day <= 10)
+    wait(browser, lambda b: by_id(b, "status").text == f"{march_to_10} articles")
+    by_id(browser, "clear-dates").click()
+    wait(browser, lambda b: b.current_url.endswith("/?sort=-published_at"))
+    wait(browser, lambda b: "121 articles" in by_id(b, "status").text)
+    browser.back()
+    wait(browser, lambda b: "to=2016-03-10" in b.current_url)
+    assert by_id(browser, "to").get_attribute("value") == "2016-03-10"

@@ -19,7 +19,7 @@ import pytest
 
 from app.api.openapi import render
 from app.main import create_app
-from tests.factories import CORPUS_IDS, CORPUS_SOURCES
+from tests.factories import CORPUS_AUTHORS, CORPUS_IDS, CORPUS_SOURCES, corpus_date
 from tests.live import ROOT, LiveServer, serve
 from tests.test_keys import new_key
 
@@ -125,12 +125,13 @@ def test_api_is_read_only(document: dict[str, Any]) -> None:
 
 USE_CLIENT = r"""
 import json, sys
+from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
 
 from article_corpus_client import AuthenticatedClient
 from article_corpus_client.api.articles import get_article, list_articles
 from article_corpus_client.api.sources import get_source, list_source_articles, list_sources
-from article_corpus_client.models import Article, ArticlePage, Problem, Source, SourcePage
+from article_corpus_client.models import Article, ArticlePage, Problem, Sort, Source, SourcePage
 from article_corpus_client.types import UNSET, Unset
 
 
@@ -168,7 +169,24 @@ source = get_source.sync(client=client, source_id=2)
 assert isinstance(source, Source), source
 first = list_source_articles.sync(client=client, source_id=5, limit=3)
 assert isinstance(first, ArticlePage), first
+# The time axis: a date range, newest first by date, the fields parsed into their types.
+march = list_articles.sync(
+    client=client,
+    sort=Sort("-published_at"),
+    published_from="2016-03",
+    published_to="2016-03",
+    limit=100,
+)
+assert isinstance(march, ArticlePage), march
+dated: list[list[object]] = []
+for item in march.items:
+    assert isinstance(item.published_at, datetime), item.published_at
+    assert isinstance(item.author, str) and isinstance(item.url, str)
+    dated.append([item.article_id, item.published_at.isoformat(), item.author, item.url])
+undated = article.published_at
 print(json.dumps({
+    "march": dated,
+    "seed_published_at": [undated is None, isinstance(undated, Unset)],
     "all": walk(client),
     "source_5": walk(client, 5),
     "source_5_first": [i.article_id for i in first.items if isinstance(i.article_id, int)],
@@ -259,6 +277,13 @@ def test_generated_python_client_walks_the_live_api(
     assert out["sources"] == [2, 5, 7]
     assert out["source_2"] == ["Reuters", 41]
     assert out["title"].startswith("Islamic State")
+    march = [
+        [i, corpus_date(n).isoformat(), CORPUS_AUTHORS[n % 3], f"https://news.example/{i}"]
+        for n, i in enumerate(CORPUS_IDS)
+        if (d := corpus_date(n)) is not None and (d.year, d.month) == (2016, 3)
+    ]
+    assert out["march"] == sorted(march, key=lambda m: (m[1], m[0]), reverse=True)
+    assert out["seed_published_at"] == [True, False]
 
 
 READ_FEED = r"""

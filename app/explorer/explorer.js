@@ -1,6 +1,6 @@
 // The corpus explorer: a client of the public API, same-origin, no dependencies.
-// The URL holds the state (q, source_id, sort, article), so a search can be shared and
-// the back button works; every list shows the exact request it made.
+// The URL holds the state (q, source_id, sort, from, to, article), so a search can be shared
+// and the back button works; every list shows the exact request it made.
 "use strict";
 
 const PAGE_SIZE = 20;
@@ -16,6 +16,9 @@ let loadingMore = false;
 let shownListKey = null; // the list state the rendered results belong to
 let debounceTimer = 0;
 let pageKey = ""; // the key when this browser's storage is off
+let corpusHasDates = false; // date controls and the timeline show only when it does
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+const DAY_MS = 86400000;
 
 // -- State <-> URL ------------------------------------------------------------------------
 
@@ -25,6 +28,8 @@ function readState() {
     q: params.get("q") || "",
     sources: params.getAll("source_id").filter((s) => /^[1-9][0-9]*$/.test(s)),
     sort: params.get("sort") || "",
+    from: DAY.test(params.get("from") || "") ? params.get("from") : "",
+    to: DAY.test(params.get("to") || "") ? params.get("to") : "",
     article: params.get("article") || "",
   };
 }
@@ -34,6 +39,8 @@ function stateUrl(state) {
   if (state.q) params.set("q", state.q);
   for (const id of state.sources) params.append("source_id", id);
   if (state.sort) params.set("sort", state.sort);
+  if (state.from) params.set("from", state.from);
+  if (state.to) params.set("to", state.to);
   if (state.article) params.set("article", state.article);
   const query = params.toString();
   return query ? `/?${query}` : "/";
@@ -76,24 +83,34 @@ async function getJson(path, signal) {
 // Search as you type: the last word also matches as a prefix (`palm*` finds palmyra).
 const asTyped = (q) => (/[\p{L}\p{N}]$/u.test(q) ? `${q}*` : q);
 
-function listPath(state) {
+// The list's filters as API parameters: the search, the date range, and the sources unless
+// `withSources` is off (the source facet counts every source of the other filters).
+function filterParams(state, withSources = true) {
   const params = new URLSearchParams();
   if (state.q) params.set("q", asTyped(state.q));
-  for (const id of state.sources) params.append("source_id", id);
+  if (withSources) for (const id of state.sources) params.append("source_id", id);
+  if (state.from) params.set("published_from", state.from);
+  if (state.to) params.set("published_to", state.to);
+  return params;
+}
+
+function listPath(state) {
+  const params = filterParams(state);
   if (state.sort) params.set("sort", state.sort);
   params.set("limit", String(PAGE_SIZE));
   return `/v1/articles?${params}`;
 }
 
-function facetPath(state) {
-  const params = new URLSearchParams();
-  if (state.q) params.set("q", asTyped(state.q));
-  params.set("facet", "source_id");
+function countsPath(params, facet) {
+  params.set("facet", facet);
   params.set("count", "exact");
   params.set("limit", "1");
   params.set("fields", "article_id");
   return `/v1/articles?${params}`;
 }
+
+const facetPath = (state) => countsPath(filterParams(state, false), "source_id");
+const timelinePath = (state, unit) => countsPath(filterParams(state), `published_at:${unit}`);
 
 function showRequest(path) {
   const url = new URL(path, location.origin).href;
@@ -110,6 +127,41 @@ function sourceLabel(id) {
   return name ? name : `Source ${id}`;
 }
 
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeZone: "UTC" });
+
+// "Source · date · author · N words · #id": the date as a <time>, and a link to where the
+// article was published when its url is a web address.
+function metaLine(element, item) {
+  const parts = [sourceLabel(item.source_id)];
+  if (item.published_at) {
+    const time = document.createElement("time");
+    time.dateTime = item.published_at;
+    time.textContent = dateFormat.format(new Date(item.published_at));
+    parts.push(time);
+  }
+  if (item.author) parts.push(item.author);
+  parts.push(`${item.word_count.toLocaleString()} words`, `#${item.article_id}`);
+  const site = webAddress(item.url);
+  if (site) {
+    const link = document.createElement("a");
+    link.href = site.href;
+    link.rel = "noopener noreferrer";
+    link.textContent = `${site.hostname} ↗`;
+    parts.push(link);
+  }
+  element.replaceChildren();
+  parts.forEach((part, i) => element.append(...(i ? [" · ", part] : [part])));
+}
+
+function webAddress(url) {
+  try {
+    const parsed = new URL(url);
+    return /^https?:$/.test(parsed.protocol) ? parsed : null;
+  } catch {
+    return null;
+  }
+}
+
 function resultItem(item, searching) {
   const li = document.createElement("li");
   const h3 = document.createElement("h3");
@@ -120,7 +172,7 @@ function resultItem(item, searching) {
   h3.append(link);
   const meta = document.createElement("p");
   meta.className = "meta";
-  meta.textContent = `${sourceLabel(item.source_id)} · ${item.word_count} words · #${item.article_id}`;
+  metaLine(meta, item);
   const text = document.createElement("p");
   text.className = "text";
   if (searching && typeof item.snippet === "string") {
@@ -169,6 +221,93 @@ function describe(state, facets) {
   return state.q ? `${count} ${verb} “${state.q}”` : count;
 }
 
+// -- The timeline: matches per day, month or year, whose bars narrow the range ------------
+
+// Days for a range of a month or less, else months, rolled up into years past two.
+function timelineUnit(state) {
+  if (state.from && state.to && Date.parse(state.to) - Date.parse(state.from) < 31 * DAY_MS) {
+    return "day";
+  }
+  return "month";
+}
+
+function lastDay(value) {
+  // A bucket's last day: `2016` -> 2016-12-31, `2016-02` -> 2016-02-29, a day -> itself.
+  const [year, month] = value.split("-").map(Number);
+  if (value.length === 10) return value;
+  const end = month ? new Date(Date.UTC(year, month, 0)) : new Date(Date.UTC(year, 12, 0));
+  return end.toISOString().slice(0, 10);
+}
+
+function firstDay(value) {
+  return value.length === 4 ? `${value}-01-01` : value.length === 7 ? `${value}-01` : value;
+}
+
+function bucketLabel(value) {
+  if (value.length === 4) return value;
+  const [year, month, day] = value.split("-").map(Number);
+  const date = new Date(Date.UTC(year, month - 1, day || 1));
+  const options = day ? { dateStyle: "medium" } : { month: "short", year: "numeric" };
+  return new Intl.DateTimeFormat(undefined, { ...options, timeZone: "UTC" }).format(date);
+}
+
+// The bucket after `value` (a year, month or day), for the empty ones between two counted.
+function nextBucket(value) {
+  const [year, month, day] = value.split("-").map(Number);
+  if (value.length === 4) return String(year + 1).padStart(4, "0");
+  if (value.length === 7) return new Date(Date.UTC(year, month, 1)).toISOString().slice(0, 7);
+  return new Date(Date.UTC(year, month - 1, day + 1)).toISOString().slice(0, 10);
+}
+
+function withGaps(buckets) {
+  const counted = new Map(buckets.map((b) => [b.value, b.count]));
+  const all = [];
+  for (let value = buckets[0]?.value; value && value <= buckets.at(-1).value; value = nextBucket(value)) {
+    all.push({ value, count: counted.get(value) ?? 0 });
+  }
+  return all;
+}
+
+function renderTimeline(buckets) {
+  let dated = buckets.filter((b) => b.value !== null);
+  const undated = buckets.find((b) => b.value === null)?.count ?? 0;
+  if (dated.length && dated.at(-1).value.length === 7 && withGaps(dated).length > 24) {
+    const years = new Map();
+    for (const { value, count } of dated) {
+      years.set(value.slice(0, 4), (years.get(value.slice(0, 4)) ?? 0) + count);
+    }
+    dated = [...years].map(([value, count]) => ({ value, count }));
+  }
+  dated = withGaps(dated);
+  const list = $("histogram");
+  list.replaceChildren();
+  const most = Math.max(1, ...dated.map((b) => b.count));
+  for (const { value, count } of dated) {
+    const li = document.createElement("li");
+    const bar = document.createElement("button");
+    bar.type = "button";
+    bar.dataset.from = firstDay(value);
+    bar.dataset.to = lastDay(value);
+    const label = bucketLabel(value);
+    bar.setAttribute("aria-label", `${label}: ${count.toLocaleString()} ${count === 1 ? "article" : "articles"}`);
+    bar.title = bar.getAttribute("aria-label");
+    const fill = document.createElement("span");
+    fill.style.setProperty("--share", String(count / most)); // CSSOM: allowed by the CSP
+    bar.append(fill);
+    li.append(bar);
+    list.append(li);
+  }
+  $("timeline-range").textContent = dated.length
+    ? `${bucketLabel(dated[0].value)} – ${bucketLabel(dated.at(-1).value)}`
+    : "No dated articles";
+  $("timeline-undated").textContent = undated ? `and ${undated.toLocaleString()} undated` : "";
+  $("timeline").hidden = !corpusHasDates;
+}
+
+function showDateControls() {
+  for (const element of document.querySelectorAll("[data-dates]")) element.hidden = !corpusHasDates;
+}
+
 async function loadList(state) {
   listController?.abort();
   const controller = new AbortController();
@@ -177,13 +316,15 @@ async function loadList(state) {
   showRequest(path);
   $("status").textContent = "Searching…";
   try {
-    const [page, counted] = await Promise.all([
+    const [page, counted, timeline] = await Promise.all([
       getJson(path, controller.signal),
       getJson(facetPath(state), controller.signal),
+      corpusHasDates ? getJson(timelinePath(state, timelineUnit(state)), controller.signal) : null,
     ]);
     $("results").replaceChildren();
     appendPage(page, state);
     renderFacets(counted.facets?.source_id ?? [], state);
+    if (timeline) renderTimeline(Object.values(timeline.facets ?? {})[0] ?? []);
     $("status").textContent = page.items.length
       ? describe(state, counted.facets?.source_id ?? [])
       : "No articles found.";
@@ -222,7 +363,7 @@ function isVisible(element) {
   return box.top < innerHeight && box.bottom > 0;
 }
 
-const listKey = (state) => JSON.stringify([state.q, state.sources, state.sort]);
+const listKey = (state) => JSON.stringify([state.q, state.sources, state.sort, state.from, state.to]);
 
 // -- The article --------------------------------------------------------------------------
 
@@ -238,8 +379,7 @@ async function loadArticle(id) {
   try {
     const article = await getJson(`/v1/articles/${encodeURIComponent(id)}`, controller.signal);
     $("article-title").textContent = article.title;
-    $("article-meta").textContent =
-      `${sourceLabel(article.source_id)} · ${article.word_count.toLocaleString()} words · #${article.article_id}`;
+    metaLine($("article-meta"), article);
     const body = $("article-body");
     for (const paragraph of article.content.split(/\n\s*\n|\n/)) {
       if (!paragraph.trim()) continue;
@@ -285,6 +425,9 @@ function render() {
   const state = readState();
   if ($("q").value.trim() !== state.q) $("q").value = state.q; // keeps a space being typed
   $("sort").value = state.sort;
+  $("from").value = state.from;
+  $("to").value = state.to;
+  $("clear-dates").hidden = !(state.from || state.to);
   const showArticle = Boolean(state.article);
   $("list-view").hidden = showArticle;
   $("article-view").hidden = !showArticle;
@@ -326,6 +469,17 @@ function init() {
     go({ ...readState(), q: $("q").value.trim(), article: "" });
   });
   $("sort").addEventListener("change", () => go({ ...readState(), sort: $("sort").value, article: "" }));
+  for (const id of ["from", "to"]) {
+    $(id).addEventListener("change", () => {
+      const value = DAY.test($(id).value) ? $(id).value : "";
+      go({ ...readState(), [id]: value, article: "" });
+    });
+  }
+  $("clear-dates").addEventListener("click", () => go({ ...readState(), from: "", to: "", article: "" }));
+  $("histogram").addEventListener("click", (event) => {
+    const bar = event.target.closest("button[data-from]");
+    if (bar) go({ ...readState(), from: bar.dataset.from, to: bar.dataset.to, article: "" });
+  });
   $("facets").addEventListener("click", (event) => {
     const button = event.target.closest("button[data-source]");
     if (!button) return;
@@ -372,10 +526,21 @@ function init() {
       // Storage is off (private mode): the key lasts for this page only.
     }
     shownListKey = null;
-    loadSources().then(render);
+    Promise.all([loadSources(), loadDates()]).then(render);
   });
   addEventListener("popstate", render);
-  loadSources().then(render);
+  Promise.all([loadSources(), loadDates()]).then(render);
+}
+
+// Whether any article has a date: one facet request over the whole corpus.
+async function loadDates() {
+  try {
+    const page = await getJson("/v1/articles?facet=published_at:year&limit=1&fields=article_id");
+    corpusHasDates = (page.facets?.["published_at:year"] ?? []).some((b) => b.value !== null);
+  } catch {
+    corpusHasDates = false;
+  }
+  showDateControls();
 }
 
 async function loadSources() {

@@ -82,3 +82,25 @@ export function applyChanges(titles: Map<number, string>, page: ChangePage): num
   }
   return page.next_after;
 }
+
+type FacetCount = components["schemas"]["FacetCount"];
+
+/** Matches per month of a date range, for a histogram: the undated come as a null value. */
+export async function monthlyCounts(
+  base: string,
+  key: string,
+  range: Pick<ListQuery, "published_from" | "published_to">,
+): Promise<Map<string | null, number>> {
+  const params = new URLSearchParams({ facet: "published_at:month", limit: "1" });
+  if (range.published_from) params.set("published_from", range.published_from);
+  if (range.published_to) params.set("published_to", range.published_to);
+  const response = await fetch(new URL(`/v1/articles?${params}`, base), keyed(key));
+  const page = (await response.json()) as ArticlePage;
+  const buckets: FacetCount[] = page.facets?.["published_at:month"] ?? [];
+  return new Map(buckets.map((b) => [typeof b.value === "number" ? String(b.value) : b.value, b.count]));
+}
+
+/** The newest article's date, or null when it has none: the field is a string or null. */
+export function publishedOn(item: ArticlePage["items"][number]): Date | null {
+  return item.published_at ? new Date(item.published_at) : null;
+}
