@@ -9,7 +9,14 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import Session
 
+from app.db import make_engine
+from app.queries import counts
+from app.queries.cache import RevisionCache
+from app.queries.counts import CountMode, Facet
+from app.queries.filters import ArticleFilter
+from app.settings import Settings
 from tests.factories import make_client, record, written_database
 
 pytestmark = pytest.mark.anyio
@@ -344,3 +351,31 @@ async def test_a_sources_articles_sort_and_filter_by_date(api: httpx.AsyncClient
         and d >= datetime(2016, 3, 15, tzinfo=UTC)
     ]
     assert listed == wanted
+
+
+async def test_the_database_and_the_index_count_lists_alike(
+    api: httpx.AsyncClient, dates_url: str
+) -> None:
+    """A list's exact total and facets come from the index when it holds every write, else
+    from the database: both answer the same."""
+    view = api._transport.app.state.follower.index.view()  # type: ignore[attr-defined]
+    engine = make_engine(Settings(database_url=dates_url), pooled=False)
+    filters = [
+        ArticleFilter(),
+        ArticleFilter(source_ids=(3,), published_from=datetime(2016, 3, 10, tzinfo=UTC)),
+        ArticleFilter(authors=("Doe, John",), published_before=datetime(2016, 4, 1, tzinfo=UTC)),
+        ArticleFilter(id_min=10, id_max=50, url="https://news.example/12"),
+    ]
+    try:
+        with Session(engine) as session:
+            for flt in filters:
+                by_db, by_index = (
+                    (
+                        counts.total(session, flt, CountMode.EXACT, RevisionCache(), seen),
+                        counts.facets(session, flt, list(Facet), RevisionCache(), seen),
+                    )
+                    for seen in (None, view)
+                )
+                assert by_db == by_index, flt
+    finally:
+        engine.dispose()

@@ -298,10 +298,8 @@ def test_dates_timeline_and_newest_first(
     days = sorted(d.day for d in dates.values() if d and (d.year, d.month) == (2016, 3))
     # A bar a day from the first to the last dated, the empty days between them included.
     wait(browser, lambda b: len(bars(b)) == days[-1] - days[0] + 1)
-    shown = [bar.get_attribute("aria-label") for bar in bars(browser)]
-    assert (
-        shown[0] == "Mar 1, 2016: 1 article" if days[0] == 1 else shown[0].endswith(": 1 article")
-    )
+    shown = [str(bar.get_attribute("aria-label")) for bar in bars(browser)]
+    assert shown[0].endswith(": 1 article")
     assert shown[1].endswith(": 0 articles")  # one article every third day
     screenshot(browser, tmp_path / "6-timeline.png")
     assert axe_violations(browser) == []

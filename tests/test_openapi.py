@@ -278,7 +278,7 @@ def test_generated_python_client_walks_the_live_api(
     assert out["source_2"] == ["Reuters", 41]
     assert out["title"].startswith("Islamic State")
     march = [
-        [i, corpus_date(n).isoformat(), CORPUS_AUTHORS[n % 3], f"https://news.example/{i}"]
+        [i, d.isoformat(), CORPUS_AUTHORS[n % 3], f"https://news.example/{i}"]
         for n, i in enumerate(CORPUS_IDS)
         if (d := corpus_date(n)) is not None and (d.year, d.month) == (2016, 3)
     ]

@@ -355,3 +355,33 @@ def test_index_status_reports_revisions_lag_and_size(loaded: tuple[str, Engine])
     assert status["lag"] == 1
     assert status["revision"] == status["database_revision"] - 1
     assert status["size_bytes"] > 0
+
+
+async def test_one_request_reads_one_commit_of_the_index(database_url: str, engine: Engine) -> None:
+    """A page, its total and its facets come from the view the request took, even when the
+    follower commits more articles between them (issue 22 item 7)."""
+    from sqlmodel import Session
+
+    from app.queries import articles, counts
+    from app.queries.cache import RevisionCache
+    from app.queries.counts import CountMode, Facet
+
+    add_articles(engine, [record(i, content="walrus tusk") for i in range(1, 6)])
+    async with make_client(database_url) as client:
+        app_state = client._transport.app.state  # type: ignore[attr-defined]
+        view = app_state.follower.index.view()
+        add_articles(engine, [record(i, content="walrus tusk") for i in range(6, 11)])
+        await search_caught_up(client, database_url)
+        newer = app_state.follower.index.view()
+        flt = ArticleFilter(q="walrus")
+        with Session(engine) as session:
+            for seen, n in ((view, 5), (newer, 10)):
+                page = articles.list_articles(
+                    session, flt, sort=articles.Sort.NEWEST, limit=20, index=seen
+                )
+                assert len(page.rows) == n
+                cache = RevisionCache(1000)
+                assert counts.total(session, flt, CountMode.EXACT, cache, seen).value == n
+                faceted = counts.facets(session, flt, [Facet.SOURCE_ID], cache, seen)
+                assert faceted["source_id"] == [{"value": 2, "count": n}]
+        assert view.revision() < newer.revision()

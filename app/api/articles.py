@@ -28,6 +28,8 @@ from app.queries import meta as meta_queries
 from app.queries.articles import ArticleFilter, Item
 from app.queries.cache import BYTES_PER_WEIGHT, newest_revision
 from app.queries.counts import CountMode
+from app.search.index import IndexView
+from app.search.sync import Follower
 
 router = APIRouter(prefix="/v1/articles", tags=["articles"], responses=PROBLEM_RESPONSES)
 
@@ -60,27 +62,36 @@ async def page_reply(page: PageRequest) -> tuple[bytes, str | None]:
     """
     session = page.session
     if _single_read(page.options):
-        return await run_db_short(session, _build_page, page)
+        return await run_db_short(session, _build_page, page, None)
     query = page.request.scope["query_string"].decode("latin-1")
-    index_revision = _searched_revision(page)
-    key = f"page:{index_revision}:{page.request.scope['path']}?{query}"
+    view = _index_view(page)
     revision = await run_db_short(session, newest_revision, session)
+    if view is not None and page.options.flt.search is None and view.revision() < revision:
+        view = None  # behind the database: a list's counts come from the database
+    # A kept reply is valid for one state of the database and of the index together.
+    key = f"page:{view.revision() if view else 0}:{page.request.scope['path']}?{query}"
     hit = page.cache.get(key, revision)
     if isinstance(hit, tuple):
         return hit
-    body, link = await run_db(_build_page, page, snapshot=True)
+    body, link = await run_db(_build_page, page, view, snapshot=True)
     page.cache.put(key, revision, (body, link), weight=1 + len(body) // BYTES_PER_WEIGHT)
     return body, link
 
 
-def _searched_revision(page: PageRequest) -> int:
-    """The revision the search index has applied, for a page that searches (else 0): a kept
-    reply is valid for one state of the database and of the index together."""
-    search = page.options.flt.search
-    if search is None or search.matches_nothing:
-        return 0
-    follower = getattr(page.request.app.state, "follower", None)
-    return follower.status().index_revision if follower is not None else 0
+def _index_view(page: PageRequest) -> IndexView | None:
+    """The one view of the search index a page reads: a search's, or for a list's exact
+    total or facets, the index's if it is ready (it counts a million articles in
+    milliseconds where the database scans them); else None."""
+    options = page.options
+    search = options.flt.search
+    if search is not None:
+        return None if search.matches_nothing else search_index(page.request.app.state).view()
+    if options.count is not CountMode.EXACT and not options.facets:
+        return None
+    follower: Follower | None = getattr(page.request.app.state, "follower", None)
+    if follower is None or not follower.status().ready or follower.index is None:
+        return None
+    return follower.index.view()
 
 
 def _cursor_secret(page: PageRequest) -> str:
@@ -94,7 +105,9 @@ def _cursor_secret(page: PageRequest) -> str:
     return secret
 
 
-def _build_page(page: PageRequest, *, snapshot: bool = False) -> tuple[bytes, str | None]:
+def _build_page(
+    page: PageRequest, index: IndexView | None, *, snapshot: bool = False
+) -> tuple[bytes, str | None]:
     """Shared by every list of articles: decode the cursor, fetch, count, link the neighbours.
     Returns the body and the Link header.
 
@@ -116,10 +129,6 @@ def _build_page(page: PageRequest, *, snapshot: bool = False) -> tuple[bytes, st
             expected_fingerprint=fingerprint,
             key_arity=article_queries.key_arity(sort),
         )
-    search = flt.search
-    index = None
-    if search is not None and not search.matches_nothing:
-        index = search_index(page.request.app.state)
     rows = article_queries.list_articles(
         session,
         flt,

@@ -54,7 +54,7 @@ from app.queries.prepared import Prepared
 from app.queries.ranking import Ranking, ranking_to
 from app.queries.walks import KEY_NAMES, LIMIT_NAME, index_page, order_of, walk_select
 from app.search import matching
-from app.search.index import SearchIndex
+from app.search.index import IndexView, SearchIndex
 
 __all__ = [  # re-exported: the API and the export engine import them from here
     "DETAIL_COLUMNS",
@@ -129,13 +129,13 @@ def list_articles(
     cursor: Cursor | None = None,
     content: Content = Content.EXCERPT,
     cache: RevisionCache | None = None,
-    index: SearchIndex | None = None,
+    index: IndexView | None = None,
 ) -> Page:
     """One keyset page of article summaries in `sort` order (see `resolve_sort`).
 
-    A search needs `index`. Each hit also carries `score` and `snippet` (HTML, matches in
-    <mark>). Given a `cache`, the ranking a cursor page needs is kept while the index is
-    unchanged.
+    A search needs `index`, the request's one view of the search index. Each hit also
+    carries `score` and `snippet` (HTML, matches in <mark>). Given a `cache`, the ranking a
+    cursor page needs is kept while the index is unchanged.
     """
     if cursor is not None:
         check_key(sort, cursor.key)
@@ -146,12 +146,12 @@ def list_articles(
         return Page([], has_next=False, has_prev=False)
     if index is None:
         raise ServiceUnavailable("Search is not available: there is no search index.")
-    searcher = index.searcher()
-    compiled = matching.compile_search(index, query, flt)
+    searcher = index.searcher
+    compiled = matching.compile_search(index.index, query, flt)
     if sort is Sort.RELEVANCE and query.ranked:
-        page = _ranked_page(session, index, searcher, compiled, flt, limit, cursor, content, cache)
+        page = _ranked_page(session, index, compiled, flt, limit, cursor, content, cache)
     elif key_arity(sort) == 1:
-        page = _id_page(session, index, searcher, flt, sort, limit, cursor, content)
+        page = _id_page(session, index, flt, sort, limit, cursor, content)
     elif sort in BY_DATE:
         page = _date_page(session, searcher, compiled, sort, limit, cursor, content)
     else:
@@ -164,8 +164,7 @@ def list_articles(
 
 def _ranked_page(
     session: Session,
-    index: SearchIndex,
-    searcher: tantivy.Searcher,
+    index: IndexView,
     compiled: matching.Compiled,
     flt: ArticleFilter,
     limit: int,
@@ -176,25 +175,24 @@ def _ranked_page(
     """A page of hits by relevance: the first from the index's top hits, later ones cut
     from a ranking that reaches the cursor (app/queries/ranking.py)."""
     if cursor is None:
-        pairs = matching.top(searcher, compiled, limit + 1)
+        pairs = matching.top(index.searcher, compiled, limit + 1)
         ranked = Ranking.of(pairs, complete=len(pairs) <= limit)
     else:
         ranked = ranking_to(
-            searcher,
+            index.searcher,
             compiled,
             cursor,
             limit,
             cache=cache,
             key=repr(("ranking", *flt.fingerprint_parts())),
-            revision=index.revision(searcher),
+            revision=index.revision(),
         )
     return _slice_page(session, ranked, limit, cursor, content)
 
 
 def _id_page(
     session: Session,
-    index: SearchIndex,
-    searcher: tantivy.Searcher,
+    index: IndexView,
     flt: ArticleFilter,
     sort: Sort,
     limit: int,
@@ -210,8 +208,8 @@ def _id_page(
         last = cursor.key[0]
         assert isinstance(last, int)
         extra.append(matching.id_bound(last, descending=walk_descending))
-    bounded = matching.compile_search(index, query, flt, extra=extra)
-    ids = matching.by_id(searcher, bounded, limit + 1, descending=walk_descending)
+    bounded = matching.compile_search(index.index, query, flt, extra=extra)
+    ids = matching.by_id(index.searcher, bounded, limit + 1, descending=walk_descending)
     rows = in_order(fetch_items(session, ids, content), ids)
     return paged(rows, keys_of(sort, rows), limit, cursor)
 

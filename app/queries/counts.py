@@ -19,7 +19,7 @@ from app.errors import ServiceUnavailable
 from app.queries.cache import RevisionCache, newest_revision
 from app.queries.filters import ArticleFilter, filter_clauses
 from app.search import matching
-from app.search.index import SearchIndex
+from app.search.index import IndexView
 from app.search.matching import MAX_DATE_BUCKETS
 
 
@@ -55,24 +55,28 @@ def _cache_key(kind: str, dialect: str, flt: ArticleFilter) -> str:
     return orjson.dumps([kind, dialect, *flt.fingerprint_parts()]).decode()
 
 
-def _compiled(flt: ArticleFilter, index: SearchIndex | None) -> matching.Compiled | None:
-    """The index query of `flt`'s search (None: no search, the database counts)."""
+def _compiled(flt: ArticleFilter, index: IndexView | None) -> matching.Compiled | None:
+    """The index query of `flt` (None: the database counts). A search needs the index;
+    a list without one is counted by the index when the caller passes a view that holds
+    every write the database does (see `total`)."""
     query = flt.search
-    if query is None:
-        return None
     if index is None:
+        if query is None:
+            return None
         raise ServiceUnavailable("Search is not available: there is no search index.")
-    return matching.compile_search(index, query, flt)
+    if query is None:
+        return matching.compile_filter(flt)
+    return matching.compile_search(index.index, query, flt)
 
 
-def count_articles(session: Session, flt: ArticleFilter, index: SearchIndex | None = None) -> int:
+def count_articles(session: Session, flt: ArticleFilter, index: IndexView | None = None) -> int:
     """How many articles match the same filters and search as the pages."""
     query = flt.search
     if query is not None and query.matches_nothing:
         return 0
     compiled = _compiled(flt, index)
     if compiled is not None and index is not None:
-        return matching.count(index.searcher(), compiled)
+        return matching.count(index.searcher, compiled)
     stmt = select(func.count()).select_from(models.article_table)
     return int(session.execute(stmt.where(*filter_clauses(flt))).scalar_one())
 
@@ -101,13 +105,18 @@ def total(
     flt: ArticleFilter,
     mode: CountMode,
     cache: RevisionCache,
-    index: SearchIndex | None = None,
+    index: IndexView | None = None,
 ) -> Total:
     """The `total` a page reports: none, exact, or estimated (PostgreSQL without a search;
-    exact everywhere else, since an exact search count is as cheap)."""
+    exact everywhere else, since an exact search count is as cheap).
+
+    Given `index`, the index counts: for a search, always; for a list without one, the
+    caller passes a view only when it has applied the database's newest revision, so the
+    index's count (a few milliseconds at a million) is the database's exact count.
+    """
     if mode is CountMode.NONE:
         return Total(None, None)
-    if flt.search is not None:
+    if flt.search is not None or index is not None:
         return Total(count_articles(session, flt, index), True)
     dialect = session.get_bind().dialect.name
     if mode is CountMode.ESTIMATED and dialect == "postgresql":
@@ -118,7 +127,7 @@ def total(
 
 
 def source_facets(
-    session: Session, flt: ArticleFilter, index: SearchIndex | None = None
+    session: Session, flt: ArticleFilter, index: IndexView | None = None
 ) -> list[dict[str, int]]:
     """Matches per source under the same filters: most first, then by source_id."""
     query = flt.search
@@ -126,7 +135,7 @@ def source_facets(
         return []
     compiled = _compiled(flt, index)
     if compiled is not None and index is not None:
-        return matching.source_counts(index.searcher(), compiled)
+        return matching.source_counts(index.searcher, compiled)
     source_id = models.article_table.c.source_id
     n = func.count().label("n")
     stmt = (
@@ -139,7 +148,7 @@ def source_facets(
 
 
 def date_facets(
-    session: Session, flt: ArticleFilter, unit: Unit, index: SearchIndex | None = None
+    session: Session, flt: ArticleFilter, unit: Unit, index: IndexView | None = None
 ) -> list[FacetValue]:
     """Matches per calendar bucket of `unit` (UTC) under the same filters, in time order,
     then the undated ones (value null), if any. Bucket values are `2016`, `2016-03` or
@@ -149,7 +158,7 @@ def date_facets(
         return []
     compiled = _compiled(flt, index)
     if compiled is not None and index is not None:
-        searcher = index.searcher()
+        searcher = index.searcher
         dated = matching.date_counts(searcher, compiled, unit)
         undated = matching.count(searcher, compiled) - sum(n for _, n in dated)
     else:
@@ -195,7 +204,7 @@ def facets(
     flt: ArticleFilter,
     asked: list[Facet],
     cache: RevisionCache,
-    index: SearchIndex | None = None,
+    index: IndexView | None = None,
 ) -> dict[str, list[FacetValue]]:
     """Each asked facet, by name; without a search, each is cached per data revision."""
     found: dict[str, list[FacetValue]] = {}
@@ -209,7 +218,7 @@ def _facet(
     flt: ArticleFilter,
     facet: Facet,
     cache: RevisionCache,
-    index: SearchIndex | None,
+    index: IndexView | None,
 ) -> list[FacetValue]:
     unit = facet.unit
 
@@ -218,7 +227,7 @@ def _facet(
             return [dict(f) for f in source_facets(session, flt, index)]
         return date_facets(session, flt, unit, index)
 
-    if flt.search is not None:
+    if flt.search is not None or index is not None:  # the index counts (see `total`)
         return compute()
     dialect = session.get_bind().dialect.name
     revision = newest_revision(session)

@@ -174,6 +174,10 @@ class SearchIndex:
     def searcher(self) -> tantivy.Searcher:
         return self.index.searcher()
 
+    def view(self) -> "IndexView":
+        """The index's newest commit, for one request."""
+        return IndexView(self, self.index.searcher())
+
     def reload(self) -> None:
         self.index.reload()
 
@@ -202,3 +206,16 @@ class SearchIndex:
 
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
+
+
+@dataclass(frozen=True, slots=True)
+class IndexView:
+    """One commit of an index as one request reads it. Every read of the request (its page,
+    its count, its facets) goes through this one searcher, so they agree even when the
+    follower commits meanwhile, and a reply kept for reuse is filed under its revision."""
+
+    index: SearchIndex
+    searcher: tantivy.Searcher
+
+    def revision(self) -> int:
+        return self.index.revision(self.searcher)

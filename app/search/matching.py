@@ -124,6 +124,14 @@ def compile_search(
     return Compiled(Query.boolean_query(clauses), positive)
 
 
+def compile_filter(flt: ArticleFilter) -> Compiled:
+    """Every article under `flt`'s filters, without a search: what the index counts for a
+    list (its facets and total) when it holds all the database does."""
+    clauses = [(Occur.Must, Query.const_score_query(_ALL_ARTICLES, 0.0))]
+    clauses += [(Occur.Must, q) for q in _filters(flt)]
+    return Compiled(Query.boolean_query(clauses), None)
+
+
 def _ids(searcher: tantivy.Searcher, hits: list[tuple[object, tantivy.DocAddress]]) -> list[int]:
     values = searcher.fast_field_values("article_id", [h[1] for h in hits])
     return [v for v in values if isinstance(v, int)]
