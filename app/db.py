@@ -52,6 +52,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+# PostgreSQL's refusal of a write on a read replica (read_only_sql_transaction).
+READ_ONLY_SQLSTATE = "25006"
+
+
+def refused_as_read_only(exc: BaseException) -> bool:
+    """Whether `exc` is a replica's refusal of a write."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == READ_ONLY_SQLSTATE
+
+
 def backend(url: str) -> str:
     """`sqlite` or `postgresql`, from a database URL."""
     return make_url(url).get_backend_name()
@@ -128,6 +137,21 @@ def _postgres_engine(settings: Settings, *, pooled: bool) -> Engine:
             )
 
     return engine
+
+
+def primary_engine(settings: Settings) -> Engine | None:
+    """The engine for the API's own writes when `primary_database_url` is set: one
+    connection, for a flush a second."""
+    if settings.primary_database_url is None:
+        return None
+    primary = settings.model_copy(
+        update={
+            "database_url": settings.primary_database_url,
+            "pool_size": 1,
+            "pool_max_overflow": 0,
+        }
+    )
+    return make_engine(primary)
 
 
 def _pool_kwargs(settings: Settings, pooled: bool) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from app.settings import Settings
 from tests.databases import BACKENDS, PG_ADMIN_URL, clone, drop, pg_admin, pg_url
 from tests.factories import CORPUS_IDS, SEED_FILE, corpus_records, make_client
 from tests.pgbouncer import PgBouncer, run_pgbouncer
+from tests.replica import Replica, run_replica
 
 
 def pytest_report_header() -> list[str]:
@@ -144,3 +145,10 @@ def pgbouncer() -> Iterator[PgBouncer]:
     """PgBouncer in transaction mode in front of the suite's server (tests/pgbouncer.py)."""
     with run_pgbouncer() as pooler:
         yield pooler
+
+
+@pytest.fixture(scope="session")
+def replica() -> Iterator[Replica]:
+    """A streaming replica of the suite's server on a port of its own (tests/replica.py)."""
+    with run_replica() as standby:
+        yield standby
