@@ -76,6 +76,8 @@ def test_every_command_works_through_the_pooler(
     status = as_json(run("index", "status", "--json", *db, *index))
     assert (status["state"], status["lag"], status["revision"]) == ("ready", 0, 3_003)
     run("index", "rebuild", *db, *index)
+    snapshot = as_json(run("index", "snapshot", str(tmp_path / "copy"), "--json", *db, *index))
+    assert snapshot["revision"] == 3_003
     exported = run("export", *db).stdout.splitlines()
     assert len(exported) == 2_997
     assert {orjson.loads(line)["article_id"] for line in exported} == set(range(4, 3_001))
