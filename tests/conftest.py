@@ -140,9 +140,15 @@ def pg_database_url(database_url: str) -> str:
     return database_url
 
 
+def _postgresql_only() -> None:
+    if "postgresql" not in BACKENDS:
+        pytest.skip("PostgreSQL is not among CORPUS_TEST_BACKENDS")
+
+
 @pytest.fixture(scope="session")
 def pgbouncer() -> Iterator[PgBouncer]:
     """PgBouncer in transaction mode in front of the suite's server (tests/pgbouncer.py)."""
+    _postgresql_only()
     with run_pgbouncer() as pooler:
         yield pooler
 
@@ -150,5 +156,6 @@ def pgbouncer() -> Iterator[PgBouncer]:
 @pytest.fixture(scope="session")
 def replica() -> Iterator[Replica]:
     """A streaming replica of the suite's server on a port of its own (tests/replica.py)."""
+    _postgresql_only()
     with run_replica() as standby:
         yield standby
