@@ -77,11 +77,35 @@ def give_to_server_account(path: Path) -> None:
         shutil.chown(path, SERVER_ACCOUNT, SERVER_ACCOUNT)
 
 
+# In each such folder: the id of the test process it belongs to.
+OWNER_FILE = "owner.pid"
+
+
 def server_folder(prefix: str) -> Path:
-    """A new private folder that the PostgreSQL account (when we are root) owns."""
+    """A new private folder that the PostgreSQL account (when we are root) owns, marked
+    with this process's id."""
     folder = Path(tempfile.mkdtemp(prefix=prefix))
+    (folder / OWNER_FILE).write_text(str(os.getpid()))
     give_to_server_account(folder)
     return folder
+
+
+def abandoned_folders(prefix: str) -> list[Path]:
+    """Folders of `prefix` whose test process has gone without stopping what runs in them
+    (a run killed, or crashed): what it started there is for the next run to stop."""
+    found = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        try:
+            owner = int((folder / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            found.append(folder)
+        except PermissionError:
+            pass  # alive, and someone else's
+    return found
 
 
 def pg_scalar(url: str, sql: str) -> object:

@@ -14,6 +14,7 @@ follows a client from one transaction to the next. Startup parameters it does no
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -24,11 +25,19 @@ from pathlib import Path
 import psycopg
 from sqlalchemy.engine import make_url
 
-from tests.databases import PG_ADMIN_URL, SERVER_ACCOUNT, server_folder, with_server
+from tests.databases import (
+    PG_ADMIN_URL,
+    SERVER_ACCOUNT,
+    abandoned_folders,
+    server_folder,
+    with_server,
+)
 from tests.live import free_port, stop
 
 # Server connections per database (and user): fewer than a test's clients, so they share.
 SERVER_CONNECTIONS = 4
+FOLDER_PREFIX = "corpus-pgbouncer-"
+PID_FILE = "pgbouncer.pid"
 START_TIMEOUT_S = 10.0
 
 
@@ -64,6 +73,7 @@ def _config(folder: Path, port: int, server_connections: int) -> Path:
         "max_client_conn": 1000,
         "log_connections": 0,
         "log_disconnections": 0,
+        "pidfile": folder / PID_FILE,
     }
     ini = folder / "pgbouncer.ini"
     lines = [f"[databases]\n* = {server}\n[pgbouncer]\n"]
@@ -76,7 +86,8 @@ def _config(folder: Path, port: int, server_connections: int) -> Path:
 def run_pgbouncer(server_connections: int = SERVER_CONNECTIONS) -> Iterator[PgBouncer]:
     """PgBouncer on a free port until the block ends, with `server_connections` server
     connections per database."""
-    folder = server_folder("corpus-pgbouncer-")
+    _stop_abandoned()
+    folder = server_folder(FOLDER_PREFIX)
     port = free_port()
     ini = _config(folder, port, server_connections)
     log = folder / "pgbouncer.log"
@@ -92,6 +103,19 @@ def run_pgbouncer(server_connections: int = SERVER_CONNECTIONS) -> Iterator[PgBo
         yield pooler
     finally:
         stop(process)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stop_abandoned() -> None:
+    """Stop the PgBouncer of each folder a killed test run left behind, by its pid file."""
+    for folder in abandoned_folders(FOLDER_PREFIX):
+        try:
+            pid = int((folder / PID_FILE).read_text())
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            command = b""
+        if str(folder).encode() in command:  # that process is still this folder's PgBouncer
+            os.kill(pid, signal.SIGTERM)
         shutil.rmtree(folder, ignore_errors=True)
 
 

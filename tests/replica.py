@@ -10,7 +10,8 @@ primary had written when it was called.
 
 The primary must accept replication connections from 127.0.0.1 (scripts/test-prereqs
 checks, and allows them on a local server it may configure). The copy takes a few seconds
-on a small server; the suite makes one per session.
+on a small server; the suite makes one per session. A replica that a killed test run
+left running is stopped by the next run.
 """
 
 import shutil
@@ -27,6 +28,7 @@ from sqlalchemy.exc import OperationalError
 
 from tests.databases import (
     PG_ADMIN_URL,
+    abandoned_folders,
     as_server_account,
     give_to_server_account,
     pg_bin,
@@ -37,6 +39,7 @@ from tests.databases import (
 from tests.live import free_port
 
 CATCH_UP_TIMEOUT_S = 30.0
+FOLDER_PREFIX = "corpus-replica-"
 # A hot standby needs at least the primary's values of these.
 MATCHED_SETTINGS = (
     "max_connections",
@@ -96,7 +99,11 @@ def _settings_file(port: int) -> str:
 @contextmanager
 def run_replica() -> Iterator[Replica]:
     """A hot standby of the admin URL's server on a free port, until the block ends."""
-    folder = server_folder("corpus-replica-")
+    pg_ctl = pg_bin("pg_ctl")
+    for abandoned in abandoned_folders(FOLDER_PREFIX):  # by a killed test run
+        _stop(pg_ctl, abandoned / "data")
+        shutil.rmtree(abandoned, ignore_errors=True)
+    folder = server_folder(FOLDER_PREFIX)
     data = folder / "data"
     port = free_port()
     primary = make_url(PG_ADMIN_URL)
@@ -111,7 +118,6 @@ def run_replica() -> Iterator[Replica]:
         "--checkpoint=fast",
         "--no-sync",
     ]
-    pg_ctl = pg_bin("pg_ctl")
     started = False
     try:
         _run(as_server_account(backup))
@@ -128,9 +134,14 @@ def run_replica() -> Iterator[Replica]:
         yield Replica(port, folder)
     finally:
         if started:
-            stop = [pg_ctl, "stop", "--wait", "--mode=immediate", f"--pgdata={data}"]
-            subprocess.run(as_server_account(stop), capture_output=True, check=False)
+            _stop(pg_ctl, data)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _stop(pg_ctl: str, data: Path) -> None:
+    """Stop the server of `data` (pg_ctl finds it by the postmaster.pid there), if any."""
+    stop = [pg_ctl, "stop", "--wait", "--mode=immediate", f"--pgdata={data}"]
+    subprocess.run(as_server_account(stop), capture_output=True, check=False)
 
 
 def _run(command: list[str]) -> None:
