@@ -32,7 +32,7 @@ from app.ingest.writer import BatchCounts
 from app.queries import keys as key_queries
 from app.queries.articles import ArticleFilter
 from app.queries.export import Format, export_chunks
-from app.search import sync
+from app.search import snapshot, sync
 from app.search.index import SearchIndex, index_path
 from app.settings import Settings
 
@@ -471,7 +471,9 @@ def synth_command(
         typer.echo(f"named their sources in {names} (ingest with --sources {names})", err=True)
 
 
-index_cli = typer.Typer(help="The search index: status and rebuild.", no_args_is_help=True)
+index_cli = typer.Typer(
+    help="The search index: status, rebuild and snapshot.", no_args_is_help=True
+)
 cli.add_typer(index_cli, name="index")
 
 
@@ -531,6 +533,42 @@ def index_rebuild_command(database_url: DatabaseUrl = None, index_dir: IndexDir 
         lock.release()
         engine.dispose()
     typer.echo(f"search index rebuilt at revision {revision}", err=True)
+
+
+@index_cli.command("snapshot")
+def index_snapshot_command(
+    path: Annotated[Path, typer.Argument(help="New folder to write the copy to.")],
+    database_url: DatabaseUrl = None,
+    index_dir: IndexDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Copy this host's index, as of its last commit, to a new folder, while its servers
+    keep serving and following. A new host given the copy as its index folder answers
+    searches once it has applied the changes since (a host of another database, or of
+    another index schema, rebuilds instead)."""
+    settings = _settings(database_url, index_dir)
+    try:
+        made = snapshot.take_snapshot(index_path(settings), path)
+    except snapshot.SnapshotError as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        where = exc.filename or path
+        raise _fail(f"cannot write the snapshot: {exc.strerror or exc}: {where}") from None
+    summary = {
+        "path": str(made.path),
+        "revision": made.meta.revision,
+        "database_id": made.meta.database_id,
+        "files": made.files,
+        "size_bytes": made.size_bytes,
+    }
+    if as_json:
+        sys.stdout.write(orjson.dumps(summary).decode() + "\n")
+        return
+    typer.echo(
+        f"search index at revision {made.meta.revision} copied to {made.path} "
+        f"({made.files} files, {made.size_bytes / 1e6:.1f} MB)",
+        err=True,
+    )
 
 
 keys_cli = typer.Typer(

@@ -3,8 +3,15 @@
 Connection-level differences (pragmas, pool, timeouts) stay here. Queries whose SQL must
 differ per backend branch on `session.get_bind().dialect.name` where they build it, and
 ingest chooses its writer by `backend(url)`; nothing else should need to know.
+
+A PostgreSQL connection may reach the server through a transaction pooler (PgBouncer in
+`pool_mode = transaction`), which hands each transaction whichever server session is free:
+nothing may outlive a transaction there. Each new connection finds out (`shares_session`),
+and on a shared one prepares no statements on the server and sets the statement timeout
+per transaction (`SET LOCAL`) instead of once for the session. The URL is all that changes.
 """
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +52,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+# PostgreSQL's refusal of a write on a read replica (read_only_sql_transaction).
+READ_ONLY_SQLSTATE = "25006"
+
+
+def refused_as_read_only(exc: BaseException) -> bool:
+    """Whether `exc` is a replica's refusal of a write."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == READ_ONLY_SQLSTATE
+
+
 def backend(url: str) -> str:
     """`sqlite` or `postgresql`, from a database URL."""
     return make_url(url).get_backend_name()
@@ -58,17 +74,84 @@ def make_engine(settings: Settings, *, pooled: bool = True) -> Engine:
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(settings, pooled=pooled)
-    kwargs: dict[str, Any] = {
-        # No pre-ping: it cost a round trip (two, with its BEGIN) on every checkout, most
-        # of a short read. A restart still heals without a process restart: single reads
-        # drop stale connections and retry (app/queries/prepared.py), and a Session that
-        # meets one invalidates the whole pool, answering one 503 problem.
-        "connect_args": {
-            "connect_timeout": settings.connect_timeout_s,
-            "options": f"-c statement_timeout={settings.statement_timeout_ms}",
-        },
-    }
-    return create_engine(url, **kwargs, **_pool_kwargs(settings, pooled))
+    return _postgres_engine(settings, pooled=pooled)
+
+
+# Keys of a pooled connection's `info` (its pool record's), set when it connects.
+_SHARED_SESSION = "corpus_shared_session"
+_TIMEOUT_MS = "corpus_statement_timeout_ms"
+
+
+def shares_session(info: Mapping[str, Any]) -> bool:
+    """Whether the connection with this `info` reaches the server through a transaction
+    pooler: each of its transactions may run in another server session."""
+    return bool(info.get(_SHARED_SESSION))
+
+
+def bounded_begin(info: Mapping[str, Any]) -> str:
+    """For a shared session in autocommit: one round trip that opens a transaction bounded by
+    the statement timeout (a simple query, so the two statements travel together)."""
+    return f"BEGIN; SET LOCAL statement_timeout = {int(info[_TIMEOUT_MS])}"
+
+
+def _postgres_engine(settings: Settings, *, pooled: bool) -> Engine:
+    # No pre-ping: it cost a round trip (two, with its BEGIN) on every checkout, most
+    # of a short read. A restart still heals without a process restart: single reads
+    # drop stale connections and retry (app/queries/prepared.py), and a Session that
+    # meets one invalidates the whole pool, answering one 503 problem.
+    # No `options` startup parameter either: PgBouncer refuses it (or drops it, when told
+    # to ignore it); the statement timeout is set once connected, below.
+    engine = create_engine(
+        make_url(settings.database_url),
+        connect_args={"connect_timeout": settings.connect_timeout_s},
+        **_pool_kwargs(settings, pooled),
+    )
+    timeout_ms = int(settings.statement_timeout_ms)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
+        # A pooler answers the startup with a process id of its own making, never the
+        # server's: a session of our own reports the same id both ways.
+        dbapi_connection.autocommit = True
+        try:
+            server_pid = dbapi_connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+            shared = server_pid != dbapi_connection.info.backend_pid
+            if shared:
+                # psycopg prepares a statement run five times in the server session: the
+                # next transaction's session would lack it, or hold another's of that name.
+                dbapi_connection.prepare_threshold = None
+            else:
+                dbapi_connection.execute(f"SET statement_timeout = {timeout_ms}")
+        finally:
+            if not dbapi_connection.closed:
+                dbapi_connection.autocommit = False
+        record.info[_SHARED_SESSION] = shared
+        record.info[_TIMEOUT_MS] = timeout_ms
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        if shares_session(connection.info):
+            # psycopg opens the transaction with this statement: the timeout is its own.
+            connection.connection.dbapi_connection.execute(
+                f"SET LOCAL statement_timeout = {timeout_ms}"
+            )
+
+    return engine
+
+
+def primary_engine(settings: Settings) -> Engine | None:
+    """The engine for the API's own writes when `primary_database_url` is set: one
+    connection, for a flush a second."""
+    if settings.primary_database_url is None:
+        return None
+    primary = settings.model_copy(
+        update={
+            "database_url": settings.primary_database_url,
+            "pool_size": 1,
+            "pool_max_overflow": 0,
+        }
+    )
+    return make_engine(primary)
 
 
 def _pool_kwargs(settings: Settings, pooled: bool) -> dict[str, Any]:

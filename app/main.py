@@ -28,7 +28,7 @@ from app.api.keyring import Keyring
 from app.api.limits import RequestLimitsMiddleware
 from app.api.request_id import REQUEST_ID_HEADER, RequestIdMiddleware
 from app.api.shedding import Gate, LoadSheddingMiddleware
-from app.db import make_engine
+from app.db import make_engine, primary_engine
 from app.search.sync import Follower
 from app.settings import Settings
 
@@ -46,12 +46,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(settings)
+        # The API's own writes (key usage) go to the primary when the database is a replica.
+        app.state.primary_engine = primary_engine(settings)
         # Each worker follows the search index; one per folder writes it (app/search/sync.py).
         app.state.follower = Follower(settings, app.state.engine)
         app.state.follower.start()
         keyring: Keyring | None = getattr(app.state, "keyring", None)
         if keyring is not None:
-            keyring.start(app.state.engine)
+            keyring.start(app.state.engine, app.state.primary_engine)
         try:
             yield
         finally:
@@ -59,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await keyring.stop()
             app.state.follower.stop()
             app.state.engine.dispose()
+            if app.state.primary_engine is not None:
+                app.state.primary_engine.dispose()
 
     app = FastAPI(
         title="article-corpus",

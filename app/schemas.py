@@ -188,15 +188,30 @@ class IndexState(BaseModel):
     writer: bool = Field(description="Whether this process writes the index (holds its lock).")
 
 
+class DatabaseState(BaseModel):
+    """Whether this process reads a primary or a read replica, and how far a replica lags."""
+
+    model_config = ConfigDict(title="DatabaseState")
+
+    replica: bool = Field(description="Whether the database is a read replica (a hot standby).")
+    lag_s: float | None = Field(
+        description="A replica's delay behind its primary in seconds: 0 while it streams and "
+        "has applied all it received, else the age of the last change it applied. Null on a "
+        "primary.",
+        examples=[None],
+    )
+
+
 class Health(BaseModel):
     status: str = Field(examples=["ok"])
 
 
 class Readiness(Health):
-    """The database answers; and how far the search index has got."""
+    """The database answers; what it is; and how far the search index has got."""
 
     model_config = ConfigDict(title="Readiness")
 
+    database: DatabaseState
     search_index: IndexState | None = Field(
         default=None, description="The search index's state (null: this process has none)."
     )

@@ -18,6 +18,12 @@ class Settings(BaseSettings):
         default=DEFAULT_DATABASE_URL,
         validation_alias=AliasChoices("database_url", "CORPUS_DATABASE_URL", "DATABASE_URL"),
     )
+    # Where the API's own writes (API key usage counts) go when `database_url` is a read
+    # replica; unset, a host on a replica skips them (one warning in the log).
+    primary_database_url: str | None = None
+    # /readyz answers 503 when the database is a replica further behind its primary than
+    # this; unset, it only reports the lag.
+    replica_max_lag_s: float | None = Field(default=None, gt=0)
     pool_size: int = Field(default=8, ge=1)
     pool_max_overflow: int = Field(default=4, ge=0)
     pool_timeout_s: float = Field(default=3.0, gt=0)
@@ -87,10 +93,12 @@ class Settings(BaseSettings):
         """In-flight /v1 requests per process: no more than the pool can serve at once."""
         return self.max_concurrent_requests or self.pool_size + self.pool_max_overflow
 
-    @field_validator("database_url")
+    @field_validator("database_url", "primary_database_url")
     @classmethod
-    def _normalise_url(cls, value: str) -> str:
+    def _normalise_url(cls, value: str | None) -> str | None:
         """Point bare postgres URLs at psycopg 3, the driver we ship."""
+        if value is None:
+            return None
         for prefix in ("postgres://", "postgresql://"):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]

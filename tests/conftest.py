@@ -20,6 +20,8 @@ from app.db import backend, make_engine, migrate
 from app.settings import Settings
 from tests.databases import BACKENDS, PG_ADMIN_URL, clone, drop, pg_admin, pg_url
 from tests.factories import CORPUS_IDS, SEED_FILE, corpus_records, make_client
+from tests.pgbouncer import PgBouncer, run_pgbouncer
+from tests.replica import Replica, run_replica
 
 
 def pytest_report_header() -> list[str]:
@@ -128,3 +130,32 @@ async def seeded(seeded_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client on the shared seeded database."""
     async with make_client(seeded_url) as c:
         yield c
+
+
+@pytest.fixture
+def pg_database_url(database_url: str) -> str:
+    """`database_url`, for tests of what only PostgreSQL has (poolers, replicas)."""
+    if backend(database_url) != "postgresql":
+        pytest.skip("PostgreSQL only: a pooler and replicas stand beside a server")
+    return database_url
+
+
+def _postgresql_only() -> None:
+    if "postgresql" not in BACKENDS:
+        pytest.skip("PostgreSQL is not among CORPUS_TEST_BACKENDS")
+
+
+@pytest.fixture(scope="session")
+def pgbouncer() -> Iterator[PgBouncer]:
+    """PgBouncer in transaction mode in front of the suite's server (tests/pgbouncer.py)."""
+    _postgresql_only()
+    with run_pgbouncer() as pooler:
+        yield pooler
+
+
+@pytest.fixture(scope="session")
+def replica() -> Iterator[Replica]:
+    """A streaming replica of the suite's server on a port of its own (tests/replica.py)."""
+    _postgresql_only()
+    with run_replica() as standby:
+        yield standby

@@ -80,13 +80,18 @@ def serve(
         _wait_until_healthy(server, process)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         server.log.unlink(missing_ok=True)
+
+
+def stop(process: "subprocess.Popen[bytes]") -> None:
+    """SIGTERM, and SIGKILL if it has not exited 10 s later."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_until_healthy(server: LiveServer, process: "subprocess.Popen[bytes]") -> None:

@@ -195,6 +195,19 @@ def start(args: list[str], database_url: str) -> subprocess.Popen[bytes]:
     )
 
 
+def finish(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Wait for every load to exit 0; kill those still running after a failure."""
+    try:
+        for proc in procs:
+            _, err = proc.communicate(timeout=240)
+            assert proc.returncode == 0, err.decode()
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+
+
 def test_three_overlapping_loads_all_finish_with_each_record_once(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -212,14 +225,8 @@ def test_three_overlapping_loads_all_finish_with_each_record_once(
             time.sleep(0.02)
         procs.append(start(["--batch-size", "500", str(second)], database_url))
         procs.append(start(["--batch-size", "700", str(third)], database_url))
-        for proc in procs:
-            _, err = proc.communicate(timeout=240)
-            assert proc.returncode == 0, err.decode()
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+        finish(procs)
     article = models.article_table
     with engine.connect() as c:
         ids = c.execute(select(article.c.article_id).order_by(article.c.article_id)).scalars()

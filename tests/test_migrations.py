@@ -140,10 +140,12 @@ def test_0004_compresses_large_postgresql_values_with_lz4(database_url: str) -> 
                 c.execute(listed, {"table": "article", "names": names}).all()
             )
             c.commit()
-            PostgresStore(c)  # its staging table compresses as `article` does
-            staged: dict[str, str] = dict(
-                c.execute(listed, {"table": "article_stage", "names": names}).all()
-            )
+            store = PostgresStore(c)
+            with c.begin():
+                store.stage(c, [])  # makes the session's staging table, compressed as `article`
+                staged: dict[str, str] = dict(
+                    c.execute(listed, {"table": "article_stage", "names": names}).all()
+                )
         body = "lz4 " * 2000  # past the TOAST threshold: stored compressed
         add_articles(engine, [record(1, content=body)])
         downgrade(database_url, "0003")

@@ -1,15 +1,16 @@
 """Liveness and readiness probes for orchestrators and load balancers."""
 
 from fastapi import APIRouter, Request
-from sqlalchemy import text
 from starlette.responses import Response
 
 from app import schemas
 from app.api.calls import run_db
-from app.api.deps import SessionDep
+from app.api.deps import SessionDep, SettingsDep
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.responses import json_response
-from app.search.sync import Follower
+from app.errors import ServiceUnavailable
+from app.queries import replication
+from app.search.sync import Follower, IndexStatus
 
 router = APIRouter(tags=["health"])
 # Never cached: a probe must see the process and the database as they are now.
@@ -28,18 +29,32 @@ async def healthz() -> Response:
     response_model=schemas.Readiness,
     responses={503: PROBLEM_RESPONSES[503]},
 )
-async def readyz(request: Request, session: SessionDep) -> Response:
-    """The database answers: 200, else a 503 problem (with Retry-After). `search_index`
-    says whether searches are served yet (lists and details never wait for the index)."""
-    await run_db(session.execute, text("SELECT 1"))
+async def readyz(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """The database answers: 200, else a 503 problem (with Retry-After), also when it is a
+    replica further behind than CORPUS_REPLICA_MAX_LAG_S. `database` says whether it is a
+    replica and its lag; `search_index` whether searches are served yet (lists and details
+    never wait for the index)."""
+    state = await run_db(replication.database_state, session)
+    database = _database(state, settings.replica_max_lag_s)
     follower: Follower | None = getattr(request.app.state, "follower", None)
-    index = None
-    if follower is not None:
-        status = follower.status()
-        index = schemas.IndexState(
-            state="ready" if status.ready else "building",
-            revision=status.index_revision,
-            database_revision=status.database_revision,
-            writer=status.following,
+    index = _index(follower.status()) if follower is not None else None
+    return json_response(schemas.Readiness(status="ready", database=database, search_index=index))
+
+
+def _database(state: replication.DatabaseState, max_lag_s: float | None) -> schemas.DatabaseState:
+    """What /readyz says of the database; ServiceUnavailable for a replica too far behind."""
+    if max_lag_s is not None and state.lag_s is not None and state.lag_s > max_lag_s:
+        raise ServiceUnavailable(
+            f"The database is a replica {state.lag_s:.1f} s behind its primary "
+            f"(more than {max_lag_s:g} s)."
         )
-    return json_response(schemas.Readiness(status="ready", search_index=index))
+    return schemas.DatabaseState(replica=state.replica, lag_s=state.lag_s)
+
+
+def _index(status: IndexStatus) -> schemas.IndexState:
+    return schemas.IndexState(
+        state="ready" if status.ready else "building",
+        revision=status.index_revision,
+        database_revision=status.database_revision,
+        writer=status.following,
+    )

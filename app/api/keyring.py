@@ -6,6 +6,9 @@ and stops it.
 Derived from the `api_key` table, never the other way round: a cached lookup lives
 `key_cache_s` (so a revoked key is refused everywhere within that), and usage counts go
 to the table every `usage_flush_s`, one transaction per flush, never a write per request.
+Lookups read the server's own database, which may be a read replica; counts go to the
+primary (`primary_database_url`) when one is set, and when the database refuses them as
+a replica does, they are dropped, with one warning per process.
 
 Limits are fixed windows (a counter per key that expires with its window, as limits'
 FixedWindowRateLimiter keeps them) in a storage of the `limits` library: in this process,
@@ -31,6 +34,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.calls import in_thread
+from app.db import refused_as_read_only
 from app.queries import keys as key_queries
 from app.queries.keys import KeyRecord, Usage
 from app.search.sync import database_id
@@ -106,14 +110,18 @@ class Keyring:
         self._counters: dict[tuple[str, str], _Counter] = {}
         self._usage: dict[int, Usage] = {}
         self._engine: Engine | None = None
+        self._writer: Engine | None = None
+        self._refused_warned = False
         self._namespace: str | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._storage: Counters | None = None
         self._redis_pool: redis.asyncio.ConnectionPool | None = None
 
     # Lifecycle: create_app's lifespan.
-    def start(self, engine: Engine) -> None:
+    def start(self, engine: Engine, writer: Engine | None = None) -> None:
+        """Read keys through `engine`; write usage through `writer` (default: `engine`)."""
         self._engine = engine
+        self._writer = writer or engine
         if self.settings.redis_url:
             # Our own pool, so that stop() can close its connections; short timeouts, so
             # that a Redis in trouble is a fast 503 rather than a hung request.
@@ -224,13 +232,16 @@ class Keyring:
 
     async def flush(self) -> None:
         """Write the counts gathered since the last flush; on failure keep them for the next."""
-        if not self._usage or self._engine is None:
+        if not self._usage or self._writer is None:
             return
         pending, self._usage = self._usage, {}
-        engine = self._engine
+        writer = self._writer
         try:
-            await in_thread(lambda: key_queries.add_usage(engine, pending))
+            await in_thread(lambda: key_queries.add_usage(writer, pending))
         except SQLAlchemyError as exc:
+            if refused_as_read_only(exc):
+                self._refused(len(pending))
+                return
             log.warning("key usage not written, kept for the next flush: %s", type(exc).__name__)
             for key_id, usage in pending.items():
                 later = self._usage.get(key_id)
@@ -238,6 +249,16 @@ class Keyring:
                     usage.requests += later.requests
                     usage.last_used_s = later.last_used_s
                 self._usage[key_id] = usage
+
+    def _refused(self, keys: int) -> None:
+        if not self._refused_warned:
+            self._refused_warned = True
+            log.warning(
+                "key usage not written: the database is a read-only replica; set "
+                "CORPUS_PRIMARY_DATABASE_URL to keep usage counts (dropping those of %d keys, "
+                "and later ones, without another warning)",
+                keys,
+            )
 
     async def _flush_every(self, period_s: float) -> None:
         while True:

@@ -238,6 +238,8 @@ _COMPRESSION = text(
     " FROM pg_attribute WHERE attrelid = 'article'::regclass AND attname = ANY(:names)"
     " AND attcompression <> ''"
 )
+# The staging table of this server session, or NULL.
+_STAGE_TABLE = select(func.to_regclass("pg_temp.article_stage"))
 
 
 class PostgresStore:
@@ -245,8 +247,9 @@ class PostgresStore:
     INSERT ... SELECT ... ON CONFLICT from it.
 
     The COPY takes no lock, so concurrent loads overlap their transfers. The staging table
-    takes its columns from the model; it lives as long as the connection and empties itself
-    at each commit.
+    takes its columns from the model; it lives as long as the server session and empties
+    itself at each commit. Each batch's transaction makes sure its session has one: through
+    a transaction pooler, each may run in another session (app/db.py).
     """
 
     def __init__(self, connection: Connection) -> None:
@@ -260,15 +263,12 @@ class PostgresStore:
         )
         self.target = article
         with connection.begin():
-            # A pooled connection may hold it from an earlier run (it empties at each commit).
-            self.stage_table.create(connection, checkfirst=True)
             # Staged bodies pass TOAST's threshold too: compress them as `article` does
             # (migration 0004), not with the slower pglz default.
-            compression = connection.execute(_COMPRESSION, {"names": list(STAGED_TOAST)})
-            for name, method in compression:
-                connection.exec_driver_sql(
-                    f"ALTER TABLE article_stage ALTER COLUMN {name} SET COMPRESSION {method}"
-                )
+            self.compression = [
+                f"ALTER TABLE article_stage ALTER COLUMN {name} SET COMPRESSION {method}"
+                for name, method in connection.execute(_COMPRESSION, {"names": list(STAGED_TOAST)})
+            ]
         names = ", ".join(RECORD_COLUMNS)
         self.copy_sql = f"COPY article_stage ({names}) FROM STDIN"
 
@@ -278,6 +278,10 @@ class PostgresStore:
 
     def stage(self, connection: Connection, batch: Sequence[ArticleIn]) -> None:
         """Copy `batch` into the staging table: no lock taken."""
+        if connection.execute(_STAGE_TABLE).scalar() is None:
+            self.stage_table.create(connection)
+            for statement in self.compression:
+                connection.exec_driver_sql(statement)
         self._copy(connection, batch)
 
     def write_staged(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts:

@@ -18,6 +18,8 @@ from sqlalchemy import Dialect, Engine, Select, event
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
+from app.db import bounded_begin, shares_session
+
 Processor = Callable[[Any], Any] | None
 C = TypeVar("C")
 # Stale pooled connections a single read may meet and drop in a row (after a database
@@ -79,13 +81,15 @@ class Prepared:
             return self._run(self._wrapped(_kept_reader, bind), params)
         # Straight from the pool (an Engine Connection around it adds work one statement
         # does not need), in autocommit for the one statement: no BEGIN and no ROLLBACK
-        # round trips. The pool does not ping on checkout (app/db.py): a connection that a
-        # database restart left stale fails at once, is dropped, and the read is tried on
-        # the next one.
+        # round trips. Through a transaction pooler, in a transaction of its own that
+        # carries the statement timeout (app/db.py). The pool does not ping on checkout: a
+        # connection that a database restart left stale fails at once, is dropped, and the
+        # read is tried on the next one.
         for attempt in range(STALE_RETRIES + 1):
             pooled = self._wrapped(Engine.raw_connection, bind)
+            begin = bounded_begin(pooled.info) if shares_session(pooled.info) else None
             try:
-                return self._run(pooled.dbapi_connection, params, autocommit=True)
+                return self._run(pooled.dbapi_connection, params, autocommit=True, begin=begin)
             except DBAPIError as exc:
                 if not exc.connection_invalidated:
                     raise
@@ -107,8 +111,14 @@ class Prepared:
             ) from exc
 
     def _run(
-        self, dbapi_connection: Any, params: dict[str, Any], *, autocommit: bool = False
+        self,
+        dbapi_connection: Any,
+        params: dict[str, Any],
+        *,
+        autocommit: bool = False,
+        begin: str | None = None,
     ) -> list[tuple[Any, ...]]:
+        """Run the statement; with `begin`, in the transaction it opens (autocommit only)."""
         dbapi_error: type[Exception] = self.dialect.loaded_dbapi.Error
         try:
             if autocommit:
@@ -116,8 +126,14 @@ class Prepared:
             try:
                 cursor = dbapi_connection.cursor()
                 try:
-                    cursor.execute(self.sql, self._bind(params))
-                    rows: Sequence[tuple[Any, ...]] = cursor.fetchall()
+                    if begin is not None:
+                        cursor.execute(begin)
+                    try:
+                        cursor.execute(self.sql, self._bind(params))
+                        rows: Sequence[tuple[Any, ...]] = cursor.fetchall()
+                    finally:
+                        if begin is not None and not dbapi_connection.closed:
+                            dbapi_connection.rollback()  # before autocommit can be reset
                 finally:
                     cursor.close()
             finally:
