@@ -53,7 +53,9 @@ from tests.live import serve
 CORPUS = str(Path(sys.executable).with_name("corpus"))
 DEEP_ITEM = 150_000
 DEEP_PAGES = 50
-WORDS = ("ba", "ke", "lo", "mu", "di", "ra", "ti", "so")  # starts of common pseudo-words
+# Starts of the synthetic pseudo-words (app/synth.py's syllables), searched as prefixes.
+WORDS = tuple(c + v for c in "bcdfghklmnprstvz" for v in "aeiou")
+ENDINGS = ("", "ka", "ro", "ne", "li")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +135,9 @@ def classes(
         for limit in limits
     ]
     picked = list(ranges(rng, 3 * n))
-    words = [rng.choice(WORDS) + rng.choice(("", "ka", "ro", "ne")) for _ in range(n)]
+    words = [rng.choice(WORDS) + rng.choice(ENDINGS) for _ in range(n)]
+    distinct = [w + e for w in WORDS for e in ENDINGS]
+    rng.shuffle(distinct)
     dated_searches = [
         DatedSearch("dated", f"{w}*", source_id=s, published_from=a, published_to=b)
         for w, (s, a, b) in zip(words, picked[2 * n :], strict=True)
@@ -175,7 +179,7 @@ def classes(
         * n,
         "facet=published_at:month + q": [
             http(client, "/v1/articles", {"facet": "published_at:month", "q": f"{w}*", "limit": 1})
-            for w in dict.fromkeys(words)
+            for w in distinct[:n]
         ],
     }
 
