@@ -7,6 +7,7 @@ comprehension, and SQLite and PostgreSQL must both return exactly that set.
 
 import base64
 import random
+import re
 import unicodedata
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -141,6 +142,15 @@ def ids(items: list[dict[str, Any]]) -> list[int]:
         ("zebra", {1001, 1002}),
         ("xylophone", {1003}),
         ("nothingmatches", set()),
+        # AND is a space, NOT is a minus, parentheses group; tabs and newlines are spaces.
+        ("amber AND birch", having("amber") & having("birch")),
+        ("amber NOT birch", having("amber") - having("birch")),
+        ("(amber OR birch) cedar", (having("amber") | having("birch")) & having("cedar")),
+        ("cedar (amber OR birch)", (having("amber") | having("birch")) & having("cedar")),
+        ("(amber birch) OR cedar", (having("amber") & having("birch")) | having("cedar")),
+        ("cedar NOT (amber OR birch)", having("cedar") - having("amber") - having("birch")),
+        ("cedar -(amber birch)", having("cedar") - (having("amber") & having("birch"))),
+        ("amber\tbirch\ncedar", having("amber") & having("birch") & having("cedar")),
     ],
 )
 async def test_search_finds_exactly_the_matching_articles(
@@ -166,6 +176,26 @@ async def test_title_and_frequent_mentions_outrank_a_single_mention(
     page = await get(api, "/v1/articles", q="zebra")
     assert ids(page["items"]) == [1001, 1002]
     assert page["items"][0]["score"] > page["items"][1]["score"] > 0
+
+
+@pytest.mark.parametrize(
+    ("q", "marked"),
+    [
+        ("amber NOT birch", {"amber"}),  # neither `not` nor the excluded word
+        ("amber AND cedar", {"amber", "cedar"}),
+    ],
+)
+async def test_snippets_mark_the_words_matched_and_nothing_else(
+    api: httpx.AsyncClient, q: str, marked: set[str]
+) -> None:
+    items = await walk(api, q=q, limit=50)
+    assert items
+    seen: set[str] = set()
+    for item in items:
+        found = set(re.findall(r"<mark>(.*?)</mark>", item["snippet"]))
+        assert found, item
+        seen |= found
+    assert seen == marked
 
 
 async def test_snippet_marks_matches_and_escapes_the_rest(api: httpx.AsyncClient) -> None:
@@ -227,9 +257,10 @@ async def test_blank_query_is_a_plain_list(api: httpx.AsyncClient, q: str) -> No
 
 
 def typable(q: str) -> bool:
-    """No control characters, and short enough once percent-encoded for the query-string cap
-    of app/api/limits.py (a separate, HTTP-level limit that 1,000 characters always fit)."""
-    return not any(unicodedata.category(c) == "Cc" for c in q) and (
+    """No control characters but tabs and line breaks, and short enough once percent-encoded
+    for the query-string cap of app/api/limits.py (a separate, HTTP-level limit that 1,000
+    characters always fit)."""
+    return not any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in q) and (
         len(quote(q, safe="")) + len("q=&count=exact&limit=3") <= MAX_QUERY_BYTES
     )
 

@@ -154,10 +154,11 @@ async def list_articles(
 ) -> Response:
     """Articles, newest `article_id` first (or as `sort` says), one keyset page at a time.
 
-    `q` searches title and content: words are ANDed, `"a phrase"`, `-excluded`, `OR`
-    between two items; any text is safe. Hits are ranked by relevance unless `sort` says
-    otherwise and carry `score` (higher is better) and a `snippet` of HTML whose matches
-    are wrapped in `<mark>`…`</mark>`, the rest escaped. Follow `next` (or the `Link`
+    `q` searches title and content: words are ANDed, `"a phrase"`, `-excluded` (or `NOT`),
+    `OR` between two items, parentheses group, `palm*` is a prefix; any text is safe. Hits
+    are ranked by relevance unless `sort` says otherwise and carry `score` (higher is
+    better) and a `snippet` of HTML whose matches are wrapped in `<mark>`…`</mark>`, the
+    rest escaped. Follow `next` (or the `Link`
     header) to walk forward and `prev` to walk back; the cursor in those URLs is opaque and
     only valid with the same search, filters and sort.
     """

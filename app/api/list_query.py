@@ -91,7 +91,8 @@ class FilterQuery(BaseModel):
         max_length=MAX_QUERY_CHARS,
         description=(
             'Full-text search over title and content. Words are ANDed; `"a phrase"`, '
-            "`-word` excludes, `OR` between two items. Blank means no search. "
+            "`-word` or `NOT word` excludes, `OR` between two items, parentheses group, "
+            "`palm*` is a prefix. Blank means no search. "
             f"At most {MAX_QUERY_CHARS} characters."
         ),
         examples=['palmyra "islamic state" -video'],

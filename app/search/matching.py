@@ -18,7 +18,7 @@ from tantivy import FieldType, Occur, Order, Query
 
 from app.models import MAX_ID
 from app.queries.filters import ArticleFilter
-from app.queries.search import MARK_END, MARK_START, Phrase, SearchQuery
+from app.queries.search import MARK_END, MARK_START, Clause, Phrase, SearchQuery
 from app.search.index import SCHEMA, SearchIndex
 
 TITLE_BOOST = 10.0
@@ -63,6 +63,23 @@ def _phrase(index: SearchIndex, phrase: Phrase) -> tantivy.Query:
     return _any(found)
 
 
+def _clause(index: SearchIndex, clause: Clause) -> tantivy.Query:
+    """A phrase, or a parenthesised query as one boolean query."""
+    if isinstance(clause, Phrase):
+        return _phrase(index, clause)
+    return Query.boolean_query(_clauses(index, clause))
+
+
+def _clauses(index: SearchIndex, query: SearchQuery) -> list[tuple[Occur, tantivy.Query]]:
+    """Every group required (or, with none, every article), every exclusion refused."""
+    clauses: list[tuple[Occur, tantivy.Query]] = [
+        (Occur.Must, _any([_clause(index, c) for c in group])) for group in query.groups
+    ]
+    if not clauses:
+        clauses.append((Occur.Must, Query.const_score_query(_ALL_ARTICLES, 0.0)))
+    return clauses + [(Occur.MustNot, _clause(index, c)) for c in query.excluded]
+
+
 def _any(queries: Sequence[tantivy.Query]) -> tantivy.Query:
     if len(queries) == 1:
         return queries[0]
@@ -93,19 +110,10 @@ def compile_search(
     extra: Iterable[tantivy.Query] = (),
 ) -> Compiled:
     """The index query for `query` under `flt` (and any `extra` required clauses)."""
-    clauses: list[tuple[Occur, tantivy.Query]] = []
+    clauses = _clauses(index, query)
     positive = None
     if query.groups:
-        groups = [_any([_phrase(index, p) for p in group]) for group in query.groups]
-        positive = (
-            groups[0]
-            if len(groups) == 1
-            else Query.boolean_query([(Occur.Must, g) for g in groups])
-        )
-        clauses.append((Occur.Must, positive))
-    else:
-        clauses.append((Occur.Must, Query.const_score_query(_ALL_ARTICLES, 0.0)))
-    clauses += [(Occur.MustNot, _phrase(index, p)) for p in query.excluded]
+        positive = Query.boolean_query([c for c in clauses if c[0] == Occur.Must])
     clauses += [(Occur.Must, q) for q in (*_filters(flt), *extra)]
     return Compiled(Query.boolean_query(clauses), positive)
 
