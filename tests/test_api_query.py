@@ -72,10 +72,15 @@ def corpus() -> list[dict[str, Any]]:
     records.append(
         record(1003, source_id=2, title="Markup", content='<b>xylophone</b> & "quoted" text')
     )
+    # Prefixes: `viing` stems to `vi`, a word of its own that `viing*` must not find or mark.
+    records.append(record(1004, source_id=3, title="Tundra", content="Viingnoca beside vi."))
+    records.append(record(1005, source_id=3, title="Steppe", content="Only vi lives here."))
+    records.append(record(1006, source_id=3, title="Towns", content="The cities of the plain."))
     return records
 
 
-EXTRA = [1001, 1002, 1003]
+EXTRA_SOURCES = {1001: 1, 1002: 1, 1003: 2, 1004: 3, 1005: 3, 1006: 3}
+EXTRA = list(EXTRA_SOURCES)
 EVERY = sorted([*ALL, *EXTRA], reverse=True)
 
 
@@ -151,6 +156,11 @@ def ids(items: list[dict[str, Any]]) -> list[int]:
         ("cedar NOT (amber OR birch)", having("cedar") - having("amber") - having("birch")),
         ("cedar -(amber birch)", having("cedar") - (having("amber") & having("birch"))),
         ("amber\tbirch\ncedar", having("amber") & having("birch") & having("cedar")),
+        # A prefix: words that begin with it, and a whole word's own forms.
+        ("amb*", having("amber")),
+        ("viing*", {1004}),
+        ("cities*", {1006}),
+        ("city*", {1006}),
     ],
 )
 async def test_search_finds_exactly_the_matching_articles(
@@ -181,6 +191,9 @@ async def test_title_and_frequent_mentions_outrank_a_single_mention(
 @pytest.mark.parametrize(
     ("q", "marked"),
     [
+        ("zebr*", {"zebra"}),
+        ("viing*", {"Viingnoca"}),  # the whole word as written; not the `vi` `viing` stems to
+        ("cities*", {"cities"}),
         ("amber NOT birch", {"amber"}),  # neither `not` nor the excluded word
         ("amber AND cedar", {"amber", "cedar"}),
     ],
@@ -339,7 +352,7 @@ async def test_search_in_another_order(api: httpx.AsyncClient, sort: str) -> Non
 
 async def test_id_range_is_inclusive_at_both_ends(api: httpx.AsyncClient) -> None:
     assert ids(await walk(api, id_min=10, id_max=20)) == list(range(20, 9, -1))
-    assert ids(await walk(api, id_min=88)) == [1003, 1002, 1001, 90, 89, 88]
+    assert ids(await walk(api, id_min=88)) == [*reversed(EXTRA), 90, 89, 88]
     assert ids(await walk(api, id_max=3)) == [3, 2, 1]
     assert ids(await walk(api, id_min=5, id_max=4)) == []
 
@@ -450,7 +463,7 @@ async def test_exact_total_and_facets_sum_to_it(
     assert sum(f["count"] for f in facets) == page["total"]
     by_source = {1: 0, 2: 0, 3: 0}
     for a in expected:
-        by_source[source_of(a) if a <= N else (1 if a < 1003 else 2)] += 1
+        by_source[source_of(a) if a <= N else EXTRA_SOURCES[a]] += 1
     assert {f["value"]: f["count"] for f in facets} == {s: c for s, c in by_source.items() if c}
     counts = [f["count"] for f in facets]
     assert counts == sorted(counts, reverse=True)

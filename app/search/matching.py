@@ -23,6 +23,9 @@ from app.search.index import SCHEMA, SearchIndex
 
 TITLE_BOOST = 10.0
 SNIPPET_CHARS = 160
+# Words a prefix stands for, at most: as many as tantivy's phrase prefix query expands it to.
+MAX_PREFIX_TERMS = 50
+TEXT_FIELDS = ("title", "content")
 
 _ALL_ARTICLES = Query.range_query(SCHEMA, "article_id", FieldType.Unsigned, 1, MAX_ID)
 _NOTHING = Query.empty_query()
@@ -30,7 +33,8 @@ _NOTHING = Query.empty_query()
 
 @dataclass(frozen=True, slots=True)
 class Compiled:
-    """A search as the index runs it: `query` for hits and counts, `positive` for snippets."""
+    """A search as the index runs it: `query` for hits and counts, `positive` for snippets
+    (the terms a snippet marks, prefixes expanded to the words they found)."""
 
     query: tantivy.Query
     positive: tantivy.Query | None
@@ -44,14 +48,17 @@ def _field_phrase(field: str, terms: list[str | tuple[int, str]]) -> tantivy.Que
 
 def _phrase(index: SearchIndex, phrase: Phrase) -> tantivy.Query:
     """Title or body, the words next to each other in order, as the analyzer cuts them;
-    for a prefix, also with the last word as typed (unstemmed) matching as a prefix."""
+    for a prefix, the last word as typed (unstemmed) matching as a prefix, and its word
+    forms when it may be a whole word (`_whole_word`)."""
     terms: list[str | tuple[int, str]] = [
         term for word in phrase.words for term in index.terms(word)
     ]
     if not terms:
         return _NOTHING
-    title = Query.boost_query(_field_phrase("title", terms), TITLE_BOOST)
-    found = [title, _field_phrase("content", terms)]
+    found = []
+    if not phrase.prefix or _whole_word(index, phrase.words[-1]):
+        title = Query.boost_query(_field_phrase("title", terms), TITLE_BOOST)
+        found += [title, _field_phrase("content", terms)]
     if phrase.prefix:
         *head, last = phrase.words
         typed: list[str | tuple[int, str]] = [t for w in head for t in index.terms(w)]
@@ -61,6 +68,43 @@ def _phrase(index: SearchIndex, phrase: Phrase) -> tantivy.Query:
             Query.phrase_prefix_query(SCHEMA, "content", typed),
         ]
     return _any(found)
+
+
+def _whole_word(index: SearchIndex, word: str) -> bool:
+    """Whether a prefix `word*` also finds the forms of `word` as a whole word (`cities*`
+    finds `city`). Not when the stemmer cut a word still being typed and longer words
+    begin with it: `viing*` finds `viingnoca`, not the `vi` that `viing` stems to."""
+    stems, typed = index.terms(word), index.terms(word, stem=False)
+    if not stems or not typed:
+        return False
+    stem, text = stems[0], typed[0]
+    if stem == text or not text.startswith(stem):
+        return True
+    searcher = index.searcher()
+    return not any(searcher.terms_with_prefix(field, text, limit=1) for field in TEXT_FIELDS)
+
+
+def _marked_terms(index: SearchIndex, phrases: Iterable[Phrase]) -> tantivy.Query | None:
+    """The terms a snippet marks: each word's stem, and for a prefix the words it found in
+    the index (and its own forms, as `_phrase` matches them)."""
+    searcher = index.searcher()
+    terms: dict[tuple[str, str], None] = {}
+    for phrase in phrases:
+        whole = phrase.words[:-1] if phrase.prefix else phrase.words
+        if phrase.prefix and _whole_word(index, phrase.words[-1]):
+            whole = phrase.words
+        for field in TEXT_FIELDS:
+            terms.update(((field, t), None) for word in whole for t in index.terms(word))
+        if phrase.prefix:
+            for text in index.terms(phrase.words[-1], stem=False):
+                for field in TEXT_FIELDS:
+                    found = searcher.terms_with_prefix(field, text, limit=MAX_PREFIX_TERMS)
+                    terms.update(((field, term), None) for term, _ in found)
+    if not terms:
+        return None
+    return Query.boolean_query(
+        [(Occur.Should, Query.term_query(SCHEMA, field, term)) for field, term in terms]
+    )
 
 
 def _clause(index: SearchIndex, clause: Clause) -> tantivy.Query:
@@ -111,11 +155,8 @@ def compile_search(
 ) -> Compiled:
     """The index query for `query` under `flt` (and any `extra` required clauses)."""
     clauses = _clauses(index, query)
-    positive = None
-    if query.groups:
-        positive = Query.boolean_query([c for c in clauses if c[0] == Occur.Must])
     clauses += [(Occur.Must, q) for q in (*_filters(flt), *extra)]
-    return Compiled(Query.boolean_query(clauses), positive)
+    return Compiled(Query.boolean_query(clauses), _marked_terms(index, query.phrases()))
 
 
 def _ids(searcher: tantivy.Searcher, hits: list[tuple[object, tantivy.DocAddress]]) -> list[int]:
