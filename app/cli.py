@@ -170,6 +170,15 @@ def ingest_command(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     index_dir: IndexDir = None,
+    max_content_bytes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Reject a record whose content is larger (UTF-8 bytes); overrides "
+            "CORPUS_INGEST_MAX_CONTENT_BYTES. Default: 1048576 (1 MiB).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Load article records (JSON, JSON arrays, JSON Lines, CSV, gzipped, double-encoded).
 
@@ -222,6 +231,7 @@ def ingest_command(
                 on_progress=progress.update if progress is not None else _no_progress,
                 on_phase=phase,
                 on_written=index_written,
+                max_content_bytes=max_content_bytes or settings.ingest_max_content_bytes,
             )
             if indexer is not None:
                 phase("updating the search index")

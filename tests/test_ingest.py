@@ -139,6 +139,35 @@ def test_bad_records_are_reported_with_file_and_line_and_the_rest_load(
     assert sorted(rows(engine)) == [1, 4]
 
 
+def test_a_record_over_the_content_limit_is_rejected_with_its_size_and_the_rest_load(
+    database_url: str, engine: Engine, tmp_path: Path, reader: str
+) -> None:
+    big = "é" * 600_000  # 1.2 MB of UTF-8 in 600,000 characters
+    path = write_jsonl(tmp_path / "big.jsonl", [record(1), record(2, content=big), record(3)])
+    result = run(database_url, "--json", "--quiet", str(path))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{path}:2: content is 1,200,000 bytes, over the limit of 1,048,576 (--max-content-bytes)"
+    ]
+    assert sorted(rows(engine)) == [1, 3]
+    raised = run(database_url, "--json", "--max-content-bytes", "1200000", str(path))
+    assert raised.exit_code == 0, raised.stderr
+    assert rows(engine)[2].content == big
+
+
+def test_the_content_limit_is_a_setting(
+    database_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CORPUS_INGEST_MAX_CONTENT_BYTES", "100")
+    path = write_jsonl(
+        tmp_path / "a.jsonl", [record(1, content="x" * 100), record(2, content="x" * 101)]
+    )
+    result = run(database_url, str(path))
+    assert result.exit_code == 1
+    assert "a.jsonl:2: content is 101 bytes, over the limit of 100" in result.stderr
+    assert sorted(rows(engine)) == [1]
+
+
 def test_duplicate_ids_in_one_file_load_once_last_wins(
     database_url: str, engine: Engine, tmp_path: Path, reader: str
 ) -> None:
