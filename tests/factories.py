@@ -76,6 +76,16 @@ def add_articles(engine: Engine, records: Iterable[dict[str, Any]]) -> BatchCoun
     return BatchCounts(inserted, updated, unchanged)
 
 
+def large_record(article_id: int, megabytes: int, *, word: str = "palmyra") -> dict[str, Any]:
+    """A record whose body is `megabytes` MB of plain sentences, `word` in every one."""
+    sentence = f"The ancient city of {word.capitalize()} stood in the desert for centuries. "
+    return record(
+        article_id,
+        title=f"{word.capitalize()} at great length",
+        content=sentence * (megabytes * 1_000_000 // len(sentence)),
+    )
+
+
 def corpus_records() -> list[dict[str, Any]]:
     """The records of the shared seeded corpus (CORPUS_IDS over CORPUS_SOURCES)."""
     return [

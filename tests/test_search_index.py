@@ -28,6 +28,7 @@ from app.search import matching, sync
 from app.search.index import SearchIndex, index_path
 from app.search.sync import newest_revision
 from app.settings import Settings
+from app.text import excerpt
 from tests.databases import drop, pg_admin, pg_url
 from tests.factories import add_articles, make_client, record, search_caught_up
 from tests.live import serve
@@ -276,6 +277,32 @@ async def test_similar_articles_come_best_first_without_the_article_itself(
     narrowed = (await client.get("/v1/articles/1/similar", params={"source_id": 7})).json()
     assert [item["article_id"] for item in narrowed["items"]] == [4]
     assert (await client.get("/v1/articles/999/similar")).status_code == 404
+
+
+async def test_snippets_and_similar_articles_read_only_the_start_of_a_body(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    window = matching.SNIPPET_WINDOW_CHARS
+    padding = "lorem ipsum " * (max(window, matching.SIMILAR_WINDOW_CHARS) // 6)
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    add_articles(
+        engine,
+        [
+            record(1, title="Late", content=padding + "zanzibar quetzal"),
+            record(2, title="Early", content="Zanzibar é " + padding),
+            record(3, title="Birds", content="quetzal quetzal quetzal"),
+        ],
+    )
+    engine.dispose()
+    await search_caught_up(client, database_url)
+    page = (await client.get("/v1/articles", params={"q": "zanzibar"})).json()
+    snippets = {item["article_id"]: item["snippet"] for item in page["items"]}
+    assert set(snippets) == {1, 2}
+    assert snippets[2].startswith("<mark>Zanzibar</mark> é")
+    assert snippets[2].endswith("…")
+    assert snippets[1] == excerpt(padding)  # a match past the window: the excerpt
+    similar = (await client.get("/v1/articles/1/similar")).json()
+    assert 3 not in [item["article_id"] for item in similar["items"]]
 
 
 @settings(

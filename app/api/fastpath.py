@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from app.api import articles
 from app.api.deps import ArticleId, close_session, search_cache
 from app.api.list_query import ArticleListQuery, PageRequest, read_path, read_query
+from app.api.responses import json_bytes_response
 
 LIST_PATH = "/v1/articles"
 _ARTICLE_ID: TypeAdapter[int] = TypeAdapter(ArticleId)
@@ -50,7 +51,7 @@ async def get_article(request: Request) -> Response:
         body = await articles.article_body(article_id, session)
     finally:
         await close_session(session)
-    return Response(body, media_type="application/json")
+    return json_bytes_response(body)
 
 
 def routes() -> list[BaseRoute]:

@@ -4,7 +4,9 @@ User text never reaches tantivy's query parser: `app/queries/search.py` parses i
 phrases of letters and digits, and each phrase becomes term or phrase queries built here,
 its words run through the index's own analyzer. A phrase matches in the title (weighted
 TITLE_BOOST times) or in the body; filters (sources, id range, ids) score nothing. Hits come
-back as article ids and BM25 scores; rows and snippets come from the database. Knows
+back as article ids and BM25 scores; rows and snippets come from the database, a snippet
+from at most SNIPPET_WINDOW_CHARS of the body and a more-like-this query from at most
+SIMILAR_WINDOW_CHARS, so no request's cost grows with the size of one article. Knows
 nothing of HTTP.
 """
 
@@ -23,6 +25,11 @@ from app.search.index import SCHEMA, SearchIndex
 
 TITLE_BOOST = 10.0
 SNIPPET_CHARS = 160
+# Snippets are cut from the body's first this many characters (the database sends no more):
+# a match further in leaves the title or the excerpt as the snippet.
+SNIPPET_WINDOW_CHARS = 20_000
+# Similar articles are found from the title and this many characters of the body.
+SIMILAR_WINDOW_CHARS = 50_000
 # Words a prefix stands for, at most: as many as tantivy's phrase prefix query expands it to.
 MAX_PREFIX_TERMS = 50
 TEXT_FIELDS = ("title", "content")
@@ -279,9 +286,10 @@ class Snippets:
             )
             self.title.set_max_num_chars(1_000)
 
-    def snippet(self, title: str, content: str, fallback: str) -> str:
+    def snippet(self, title: str, content: str, fallback: str, *, more: bool = False) -> str:
         """HTML: the body's best passage with matches in <mark>, else the marked title when
-        only it matched, else `fallback` (the excerpt) escaped."""
+        only it matched, else `fallback` (the excerpt) escaped. `content` is the start of
+        the body (SNIPPET_WINDOW_CHARS at most); `more` says the body goes on after it."""
         if self.body is not None and self.title is not None:
             doc = tantivy.Document()
             doc.add_text("content", content)
@@ -292,7 +300,7 @@ class Snippets:
                     body.fragment(),
                     body.highlighted(),
                     before=span.start > 0,
-                    after=span.end < len(content.encode()),
+                    after=more or span.end < len(content.encode()),
                 )
             doc = tantivy.Document()
             doc.add_text("title", title)
