@@ -20,6 +20,7 @@ from app.api import (
     health,
     openapi,
     problems,
+    reference,
     sources,
 )
 from app.api.auth import API_KEY_HEADER, RATE_LIMIT_HEADERS, ApiKeyMiddleware
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=lambda route: route.name if isinstance(route, APIRoute) else "",
         telemetry=None if settings.opentelemetry else NO_TELEMETRY,
+        docs_url=None,  # app/api/reference.py serves /docs without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     problems.install(app)
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(export.router)
     app.include_router(health.router)
     app.include_router(explorer.router)
+    app.include_router(reference.router)
     # Ahead of the FastAPI routes of the same paths. Off with OpenTelemetry, whose route
     # spans FastAPI's own routes open.
     if settings.fast_reads and not settings.opentelemetry:
