@@ -25,6 +25,7 @@ from app.api import fastpath
 from app.api.list_query import ArticleListQuery, read_query
 from app.api.shedding import Admission
 from app.db import make_engine
+from app.errors import UnknownParameter
 from app.main import create_app
 from app.queries import articles as article_queries
 from app.queries.articles import Content, Sort
@@ -165,7 +166,19 @@ async def test_details_agree(both: tuple[httpx.AsyncClient, httpx.AsyncClient], 
         await revalidated(both, path, await same(both, path, headers), headers)
 
 
-@pytest.mark.parametrize("method", ["HEAD", "POST", "DELETE"])
+@pytest.mark.parametrize("path", ["/v1/articles?limit=3", f"/v1/articles/{CORPUS_IDS[0]}"])
+async def test_head_agrees_and_is_a_get_without_its_body(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient], path: str
+) -> None:
+    fast, slow = both
+    got = await fast.get(path, headers=HEADERS)
+    for client in (fast, slow):
+        head = await client.head(path, headers=HEADERS)
+        assert (head.status_code, head.content) == (200, b"")
+        assert head.headers.multi_items() == got.headers.multi_items()
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
 async def test_other_methods_agree(
     both: tuple[httpx.AsyncClient, httpx.AsyncClient], method: str
 ) -> None:
@@ -179,7 +192,7 @@ async def test_other_methods_agree(
 
 
 def test_reads_the_query_as_fastapi_does() -> None:
-    query = "limit=5&sort=title&content=none&source_id=2&q=a&count=exact&facet=source_id&x=1"
+    query = "limit=5&sort=title&content=none&source_id=2&q=a&count=exact&facet=source_id&_x=1"
     options = read_query(ArticleListQuery, QueryParams(query)).options([2])
     assert (options.limit, options.sort, options.content) == (5, Sort.TITLE, Content.NONE)
     assert (options.flt.source_ids, options.flt.q, options.count, options.facets) == (
@@ -189,6 +202,14 @@ def test_reads_the_query_as_fastapi_does() -> None:
         [Facet.SOURCE_ID],
     )
     assert read_query(ArticleListQuery, QueryParams("limit=5&limit=6")).limit == 6  # the last
+    assert read_query(ArticleListQuery, QueryParams("source_id=3,4&source_id=5")).source_id == [
+        3,
+        4,
+        5,
+    ]
+    with pytest.raises(UnknownParameter) as unknown:
+        read_query(ArticleListQuery, QueryParams("search=a"))
+    assert unknown.value.suggestions == {"search": "q"}
     for bad, name in [("count=all", "count"), ("facet=title", "facet"), ("limit=0", "limit")]:
         with pytest.raises(RequestValidationError) as raised:
             read_query(ArticleListQuery, QueryParams(bad))

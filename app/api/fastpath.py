@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from app.api import articles
 from app.api.deps import ArticleId, close_session, search_cache
 from app.api.list_query import ArticleListQuery, PageRequest, read_path, read_query
+from app.api.parameters import check_known
 from app.api.responses import json_bytes_response
 
 LIST_PATH = "/v1/articles"
@@ -45,6 +46,7 @@ async def list_articles(request: Request) -> Response:
 
 async def get_article(request: Request) -> Response:
     """As articles.get_article."""
+    check_known(request.query_params.keys(), frozenset())
     article_id = read_path(_ARTICLE_ID, "article_id", request.path_params["article_id"])
     session = Session(request.app.state.engine)
     try:

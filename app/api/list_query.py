@@ -8,15 +8,17 @@ parameter exists on every path, with the same rules, once it is declared here.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from functools import cache
-from typing import Annotated, TypeVar, get_origin
+from typing import Annotated, TypeVar, get_args, get_origin
 
 from fastapi import Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 from sqlmodel import Session
 from starlette.datastructures import QueryParams
 
+from app.api.parameters import check_known, model_parameters
 from app.errors import InvalidParameter
 from app.models import MAX_ID
 from app.queries.articles import ArticleFilter, Content, Sort
@@ -69,7 +71,46 @@ LimitParam = Annotated[
 ]
 
 
-class SourcesQuery(BaseModel):
+class QueryModel(BaseModel):
+    """A query model whose repeatable parameters of ids or names from a fixed set (a list of
+    integers or of an enum) also take their values comma-separated: `source_id=3,4` is
+    `source_id=3&source_id=4`, and an empty value is invalid in either form. A list of free
+    text is never split: its values may hold commas."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_commas(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        found = dict(data)
+        for name in _comma_fields(cls):
+            values = found.get(name)
+            if isinstance(values, str | list):
+                given = [values] if isinstance(values, str) else values
+                found[name] = [
+                    part.strip() if isinstance(part, str) else part
+                    for value in given
+                    for part in (value.split(",") if isinstance(value, str) else [value])
+                ]
+        return found
+
+
+@cache
+def _comma_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The list fields of `model` whose items are integers or enum members."""
+    found = []
+    for name, field in model.model_fields.items():
+        if get_origin(field.annotation) is not list:
+            continue
+        item = get_args(field.annotation)[0]
+        if get_origin(item) is Annotated:
+            item = get_args(item)[0]
+        if isinstance(item, type) and (issubclass(item, Enum) or item is int):
+            found.append(field.alias or name)
+    return tuple(found)
+
+
+class SourcesQuery(QueryModel):
     """Which sources, repeated: a parameter of /v1/articles and the exports (the articles of
     one source take it from their path)."""
 
@@ -77,13 +118,14 @@ class SourcesQuery(BaseModel):
         [],
         max_length=MAX_SOURCE_IDS,
         description=(
-            "Only articles from these sources; repeat for several (`?source_id=2&source_id=5`)."
+            "Only articles from these sources; repeat for several (`?source_id=2&source_id=5`) "
+            "or separate them by commas (`?source_id=2,5`)."
         ),
         examples=[[2]],
     )
 
 
-class FilterQuery(BaseModel):
+class FilterQuery(QueryModel):
     """Which articles: the filter shared by lists and exports."""
 
     q: str | None = Field(
@@ -153,7 +195,10 @@ class ListQuery(FilterQuery):
     facet: list[Facet] = Field(
         [],
         max_length=MAX_FACETS,
-        description="Add `facets` with match counts per value; only `source_id` exists.",
+        description=(
+            "Add `facets` with match counts per value; only `source_id` exists. Repeatable, "
+            "or comma-separated."
+        ),
         examples=[["source_id"]],
     )
     limit: LimitParam = DEFAULT_LIMIT
@@ -187,7 +232,15 @@ class ArticleListQuery(ListQuery, SourcesQuery):
 
 
 class ExportQuery(FilterQuery, SourcesQuery):
-    """The query of the exports: the list's filter."""
+    """The query of the exports: the list's filter, and how many records at most."""
+
+    limit: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="At most this many records, the first in article_id order; all if omitted.",
+        examples=[1000],
+    )
 
 
 class SimilarQuery(SourcesQuery):
@@ -206,7 +259,9 @@ ExportQueryDep = Annotated[ExportQuery, Query()]
 
 def read_query(model: type[M], params: QueryParams) -> M:
     """`params` read into `model` as FastAPI reads a query model: a list field takes every
-    value of its name, any other field the last one, and the errors are FastAPI's 422."""
+    value of its name, any other field the last one, and the errors are FastAPI's 422.
+    A parameter the model does not declare is UnknownParameter, as on the FastAPI routes."""
+    check_known(params.keys(), model_parameters(model))
     data: dict[str, object] = {}
     for name, is_list in _query_fields(model):
         if is_list:
