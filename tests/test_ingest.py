@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from app import models
 from app.cli import cli
+from app.db import downgrade
 from app.ingest import prefetch
 from app.ingest.fields import FieldMap
 from app.ingest.pipeline import Summary
@@ -218,11 +219,16 @@ def test_missing_path_is_a_usage_error(database_url: str, tmp_path: Path) -> Non
     assert result.exit_code == 2
 
 
-def test_unmigrated_database_is_exit_2_with_a_hint(tmp_path: Path) -> None:
+def test_a_database_at_an_older_revision_is_exit_2_asking_for_migrate(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    downgrade(database_url, "0007")
     path = write_jsonl(tmp_path / "a.jsonl", [record(1)])
-    result = run(f"sqlite:///{tmp_path / 'empty.db'}", str(path))
+    result = run(database_url, "--quiet", str(path))
     assert result.exit_code == 2
-    assert "corpus migrate" in result.stderr
+    assert result.stderr.startswith("error: the database at ")
+    assert "is at revision 0007" in result.stderr
+    assert result.stderr.rstrip().endswith("run `corpus migrate`")
 
 
 def test_unreachable_database_is_exit_2() -> None:

@@ -9,9 +9,10 @@ from typing import Any, ClassVar
 import httpx
 import orjson
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event, text, update
 from typer.testing import CliRunner
 
+from app import models
 from app.api import auth, keyring
 from app.cli import cli
 from app.db import make_engine
@@ -121,7 +122,15 @@ async def test_unknown_revoked_and_expired_keys_are_401s_that_say_which(
     prefix = revoked.split("_")[1]
     revoke = CliRunner().invoke(cli, ["keys", "revoke", prefix, "--database-url", articles_url])
     assert revoke.exit_code == 0
-    expired = new_key(articles_url, "--expires", "2020-01-31")
+    expired = new_key(articles_url, "--expires", "2100-01-31")
+    engine = make_engine(Settings(database_url=articles_url), pooled=False)
+    with engine.begin() as connection:  # `--expires` refuses the past: time went by
+        connection.execute(
+            update(models.api_key_table)
+            .where(models.api_key_table.c.prefix == expired.split("_")[1])
+            .values(expires_at=datetime(2020, 1, 31, tzinfo=UTC))
+        )
+    engine.dispose()
     async with make_client(articles_url, auth="keys") as client:
         for key, slug in (
             ("ck_nothere_" + "x" * 43, "key-unknown"),

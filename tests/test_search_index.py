@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from app.settings import Settings
 from app.text import excerpt
 from tests.databases import drop, pg_admin, pg_url
 from tests.factories import add_articles, make_client, record, search_caught_up
-from tests.live import serve
+from tests.live import serve, wait_for_search
 
 pytestmark = pytest.mark.anyio
 
@@ -91,6 +92,56 @@ def test_a_running_server_finds_an_ingested_article_within_2_s(
             if [item["article_id"] for item in found["items"]] == [77]:
                 break
             assert time.monotonic() - committed < FOLLOW_WITHIN_S, "not found within 2 s"
+            time.sleep(0.05)
+
+
+def test_a_rebuild_beside_a_running_server_switches_it_without_downtime(
+    loaded: tuple[str, Engine],
+) -> None:
+    url, engine = loaded
+    folder = index_path(Settings(database_url=url))
+    with serve(url) as server:
+        wait_for_search(server)
+        q = queries_for(engine)[0]
+        before = httpx.get(f"{server.url}/v1/articles", params={"q": q, "count": "exact"}).json()
+        stop = threading.Event()
+        seen: list[tuple[int, int]] = []  # (status, index revision) while the rebuild runs
+
+        def keep_searching() -> None:
+            with httpx.Client(base_url=server.url, timeout=10) as client:
+                while not stop.is_set():
+                    page = client.get("/v1/articles", params={"q": q, "limit": 3})
+                    ready = client.get("/readyz").json()["search_index"]
+                    seen.append((page.status_code, ready["revision"]))
+
+        searching = threading.Thread(target=keep_searching)
+        searching.start()
+        try:
+            done = subprocess.run(
+                [*CLI, "index", "rebuild", "--database-url", url],
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
+        finally:
+            stop.set()
+            searching.join()
+        assert done.returncode == 0, done.stderr.decode()
+        assert "is the new one" in done.stderr.decode()
+        assert not sync.next_folder(folder).exists()
+        assert {status for status, _ in seen} == {200}
+        revisions = [revision for _, revision in seen]
+        assert revisions == sorted(revisions)  # never an older index after the switch
+        after = httpx.get(f"{server.url}/v1/articles", params={"q": q, "count": "exact"}).json()
+        assert after["total"] == before["total"]
+        # The server writes the new index from now on: a new article is found.
+        add_articles(engine, [record(90_002, title="Quokka", content="a quokka")])
+        deadline = time.monotonic() + 10 * FOLLOW_WITHIN_S
+        while True:
+            found = httpx.get(f"{server.url}/v1/articles", params={"q": "quokka"}).json()
+            if [item["article_id"] for item in found["items"]] == [90_002]:
+                break
+            assert time.monotonic() < deadline, server.log_text()
             time.sleep(0.05)
 
 

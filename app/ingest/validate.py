@@ -43,6 +43,9 @@ def _positive_id(record: dict[str, object], name: str) -> int | str:
     value = record.get(name)
     if name not in record:
         return f"missing {name}"
+    if isinstance(value, float) and value.is_integer() and not 1 <= value <= MAX_ID:
+        # The JSON parser reads an integer past 64 bits as a float: say what is wrong.
+        return f"{name} is out of range: it must be between 1 and {MAX_ID}"
     if isinstance(value, bool) or not isinstance(value, int):
         return f"{name} must be an integer, got {_json_type(value)}"
     if not 1 <= value <= MAX_ID:
