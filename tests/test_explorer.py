@@ -246,3 +246,25 @@ def test_api_key_is_kept_and_sent_as_bearer(browser: webdriver.Chrome, api: Live
     assert json.loads(sent) == {"Authorization": "Bearer test-key-123"}
     browser.refresh()
     wait(browser, lambda b: by_id(b, "api-key").get_attribute("value") == "test-key-123")
+
+
+def test_what_was_typed_before_the_script_ran_is_the_search(
+    browser: webdriver.Chrome, api: LiveServer
+) -> None:
+    # Hold the script back, type, then let it run: as on a slow connection.
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/explorer/explorer.js"]})
+    browser.get(f"{api.url}/")
+    by_id(browser, "q").send_keys("palmyra")
+    assert by_id(browser, "status").text == ""  # no script yet: nothing happened
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    browser.execute_script(
+        "const s = document.createElement('script');"
+        "s.src = '/explorer/explorer.js'; document.head.append(s);"
+    )
+    wait(browser, lambda b: by_id(b, "status").text == "1 article matches “palmyra”")
+    assert by_id(browser, "q").get_attribute("value") == "palmyra"
+    assert browser.current_url == f"{api.url}/?q=palmyra"
+    assert [li.text.split("\n")[0] for li in results(browser)] == [
+        "Islamic State Driven Out Of Syria's Ancient Palmyra City"
+    ]
