@@ -16,6 +16,7 @@ from sqlalchemy import bindparam, func, select
 from sqlmodel import Session
 
 from app import models
+from app.queries.prepared import sqlite_reader
 
 UTF8_MAX_BYTES = 4  # bytes of UTF-8 per character, at most
 
@@ -28,9 +29,9 @@ _TITLES = select(_article.c.article_id, _article.c.title).where(
 def body_bytes(session: Session, article_id: int) -> int | None:
     """The size of an article's body in bytes where the backend tells it without reading it
     (SQLite: a blob's length); None elsewhere, or when there is no such article."""
-    if session.get_bind().dialect.name != "sqlite":
+    dbapi = sqlite_reader(session)  # the connection the read that follows will use
+    if dbapi is None:
         return None
-    dbapi = cast(sqlite3.Connection, session.connection().connection.dbapi_connection)
     try:
         with dbapi.blobopen(_article.name, "content", article_id, readonly=True) as blob:
             return len(blob)
