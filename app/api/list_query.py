@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
-from typing import Annotated, TypeVar, get_args, get_origin
+from typing import Annotated, Literal, TypeVar, get_args, get_origin
 
 from fastapi import Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -73,7 +73,7 @@ LimitParam = Annotated[
 
 class QueryModel(BaseModel):
     """A query model whose repeatable parameters of ids or names from a fixed set (a list of
-    integers or of an enum) also take their values comma-separated: `source_id=3,4` is
+    integers, of an enum or of literals) also take their values comma-separated: `source_id=3,4` is
     `source_id=3&source_id=4`, and an empty value is invalid in either form. A list of free
     text is never split: its values may hold commas."""
 
@@ -97,7 +97,7 @@ class QueryModel(BaseModel):
 
 @cache
 def _comma_fields(model: type[BaseModel]) -> tuple[str, ...]:
-    """The list fields of `model` whose items are integers or enum members."""
+    """The list fields of `model` whose items are integers, enum members or literals."""
     found = []
     for name, field in model.model_fields.items():
         if get_origin(field.annotation) is not list:
@@ -105,7 +105,8 @@ def _comma_fields(model: type[BaseModel]) -> tuple[str, ...]:
         item = get_args(field.annotation)[0]
         if get_origin(item) is Annotated:
             item = get_args(item)[0]
-        if isinstance(item, type) and (issubclass(item, Enum) or item is int):
+        fixed = isinstance(item, type) and (issubclass(item, Enum) or item is int)
+        if fixed or get_origin(item) is Literal:
             found.append(field.alias or name)
     return tuple(found)
 
