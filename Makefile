@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PORT ?= 8000
 
 .PHONY: run test test-prereqs install lint format clean openapi
 
@@ -14,11 +15,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## Migrate the SQLite default (data/corpus.db), load seeds/, serve on http://127.0.0.1:8000
+## Migrate the SQLite default (data/corpus.db), load seeds/, serve on http://127.0.0.1:$(PORT)
+## (8000 unless `make run PORT=18100`)
 run: $(STAMP)
 	$(BIN)/corpus migrate
 	$(BIN)/corpus ingest seeds/
-	$(BIN)/corpus serve --host 127.0.0.1 --port 8000
+	$(BIN)/corpus serve --host 127.0.0.1 --port $(PORT)
 
 ## The whole suite, on SQLite and on the local PostgreSQL (PG_ADMIN_URL to point elsewhere)
 test: $(STAMP) test-prereqs

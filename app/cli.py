@@ -1,30 +1,41 @@
 """The `corpus` command: parses arguments, calls the library, maps outcomes to exit statuses.
 
 Exit statuses: 0 clean, 1 some records rejected (the rest loaded) or some ids to delete or
-restore missing (the rest done), 2 usage or database error.
+restore missing (the rest done), 2 usage or any fatal error (one line on stderr, never a
+traceback: `fatal_errors`), 141 standard output closed by its reader (`corpus export |
+head`), as a process stopped by SIGPIPE.
 """
 
 import gc
 import logging
 import os
+import shutil
+import signal
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated, Any, BinaryIO
 
 import limits
 import orjson
 import typer
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlmodel import Session
+from typer.core import TyperGroup
 
 from app import models, takedowns
-from app.db import make_engine, migrate
-from app.errors import NotFound
+from app.db import head_revision, make_engine, migrate, schema_revision, sqlite_file
+from app.errors import CorpusError
+from app.files import open_for_write
 from app.ingest.fields import FieldMap
-from app.ingest.pipeline import DEFAULT_BATCH_SIZE, ingest
+from app.ingest.pipeline import DEFAULT_BATCH_SIZE, Summary, ingest
 from app.ingest.progress import Progress
 from app.ingest.readers import SOURCES_FILE
 from app.ingest.records import ArticleIn, Reject
@@ -38,6 +49,51 @@ from app.settings import Settings
 
 EXIT_REJECTS = 1
 EXIT_FATAL = 2
+EXIT_PIPE_CLOSED = 128 + signal.SIGPIPE
+STDIN = "-"
+STDIN_CHUNK_BYTES = 1 << 20
+
+
+@contextmanager
+def fatal_errors() -> Iterator[None]:
+    """Every command runs inside this: whatever ends it early (the database, a reader
+    process, the search index, the disk) is one line on stderr and exit 2, and a closed
+    standard output ends it quietly."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort, typer.TyperException):  # typer's own ways out
+        raise
+    except BrokenPipeError:
+        _let_stdout_go()
+        raise typer.Exit(EXIT_PIPE_CLOSED) from None
+    except SQLAlchemyError as exc:
+        raise _fail(_db_error(exc)) from None
+    except CorpusError as exc:
+        raise _fail(exc.detail) from None
+    except ChildProcessError as exc:  # a reader process failed (app/ingest/prefetch.py)
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"{exc.strerror or exc}: {exc.filename or 'output'}") from None
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback
+        raise _fail(f"{type(exc).__name__}: {exc}") from None
+
+
+def _let_stdout_go() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (a test's capture): nothing to flush
+        pass
+
+
+class CorpusGroup(TyperGroup):
+    """The command group: every command, of every subgroup, runs inside fatal_errors."""
+
+    def invoke(self, *args: Any, **kwargs: Any) -> Any:
+        with fatal_errors():
+            return super().invoke(*args, **kwargs)
+
 
 cli = typer.Typer(
     name="corpus",
@@ -45,6 +101,7 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
     no_args_is_help=True,
     add_completion=False,
+    cls=CorpusGroup,
 )
 
 DatabaseUrl = Annotated[
@@ -90,14 +147,55 @@ def _db_error(exc: SQLAlchemyError) -> str:
     return f"database error: {text}"
 
 
+def _where(settings: Settings) -> str:
+    """The database, as a user finds it: a SQLite file's absolute path, else its URL."""
+    file = sqlite_file(settings.database_url)
+    if file is not None:
+        return str(file)
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+ELSEWHERE = "point at another with --database-url or CORPUS_DATABASE_URL"
+
+
+@contextmanager
+def _database(settings: Settings, *, bulk: bool = False, load: bool = False) -> Iterator[Engine]:
+    """An engine on a migrated database, disposed of after. A command that only reads or
+    changes rows never creates one: a missing SQLite file or an empty database is an error
+    that names it. `load` (ingest) migrates a new or empty database first, and says so.
+    `bulk` lifts the API's statement timeout, which must not cut a long command short."""
+    where = _where(settings)
+    file = sqlite_file(settings.database_url)
+    if file is not None and not file.exists() and not load:
+        raise _fail(f"no database at {where}; {ELSEWHERE}, or create it with `corpus migrate`")
+    engine = make_engine(
+        settings.model_copy(update={"statement_timeout_ms": 0}) if bulk else settings,
+        pooled=False,
+    )
+    try:
+        revision, has_tables = schema_revision(engine)
+        head = head_revision(settings.database_url)
+        if revision is None and not has_tables and load:
+            migrate(settings.database_url)
+            typer.echo(f"{where} was empty: migrated it to revision {head}", err=True)
+        elif revision is None and not has_tables:
+            raise _fail(f"the database at {where} is empty: run `corpus migrate`; or {ELSEWHERE}")
+        elif revision is None:
+            raise _fail(f"the database at {where} has tables but no corpus schema; {ELSEWHERE}")
+        elif revision != head:
+            raise _fail(
+                f"the database at {where} is at revision {revision}, not {head}: "
+                "run `corpus migrate`"
+            )
+        yield engine
+    finally:
+        engine.dispose()
+
+
 @cli.command("migrate")
 def migrate_command(database_url: DatabaseUrl = None) -> None:
-    """Bring the database schema to the newest revision."""
-    settings = _settings(database_url)
-    try:
-        migrate(settings.database_url)
-    except SQLAlchemyError as exc:
-        raise _fail(_db_error(exc)) from None
+    """Bring the database schema to the newest revision (creating a SQLite file if none)."""
+    migrate(_settings(database_url).database_url)
     typer.echo("database is at the newest revision", err=True)
 
 
@@ -136,7 +234,7 @@ def _quiet_driver_logs() -> None:
 def ingest_command(
     paths: Annotated[
         list[Path],
-        typer.Argument(exists=True, readable=True, help="Files or directories to load."),
+        typer.Argument(help="Files or directories to load; `-` reads standard input."),
     ],
     database_url: DatabaseUrl = None,
     batch_size: Annotated[
@@ -171,73 +269,45 @@ def ingest_command(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     index_dir: IndexDir = None,
+    max_content_bytes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Reject a record whose content is larger (UTF-8 bytes); overrides "
+            "CORPUS_INGEST_MAX_CONTENT_BYTES. Default: 1048576 (1 MiB).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Load article records (JSON, JSON arrays, JSON Lines, CSV, gzipped, double-encoded).
 
-    Shows progress on stderr (a bar on a terminal, a line every 10 s otherwise). Then
-    brings the search index up to date, unless a running server follows it already.
+    A database that does not exist yet, or is empty, is migrated first. Shows progress on
+    stderr (a bar on a terminal, a line every 10 s otherwise). Then brings the search index
+    up to date, unless a running server follows it already.
     """
     _quiet_driver_logs()
+    for path in paths:
+        if str(path) != STDIN and not path.exists():
+            raise typer.BadParameter(f"{path} does not exist", param_hint="PATHS")
     mapping = _field_map(field_map or [])
     settings = _settings(database_url, index_dir)
-    progress = None if quiet else Progress(sys.stderr, tty=sys.stderr.isatty())
-    try:
-        rejects_file = _RejectsFile(rejects) if rejects else None
-    except OSError as exc:
-        raise _fail(f"cannot write rejects file: {exc}") from None
-
-    def report(reject: Reject) -> None:
-        if progress is not None:
-            progress.message(str(reject))
-        else:
-            typer.echo(str(reject), err=True)
-        if rejects_file is not None:
-            rejects_file.write(reject)
-
-    def phase(text: str) -> None:
-        if progress is not None:
-            progress.phase(text)
-
-    # The API's statement timeout guards requests; a bulk load must not be cut short by it.
-    engine = make_engine(settings.model_copy(update={"statement_timeout_ms": 0}), pooled=False)
-    # Everything imported so far lives as long as the process: keep it out of the cyclic
-    # GC's full passes, which a load of millions of short-lived records triggers often.
-    gc.freeze()
-    try:
-        with sync.LoadIndexer(settings, engine) if not dry_run else nullcontext() as indexer:
-
-            def index_written(counts: BatchCounts) -> None:
-                if indexer is not None:
-                    indexer.add(map(_indexed, counts.written), counts.revisions)
-
-            summary = ingest(
-                paths,
-                engine,
-                batch_size=batch_size,
-                on_reject=report,
-                sources=sources,
-                dry_run=dry_run,
-                field_map=mapping,
-                on_progress=progress.update if progress is not None else _no_progress,
-                on_phase=phase,
-                on_written=index_written,
-            )
-            if indexer is not None:
-                phase("updating the search index")
-                indexer.finish()
-    except SQLAlchemyError as exc:
-        raise _fail(_db_error(exc)) from None
-    except ChildProcessError as exc:  # the reader process failed (app/ingest/prefetch.py)
-        raise _fail(str(exc)) from None
-    except OSError as exc:  # the rejects file's disk filled up, or similar
-        raise _fail(f"{exc.strerror or exc}: {exc.filename or 'output'}") from None
-    finally:
-        engine.dispose()
-        if progress is not None:
-            progress.close()
-        if rejects_file is not None:
-            rejects_file.close()
-    s = summary.as_dict()
+    with ExitStack() as stack:
+        spooled = stack.enter_context(_stdin_file()) if STDIN in map(str, paths) else None
+        inputs = [spooled if str(p) == STDIN and spooled else p for p in paths]
+        summary = _ingest(
+            inputs,
+            settings,
+            stack,
+            stdin=spooled,
+            batch_size=batch_size,
+            sources=sources,
+            dry_run=dry_run,
+            rejects=rejects,
+            mapping=mapping,
+            quiet=quiet,
+            max_content_bytes=max_content_bytes or settings.ingest_max_content_bytes,
+        )
+    s = summary.as_dict()  # the progress bar is closed by now
     if as_json:
         sys.stdout.write(orjson.dumps(s).decode() + "\n")
     else:
@@ -251,6 +321,85 @@ def ingest_command(
         )
     if summary.rejected:
         raise typer.Exit(EXIT_REJECTS)
+
+
+@contextmanager
+def _stdin_file() -> Iterator[Path]:
+    """Standard input in a temporary file, read as a file of that content would be (gzip by
+    its first bytes), so the readers may sniff it and read it from several processes."""
+    with tempfile.TemporaryDirectory(prefix="corpus-stdin-") as folder:
+        head = sys.stdin.buffer.read(STDIN_CHUNK_BYTES)
+        path = Path(folder) / ("stdin.gz" if head.startswith(b"\x1f\x8b") else "stdin")
+        with path.open("wb") as out:
+            out.write(head)
+            shutil.copyfileobj(sys.stdin.buffer, out, STDIN_CHUNK_BYTES)
+        yield path
+
+
+def _ingest(
+    paths: list[Path],
+    settings: Settings,
+    stack: ExitStack,
+    *,
+    stdin: Path | None,
+    batch_size: int,
+    sources: Path | None,
+    dry_run: bool,
+    rejects: Path | None,
+    mapping: FieldMap,
+    quiet: bool,
+    max_content_bytes: int,
+) -> Summary:
+    """The load itself; what it opens goes on `stack`, closed before the summary prints."""
+    progress = None if quiet else Progress(sys.stderr, tty=sys.stderr.isatty())
+    if progress is not None:
+        stack.callback(progress.close)
+    # A dry run writes nothing, not even a schema: it needs a migrated database.
+    engine = stack.enter_context(_database(settings, bulk=True, load=not dry_run))
+    rejects_file = _RejectsFile(rejects) if rejects else None
+    if rejects_file is not None:
+        stack.callback(rejects_file.close)
+
+    def report(reject: Reject) -> None:
+        if stdin is not None and reject.path == str(stdin):
+            reject = replace(reject, path=STDIN)
+        if progress is not None:
+            progress.message(str(reject))
+        else:
+            typer.echo(str(reject), err=True)
+        if rejects_file is not None:
+            rejects_file.write(reject)
+
+    def phase(text: str) -> None:
+        if progress is not None:
+            progress.phase(text)
+
+    # Everything imported so far lives as long as the process: keep it out of the cyclic
+    # GC's full passes, which a load of millions of short-lived records triggers often.
+    gc.freeze()
+    with sync.LoadIndexer(settings, engine) if not dry_run else nullcontext() as indexer:
+
+        def index_written(counts: BatchCounts) -> None:
+            if indexer is not None:
+                indexer.add(map(_indexed, counts.written), counts.revisions)
+
+        summary = ingest(
+            paths,
+            engine,
+            batch_size=batch_size,
+            on_reject=report,
+            sources=sources,
+            dry_run=dry_run,
+            field_map=mapping,
+            on_progress=progress.update if progress is not None else _no_progress,
+            on_phase=phase,
+            on_written=index_written,
+            max_content_bytes=max_content_bytes,
+        )
+        if indexer is not None:
+            phase("updating the search index")
+            indexer.finish()
+    return summary
 
 
 def _no_progress(_: object) -> None:
@@ -272,23 +421,29 @@ def export_command(
     fmt: Annotated[Format, typer.Option("--format", help="jsonl or csv.")] = Format.JSONL,
     output: Annotated[
         Path | None,
-        typer.Option("-o", "--output", dir_okay=False, help="File to write; stdout if omitted."),
+        typer.Option(
+            "-o",
+            "--output",
+            dir_okay=False,
+            help="File to write (gzipped when its name ends in .gz); stdout if omitted.",
+        ),
     ] = None,
 ) -> None:
     """Stream the corpus (or some sources) out as ingestible records, in article_id order."""
-    settings = _settings(database_url)
-    engine = make_engine(settings.model_copy(update={"statement_timeout_ms": 0}), pooled=False)
     flt = ArticleFilter(source_ids=tuple(source_id or ()))
-    try:
-        with output.open("wb") if output else _stdout() as out:
-            for chunk in export_chunks(engine, flt, fmt):
-                out.write(chunk)
-    except SQLAlchemyError as exc:
-        raise _fail(_db_error(exc)) from None
-    except OSError as exc:
-        raise _fail(f"cannot write export: {exc.strerror or exc}") from None
-    finally:
-        engine.dispose()
+    with _database(_settings(database_url), bulk=True) as engine:
+        if output is None:
+            with _stdout() as out:
+                for chunk in export_chunks(engine, flt, fmt):
+                    out.write(chunk)
+            return
+        try:
+            with open_for_write(output) as out:
+                for chunk in export_chunks(engine, flt, fmt):
+                    out.write(chunk)
+        except BaseException:
+            output.unlink(missing_ok=True)  # no half an export left to be taken for one
+            raise
 
 
 def _ids(given: list[int] | None, from_file: Path | None) -> list[int]:
@@ -370,17 +525,12 @@ def delete_command(
     if not wanted and source_id is None:
         raise typer.BadParameter("give article ids, --from-file or --source-id")
     settings = _settings(database_url, index_dir)
-    engine = make_engine(settings.model_copy(update={"statement_timeout_ms": 0}), pooled=False)
-    try:
+    with _database(settings, bulk=True) as engine:
         outcome = takedowns.delete_articles(
             engine, wanted, source_id=source_id, reason=reason, dry_run=dry_run
         )
         if outcome.done and not dry_run:
             sync.catch_up(settings, engine)  # unless a server follows the index already
-    except SQLAlchemyError as exc:
-        raise _fail(_db_error(exc)) from None
-    finally:
-        engine.dispose()
     _report(outcome, "deleted", dry_run=dry_run, as_json=as_json)
 
 
@@ -399,14 +549,8 @@ def restore_command(
     wanted = _ids(ids, from_file)
     if not wanted:
         raise typer.BadParameter("give article ids or --from-file")
-    settings = _settings(database_url)
-    engine = make_engine(settings, pooled=False)
-    try:
+    with _database(_settings(database_url)) as engine:
         outcome = takedowns.restore_articles(engine, wanted, dry_run=dry_run)
-    except SQLAlchemyError as exc:
-        raise _fail(_db_error(exc)) from None
-    finally:
-        engine.dispose()
     _report(outcome, "restored", dry_run=dry_run, as_json=as_json)
 
 
@@ -435,6 +579,8 @@ def serve_command(
     import uvicorn
 
     settings = _settings(database_url, index_dir)
+    with _database(settings):
+        pass  # a missing or unmigrated database is said now, not as a 503 per request
     # Workers are fresh processes that build Settings from the environment.
     os.environ["CORPUS_DATABASE_URL"] = settings.database_url
     if settings.index_dir:
@@ -485,15 +631,10 @@ def index_status_command(
 ) -> None:
     """The index's revision against the database's, the lag between them, and its size."""
     settings = _settings(database_url, index_dir)
-    engine = make_engine(settings, pooled=False)
     path = index_path(settings)
-    try:
+    with _database(settings) as engine:
         database_revision = sync.newest_revision(engine)
         database_id = sync.database_id(engine)
-    except SQLAlchemyError as exc:
-        raise _fail(_db_error(exc)) from None
-    finally:
-        engine.dispose()
     index = SearchIndex.open(path)
     meta = index.meta() if index is not None else None
     state = "missing" if index is None else "ready"
@@ -515,24 +656,39 @@ def index_status_command(
         typer.echo(f"{key}: {value}")
 
 
+REBUILD_SWITCH_WAIT_S = 600.0
+
+
 @index_cli.command("rebuild")
 def index_rebuild_command(database_url: DatabaseUrl = None, index_dir: IndexDir = None) -> None:
-    """Build the index again from the database. Waits for the folder's lock, which a running
-    server on this host holds while it follows: stop the servers first."""
+    """Build the index again from the database, beside the one in use, then switch to it.
+
+    Running servers keep answering from the old index meanwhile; the server that follows
+    the folder then catches the new one up and puts it in place (within a poll), and every
+    server reads it from then on. With no server running, this command switches itself.
+    """
     settings = _settings(database_url, index_dir)
-    engine = make_engine(settings.model_copy(update={"statement_timeout_ms": 0}), pooled=False)
-    lock = sync.FollowerLock(index_path(settings))
-    if not lock.acquire():
-        typer.echo(f"waiting for the index lock ({lock.path}): stop this host's servers", err=True)
-        lock.acquire(blocking=True)
-    try:
-        revision = sync.rebuild_or_follow(settings, engine, rebuild=True)
-    except SQLAlchemyError as exc:
-        raise _fail(_db_error(exc)) from None
-    finally:
-        lock.release()
-        engine.dispose()
-    typer.echo(f"search index rebuilt at revision {revision}", err=True)
+    folder = index_path(settings)
+    with _database(settings, bulk=True) as engine:
+        revision = sync.build_next(settings, engine)
+        typer.echo(f"search index rebuilt at revision {revision}; switching to it", err=True)
+        deadline = time.monotonic() + REBUILD_SWITCH_WAIT_S
+        while (sync.next_folder(folder) / sync.READY_FILE).exists():
+            lock = sync.FollowerLock(folder)
+            if lock.acquire():  # no server follows the folder: switch here
+                try:
+                    sync.adopt_next(folder, engine)
+                finally:
+                    lock.release()
+                break
+            if time.monotonic() > deadline:
+                raise _fail(
+                    f"the process holding {lock.path} did not switch to the new index in "
+                    f"{REBUILD_SWITCH_WAIT_S:.0f} s (a long `corpus ingest`?); it stays ready "
+                    f"in {sync.next_folder(folder)}"
+                )
+            time.sleep(0.1)
+    typer.echo(f"the search index in {folder} is the new one", err=True)
 
 
 @index_cli.command("snapshot")
@@ -585,7 +741,10 @@ def _expiry(text: str | None) -> datetime | None:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise _fail(f"--expires {text!r} is not an ISO date such as 2027-01-31") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    if moment <= datetime.now(UTC):
+        raise _fail(f"--expires {text!r} is in the past: a key that never works is no key")
+    return moment
 
 
 @keys_cli.command("create")
@@ -610,16 +769,9 @@ def keys_create_command(
         limits.parse(rate)
     except ValueError:
         raise _fail(f"--rate {rate!r} is not a rate such as 600/minute") from None
-    engine = make_engine(settings, pooled=False)
-    try:
-        with Session(engine) as session:
-            key, row = key_queries.create_key(
-                session, name=name, rate=rate, expires_at=_expiry(expires)
-            )
-    except SQLAlchemyError as exc:
-        raise _fail(_db_error(exc)) from None
-    finally:
-        engine.dispose()
+    expires_at = _expiry(expires)
+    with _database(settings) as engine, Session(engine) as session:
+        key, row = key_queries.create_key(session, name=name, rate=rate, expires_at=expires_at)
     if as_json:
         made = {"key": key, "prefix": row.prefix, "name": row.name}
         sys.stdout.write(orjson.dumps(made).decode() + "\n")
@@ -631,14 +783,8 @@ def keys_create_command(
 @keys_cli.command("list")
 def keys_list_command(database_url: DatabaseUrl = None, as_json: AsJson = False) -> None:
     """Every key: prefix, name, rate, created, expires, last used, requests today and in total."""
-    engine = make_engine(_settings(database_url), pooled=False)
-    try:
-        with Session(engine) as session:
-            rows = [_key_summary(row) for row in key_queries.list_keys(session)]
-    except SQLAlchemyError as exc:
-        raise _fail(_db_error(exc)) from None
-    finally:
-        engine.dispose()
+    with _database(_settings(database_url)) as engine, Session(engine) as session:
+        rows = [_key_summary(row) for row in key_queries.list_keys(session)]
     if as_json:
         sys.stdout.write(orjson.dumps(rows).decode() + "\n")
         return
@@ -692,20 +838,22 @@ def _key_summary(row: models.ApiKey) -> dict[str, object]:
 
 @keys_cli.command("revoke")
 def keys_revoke_command(
-    prefix: Annotated[str, typer.Argument(help="The key's prefix, as `corpus keys list` shows.")],
+    key: Annotated[
+        str,
+        typer.Argument(
+            metavar="PREFIX",
+            help="The key's prefix, as `corpus keys list` shows, or the whole key.",
+        ),
+    ],
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Refuse the key from now on (every server within CORPUS_KEY_CACHE_S seconds)."""
-    engine = make_engine(_settings(database_url), pooled=False)
-    try:
-        with Session(engine) as session:
-            row = key_queries.revoke_key(session, prefix)
-    except NotFound as exc:
-        raise _fail(exc.detail) from None
-    except SQLAlchemyError as exc:
-        raise _fail(_db_error(exc)) from None
-    finally:
-        engine.dispose()
+    """Refuse the key from now on (every server within CORPUS_KEY_CACHE_S seconds). Given the
+    whole key, revokes it by its prefix; no message ever repeats a secret."""
+    prefix = key_queries.prefix_of(key)
+    if prefix is None:
+        raise _fail("not a key prefix (8 lower-case letters and digits) nor a whole key")
+    with _database(_settings(database_url)) as engine, Session(engine) as session:
+        row = key_queries.revoke_key(session, prefix)
     typer.echo(f"key {row.prefix} ({row.name}) revoked", err=True)
 
 

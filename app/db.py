@@ -226,6 +226,36 @@ def migrate(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 
+def sqlite_file(database_url: str) -> Path | None:
+    """The absolute path of a SQLite database's file; None for anything else (PostgreSQL,
+    in-memory and URI databases)."""
+    url = make_url(database_url)
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    return Path(database).resolve()
+
+
+def schema_revision(engine: Engine) -> tuple[str | None, bool]:
+    """The database's Alembic revision (None when it has none), and whether it holds any
+    table at all: (None, False) is an empty database."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy import inspect
+
+    with engine.connect() as connection:
+        revision = MigrationContext.configure(connection).get_current_revision()
+        return revision, bool(inspect(connection).get_table_names())
+
+
+def head_revision(database_url: str) -> str | None:
+    """The newest revision the migrations know."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
+
+
 def downgrade(database_url: str, revision: str) -> None:
     from alembic import command
 

@@ -7,6 +7,7 @@ and `app/api/problems.py` alone turns them into HTTP problem bodies.
     ├── InvalidCursor            (400) a cursor that does not parse, was altered, or was
     │                                  made for another filter or sort
     ├── InvalidParameter         (422) a parameter that parses but cannot be honoured
+    ├── UnknownParameter         (400) a query parameter the route does not take
     └── ServiceUnavailable       (503) the database cannot be reached or is saturated
         └── SearchIndexBuilding  (503) the search index has not caught up since start
 """
@@ -55,6 +56,20 @@ class InvalidParameter(CorpusError):
     def __init__(self, detail: str, *, parameter: str) -> None:
         super().__init__(detail)
         self.parameter = parameter
+
+
+class UnknownParameter(CorpusError):
+    status, title, slug = 400, "Unknown parameter", "unknown-parameter"
+
+    def __init__(self, suggestions: dict[str, str | None]) -> None:
+        """`suggestions`: each unknown name, and the known one it may have meant."""
+        first, hint = next(iter(suggestions.items()))
+        detail = f"Unknown query parameter {first!r}"
+        detail += f"; did you mean {hint!r}?" if hint else "."
+        if len(suggestions) > 1:
+            detail += f" ({len(suggestions) - 1} more unknown)"
+        super().__init__(detail)
+        self.suggestions = suggestions
 
 
 class ServiceUnavailable(CorpusError):

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 from starlette.middleware.cors import CORSMiddleware
@@ -20,12 +20,15 @@ from app.api import (
     health,
     openapi,
     problems,
+    reference,
     sources,
 )
 from app.api.auth import API_KEY_HEADER, RATE_LIMIT_HEADERS, ApiKeyMiddleware
 from app.api.caching import GZIP_LEVEL, GZIP_MIN_SIZE, ConditionalGetMiddleware
+from app.api.head import HeadMiddleware
 from app.api.keyring import Keyring
 from app.api.limits import RequestLimitsMiddleware
+from app.api.parameters import known_parameters
 from app.api.request_id import REQUEST_ID_HEADER, RequestIdMiddleware
 from app.api.shedding import Gate, LoadSheddingMiddleware
 from app.db import make_engine, primary_engine
@@ -71,15 +74,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=lambda route: route.name if isinstance(route, APIRoute) else "",
         telemetry=None if settings.opentelemetry else NO_TELEMETRY,
+        docs_url=None,  # app/api/reference.py serves /docs without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     problems.install(app)
-    app.include_router(articles.router)
-    app.include_router(sources.router)
-    app.include_router(changes.router)
-    app.include_router(export.router)
-    app.include_router(health.router)
+    # The API's routes refuse query parameters they do not take (app/api/parameters.py);
+    # the explorer's page keeps its own state in its URL.
+    for api in (articles, sources, changes, export, health):
+        app.include_router(api.router, dependencies=[Depends(known_parameters)])
     app.include_router(explorer.router)
+    app.include_router(reference.router)
     # Ahead of the FastAPI routes of the same paths. Off with OpenTelemetry, whose route
     # spans FastAPI's own routes open.
     if settings.fast_reads and not settings.opentelemetry:
@@ -101,6 +106,8 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
         no_store_paths=frozenset(health.PROBE_PATHS),
     )
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE, compresslevel=GZIP_LEVEL)
+    # HEAD goes on as GET: outside gzip and the validators, so its headers are a GET's.
+    app.add_middleware(HeadMiddleware)
     if settings.auth == "keys":
         # Inside CORS, so browsers can read its 401s and 429s; ahead of all the work.
         app.state.keyring = Keyring(settings)
@@ -118,7 +125,7 @@ def cors_options(settings: Settings) -> dict[str, Any] | None:
         return None
     return {
         "allow_origins": settings.cors_allow_origins,
-        "allow_methods": ["GET"],
+        "allow_methods": ["GET", "HEAD"],
         "allow_headers": ["If-None-Match", REQUEST_ID_HEADER, "Authorization", API_KEY_HEADER],
         "expose_headers": CORS_EXPOSED_HEADERS,
         "max_age": 600,

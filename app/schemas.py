@@ -146,12 +146,19 @@ class SourcePage(BaseModel):
 
 
 class ProblemError(BaseModel):
-    """One invalid parameter in a validation problem."""
+    """One invalid or unknown parameter in a problem."""
 
     location: str = Field(description="Where the parameter was: query, path, header.")
     name: str = Field(description="The parameter's name.")
     message: str
-    type: str = Field(description="A machine-readable reason, e.g. int_parsing.")
+    type: str = Field(
+        description="A machine-readable reason, e.g. int_parsing, or unknown_parameter."
+    )
+    suggestion: str | None = Field(
+        default=None,
+        description="`unknown_parameter` only: the known parameter it may have meant.",
+        examples=["q"],
+    )
 
 
 class Problem(BaseModel):
@@ -165,7 +172,7 @@ class Problem(BaseModel):
     detail: str = Field(examples=["No article with article_id 7."])
     instance: str | None = Field(default=None, description="The request path.")
     errors: list[ProblemError] | None = Field(
-        default=None, description="Validation problems only: each bad parameter."
+        default=None, description="Parameter problems only: each bad or unknown parameter."
     )
     request_id: str | None = Field(
         default=None, description="The request's X-Request-ID, to quote when reporting it."

@@ -6,6 +6,9 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///data/corpus.db"
+# A record whose content is larger is rejected by ingest: real articles stay far below it,
+# and one huge body would cost every request that touches it (`corpus ingest --help`).
+DEFAULT_MAX_CONTENT_BYTES = 1 << 20
 
 
 class Settings(BaseSettings):
@@ -30,6 +33,8 @@ class Settings(BaseSettings):
     connect_timeout_s: int = Field(default=3, ge=1)
     statement_timeout_ms: int = Field(default=5_000, ge=0)
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+    # Ingest: the largest `content` a record may carry, in UTF-8 bytes (`--max-content-bytes`).
+    ingest_max_content_bytes: int = Field(default=DEFAULT_MAX_CONTENT_BYTES, ge=1)
     # Signs pagination cursors so a tampered cursor is a 400, not a silent jump. Unset, the
     # database's own random secret (corpus_meta, migration 0008) signs them.
     cursor_secret: str | None = None

@@ -12,15 +12,15 @@ title phrases are drawn that way once, into pools; an article then picks whole p
 entries by uniform index, so a million articles take seconds, not minutes.
 """
 
-import gzip
 import itertools
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, cast
 
 import orjson
+
+from app.files import open_for_write
 
 VOCABULARY_SIZE = 20_000
 SOURCES = 20
@@ -97,12 +97,6 @@ def source_names(seed: int = 0) -> dict[str, str]:
     return {str(source_id): name for source_id, name in enumerate(chosen, start=1)}
 
 
-def _open_for_write(path: Path) -> IO[bytes]:
-    if path.suffix == ".gz":
-        return cast(IO[bytes], gzip.open(path, "wb", compresslevel=1))
-    return path.open("wb")
-
-
 def write(
     path: Path,
     count: int,
@@ -114,7 +108,7 @@ def write(
     """Write JSON Lines (gzipped for a .gz name); bytes written before compression."""
     written = 0
     dumps = orjson.dumps
-    with _open_for_write(path) as f:
+    with open_for_write(path) as f:
         for record in articles(count, seed=seed, first_id=first_id, body_chars=body_chars):
             line = dumps(record) + b"\n"
             f.write(line)

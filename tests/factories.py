@@ -97,6 +97,16 @@ def written_database(
     drop(url)
 
 
+def large_record(article_id: int, megabytes: int, *, word: str = "palmyra") -> dict[str, Any]:
+    """A record whose body is `megabytes` MB of plain sentences, `word` in every one."""
+    sentence = f"The ancient city of {word.capitalize()} stood in the desert for centuries. "
+    return record(
+        article_id,
+        title=f"{word.capitalize()} at great length",
+        content=sentence * (megabytes * 1_000_000 // len(sentence)),
+    )
+
+
 def corpus_records() -> list[dict[str, Any]]:
     """The records of the shared seeded corpus (CORPUS_IDS over CORPUS_SOURCES), with
     bylines, urls and dates (some undated)."""

@@ -10,8 +10,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,3 +107,34 @@ def _wait_until_healthy(server: LiveServer, process: "subprocess.Popen[bytes]") 
             pass
         time.sleep(0.1)
     raise RuntimeError(f"no answer on /healthz in {START_TIMEOUT_S}s:\n{server.log_text()}")
+
+
+def wait_for_search(server: LiveServer, timeout_s: float = START_TIMEOUT_S) -> None:
+    """Wait until the server's search index has caught up with its database."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        index = httpx.get(f"{server.url}/readyz", timeout=5.0).json().get("search_index") or {}
+        if index.get("state") == "ready" and index["revision"] >= index["database_revision"]:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"the search index did not catch up in {timeout_s}s")
+
+
+def latencies_ms(url: str, until: threading.Event, *, pause_s: float = 0.005) -> list[float]:
+    """GET `url` one request after another until `until` is set: each one's latency in ms.
+    A non-200 answer raises."""
+    found: list[float] = []
+    with httpx.Client(timeout=30.0) as client:
+        while not until.is_set():
+            started = time.perf_counter()
+            response = client.get(url)
+            found.append((time.perf_counter() - started) * 1000)
+            response.raise_for_status()
+            time.sleep(pause_s)
+    return found
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The value below which `fraction` of `values` lie (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]

@@ -7,6 +7,7 @@ comprehension, and SQLite and PostgreSQL must both return exactly that set.
 
 import base64
 import random
+import re
 import unicodedata
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -78,10 +79,15 @@ def corpus() -> list[dict[str, Any]]:
     records.append(
         record(1003, source_id=2, title="Markup", content='<b>xylophone</b> & "quoted" text')
     )
+    # Prefixes: `viing` stems to `vi`, a word of its own that `viing*` must not find or mark.
+    records.append(record(1004, source_id=3, title="Tundra", content="Viingnoca beside vi."))
+    records.append(record(1005, source_id=3, title="Steppe", content="Only vi lives here."))
+    records.append(record(1006, source_id=3, title="Towns", content="The cities of the plain."))
     return records
 
 
-EXTRA = [1001, 1002, 1003]
+EXTRA_SOURCES = {1001: 1, 1002: 1, 1003: 2, 1004: 3, 1005: 3, 1006: 3}
+EXTRA = list(EXTRA_SOURCES)
 EVERY = sorted([*ALL, *EXTRA], reverse=True)
 
 
@@ -140,6 +146,20 @@ def ids(items: list[dict[str, Any]]) -> list[int]:
         ("zebra", {1001, 1002}),
         ("xylophone", {1003}),
         ("nothingmatches", set()),
+        # AND is a space, NOT is a minus, parentheses group; tabs and newlines are spaces.
+        ("amber AND birch", having("amber") & having("birch")),
+        ("amber NOT birch", having("amber") - having("birch")),
+        ("(amber OR birch) cedar", (having("amber") | having("birch")) & having("cedar")),
+        ("cedar (amber OR birch)", (having("amber") | having("birch")) & having("cedar")),
+        ("(amber birch) OR cedar", (having("amber") & having("birch")) | having("cedar")),
+        ("cedar NOT (amber OR birch)", having("cedar") - having("amber") - having("birch")),
+        ("cedar -(amber birch)", having("cedar") - (having("amber") & having("birch"))),
+        ("amber\tbirch\ncedar", having("amber") & having("birch") & having("cedar")),
+        # A prefix: words that begin with it, and a whole word's own forms.
+        ("amb*", having("amber")),
+        ("viing*", {1004}),
+        ("cities*", {1006}),
+        ("city*", {1006}),
     ],
 )
 async def test_search_finds_exactly_the_matching_articles(
@@ -165,6 +185,29 @@ async def test_title_and_frequent_mentions_outrank_a_single_mention(
     page = await get(api, "/v1/articles", q="zebra")
     assert ids(page["items"]) == [1001, 1002]
     assert page["items"][0]["score"] > page["items"][1]["score"] > 0
+
+
+@pytest.mark.parametrize(
+    ("q", "marked"),
+    [
+        ("zebr*", {"zebra"}),
+        ("viing*", {"Viingnoca"}),  # the whole word as written; not the `vi` `viing` stems to
+        ("cities*", {"cities"}),
+        ("amber NOT birch", {"amber"}),  # neither `not` nor the excluded word
+        ("amber AND cedar", {"amber", "cedar"}),
+    ],
+)
+async def test_snippets_mark_the_words_matched_and_nothing_else(
+    api: httpx.AsyncClient, q: str, marked: set[str]
+) -> None:
+    items = await walk(api, q=q, limit=50)
+    assert items
+    seen: set[str] = set()
+    for item in items:
+        found = set(re.findall(r"<mark>(.*?)</mark>", item["snippet"]))
+        assert found, item
+        seen |= found
+    assert seen == marked
 
 
 async def test_snippet_marks_matches_and_escapes_the_rest(api: httpx.AsyncClient) -> None:
@@ -226,9 +269,10 @@ async def test_blank_query_is_a_plain_list(api: httpx.AsyncClient, q: str) -> No
 
 
 def typable(q: str) -> bool:
-    """No control characters, and short enough once percent-encoded for the query-string cap
-    of app/api/limits.py (a separate, HTTP-level limit that 1,000 characters always fit)."""
-    return not any(unicodedata.category(c) == "Cc" for c in q) and (
+    """No control characters but tabs and line breaks, and short enough once percent-encoded
+    for the query-string cap of app/api/limits.py (a separate, HTTP-level limit that 1,000
+    characters always fit)."""
+    return not any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in q) and (
         len(quote(q, safe="")) + len("q=&count=exact&limit=3") <= MAX_QUERY_BYTES
     )
 
@@ -307,7 +351,7 @@ async def test_search_in_another_order(api: httpx.AsyncClient, sort: str) -> Non
 
 async def test_id_range_is_inclusive_at_both_ends(api: httpx.AsyncClient) -> None:
     assert ids(await walk(api, id_min=10, id_max=20)) == list(range(20, 9, -1))
-    assert ids(await walk(api, id_min=88)) == [1003, 1002, 1001, 90, 89, 88]
+    assert ids(await walk(api, id_min=88)) == [*reversed(EXTRA), 90, 89, 88]
     assert ids(await walk(api, id_max=3)) == [3, 2, 1]
     assert ids(await walk(api, id_min=5, id_max=4)) == []
 
@@ -418,7 +462,7 @@ async def test_exact_total_and_facets_sum_to_it(
     assert sum(f["count"] for f in facets) == page["total"]
     by_source = {1: 0, 2: 0, 3: 0}
     for a in expected:
-        by_source[source_of(a) if a <= N else (1 if a < 1003 else 2)] += 1
+        by_source[source_of(a) if a <= N else EXTRA_SOURCES[a]] += 1
     assert {f["value"]: f["count"] for f in facets} == {s: c for s, c in by_source.items() if c}
     counts = [f["count"] for f in facets]
     assert counts == sorted(counts, reverse=True)

@@ -99,7 +99,7 @@ async def test_routes_are_read_only(seeded: httpx.AsyncClient) -> None:
             response = await seeded.request(method, url)
             assert response.status_code == 405, (method, url)
             assert response.headers["content-type"] == "application/problem+json"
-            assert response.headers["allow"] == "GET"
+            assert response.headers["allow"] == "GET, HEAD"
 
 
 async def test_every_response_gets_a_request_id(seeded: httpx.AsyncClient) -> None:

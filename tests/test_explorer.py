@@ -318,3 +318,25 @@ def test_dates_timeline_and_newest_first(
     browser.back()
     wait(browser, lambda b: "to=2016-03-10" in b.current_url)
     assert by_id(browser, "to").get_attribute("value") == "2016-03-10"
+
+
+def test_what_was_typed_before_the_script_ran_is_the_search(
+    browser: webdriver.Chrome, api: LiveServer
+) -> None:
+    # Hold the script back, type, then let it run: as on a slow connection.
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/explorer/explorer.js"]})
+    browser.get(f"{api.url}/")
+    by_id(browser, "q").send_keys("palmyra")
+    assert by_id(browser, "status").text == ""  # no script yet: nothing happened
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    browser.execute_script(
+        "const s = document.createElement('script');"
+        "s.src = '/explorer/explorer.js'; document.head.append(s);"
+    )
+    wait(browser, lambda b: by_id(b, "status").text == "1 article matches “palmyra”")
+    assert by_id(browser, "q").get_attribute("value") == "palmyra"
+    assert browser.current_url == f"{api.url}/?q=palmyra"
+    assert [li.text.split("\n")[0] for li in results(browser)] == [
+        "Islamic State Driven Out Of Syria's Ancient Palmyra City"
+    ]

@@ -10,7 +10,7 @@ response (gzip, validators and 304s, CORS), with CORS configured and without.
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import httpx
@@ -22,9 +22,10 @@ from starlette.datastructures import QueryParams
 from starlette.types import Message
 
 from app.api import fastpath
-from app.api.list_query import ArticleListQuery, read_query
+from app.api.list_query import ArticleListQuery, QueryModel, read_query
 from app.api.shedding import Admission
 from app.db import make_engine
+from app.errors import UnknownParameter
 from app.main import create_app
 from app.queries import articles as article_queries
 from app.queries.articles import Content, Sort
@@ -165,7 +166,19 @@ async def test_details_agree(both: tuple[httpx.AsyncClient, httpx.AsyncClient], 
         await revalidated(both, path, await same(both, path, headers), headers)
 
 
-@pytest.mark.parametrize("method", ["HEAD", "POST", "DELETE"])
+@pytest.mark.parametrize("path", ["/v1/articles?limit=3", f"/v1/articles/{CORPUS_IDS[0]}"])
+async def test_head_agrees_and_is_a_get_without_its_body(
+    both: tuple[httpx.AsyncClient, httpx.AsyncClient], path: str
+) -> None:
+    fast, slow = both
+    got = await fast.get(path, headers=HEADERS)
+    for client in (fast, slow):
+        head = await client.head(path, headers=HEADERS)
+        assert (head.status_code, head.content) == (200, b"")
+        assert head.headers.multi_items() == got.headers.multi_items()
+
+
+@pytest.mark.parametrize("method", ["POST", "DELETE"])
 async def test_other_methods_agree(
     both: tuple[httpx.AsyncClient, httpx.AsyncClient], method: str
 ) -> None:
@@ -179,7 +192,7 @@ async def test_other_methods_agree(
 
 
 def test_reads_the_query_as_fastapi_does() -> None:
-    query = "limit=5&sort=title&content=none&source_id=2&q=a&count=exact&facet=source_id&x=1"
+    query = "limit=5&sort=title&content=none&source_id=2&q=a&count=exact&facet=source_id&_x=1"
     options = read_query(ArticleListQuery, QueryParams(query)).options([2])
     assert (options.limit, options.sort, options.content) == (5, Sort.TITLE, Content.NONE)
     assert (options.flt.source_ids, options.flt.q, options.count, options.facets) == (
@@ -189,10 +202,28 @@ def test_reads_the_query_as_fastapi_does() -> None:
         [Facet.SOURCE_ID],
     )
     assert read_query(ArticleListQuery, QueryParams("limit=5&limit=6")).limit == 6  # the last
+    assert read_query(ArticleListQuery, QueryParams("source_id=3,4&source_id=5")).source_id == [
+        3,
+        4,
+        5,
+    ]
+    with pytest.raises(UnknownParameter) as unknown:
+        read_query(ArticleListQuery, QueryParams("search=a"))
+    assert unknown.value.suggestions == {"search": "q"}
     for bad, name in [("count=all", "count"), ("facet=title", "facet"), ("limit=0", "limit")]:
         with pytest.raises(RequestValidationError) as raised:
             read_query(ArticleListQuery, QueryParams(bad))
         assert [e["loc"][:2] for e in raised.value.errors()] == [("query", name)]
+
+
+def test_the_comma_form_follows_the_type_of_a_list_s_items() -> None:
+    class Kinds(QueryModel):
+        ids: list[int]
+        kinds: list[Literal["a", "b:c"]]
+        names: list[str]  # free text: a comma is part of a name
+
+    found = Kinds.model_validate({"ids": ["1,2"], "kinds": ["a,b:c"], "names": ["Doe, Jane"]})
+    assert (found.ids, found.kinds, found.names) == ([1, 2], ["a", "b:c"], ["Doe, Jane"])
 
 
 async def test_an_unexpected_error_on_the_fast_path_is_the_same_500_problem(

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from app import models
 from app.cli import cli
+from app.db import downgrade
 from app.ingest import prefetch
 from app.ingest.fields import FieldMap
 from app.ingest.pipeline import Summary
@@ -139,6 +140,35 @@ def test_bad_records_are_reported_with_file_and_line_and_the_rest_load(
     assert sorted(rows(engine)) == [1, 4]
 
 
+def test_a_record_over_the_content_limit_is_rejected_with_its_size_and_the_rest_load(
+    database_url: str, engine: Engine, tmp_path: Path, reader: str
+) -> None:
+    big = "é" * 600_000  # 1.2 MB of UTF-8 in 600,000 characters
+    path = write_jsonl(tmp_path / "big.jsonl", [record(1), record(2, content=big), record(3)])
+    result = run(database_url, "--json", "--quiet", str(path))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{path}:2: content is 1,200,000 bytes, over the limit of 1,048,576 (--max-content-bytes)"
+    ]
+    assert sorted(rows(engine)) == [1, 3]
+    raised = run(database_url, "--json", "--max-content-bytes", "1200000", str(path))
+    assert raised.exit_code == 0, raised.stderr
+    assert rows(engine)[2].content == big
+
+
+def test_the_content_limit_is_a_setting(
+    database_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CORPUS_INGEST_MAX_CONTENT_BYTES", "100")
+    path = write_jsonl(
+        tmp_path / "a.jsonl", [record(1, content="x" * 100), record(2, content="x" * 101)]
+    )
+    result = run(database_url, str(path))
+    assert result.exit_code == 1
+    assert "a.jsonl:2: content is 101 bytes, over the limit of 100" in result.stderr
+    assert sorted(rows(engine)) == [1]
+
+
 def test_duplicate_ids_in_one_file_load_once_last_wins(
     database_url: str, engine: Engine, tmp_path: Path, reader: str
 ) -> None:
@@ -189,11 +219,16 @@ def test_missing_path_is_a_usage_error(database_url: str, tmp_path: Path) -> Non
     assert result.exit_code == 2
 
 
-def test_unmigrated_database_is_exit_2_with_a_hint(tmp_path: Path) -> None:
+def test_a_database_at_an_older_revision_is_exit_2_asking_for_migrate(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    downgrade(database_url, "0007")
     path = write_jsonl(tmp_path / "a.jsonl", [record(1)])
-    result = run(f"sqlite:///{tmp_path / 'empty.db'}", str(path))
+    result = run(database_url, "--quiet", str(path))
     assert result.exit_code == 2
-    assert "corpus migrate" in result.stderr
+    assert result.stderr.startswith("error: the database at ")
+    assert "is at revision 0007" in result.stderr
+    assert result.stderr.rstrip().endswith("run `corpus migrate`")
 
 
 def test_unreachable_database_is_exit_2() -> None:

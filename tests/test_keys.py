@@ -2,14 +2,18 @@
 made with the real CLI, requests through the whole middleware stack."""
 
 import hashlib
-from typing import Any
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
 
 import httpx
 import orjson
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event, text, update
 from typer.testing import CliRunner
 
+from app import models
+from app.api import auth, keyring
 from app.cli import cli
 from app.db import make_engine
 from app.main import create_app
@@ -118,7 +122,15 @@ async def test_unknown_revoked_and_expired_keys_are_401s_that_say_which(
     prefix = revoked.split("_")[1]
     revoke = CliRunner().invoke(cli, ["keys", "revoke", prefix, "--database-url", articles_url])
     assert revoke.exit_code == 0
-    expired = new_key(articles_url, "--expires", "2020-01-31")
+    expired = new_key(articles_url, "--expires", "2100-01-31")
+    engine = make_engine(Settings(database_url=articles_url), pooled=False)
+    with engine.begin() as connection:  # `--expires` refuses the past: time went by
+        connection.execute(
+            update(models.api_key_table)
+            .where(models.api_key_table.c.prefix == expired.split("_")[1])
+            .values(expires_at=datetime(2020, 1, 31, tzinfo=UTC))
+        )
+    engine.dispose()
     async with make_client(articles_url, auth="keys") as client:
         for key, slug in (
             ("ck_nothere_" + "x" * 43, "key-unknown"),
@@ -273,3 +285,72 @@ async def test_a_key_lookup_without_a_database_is_a_503() -> None:
         response = await client.get("/v1/articles", headers={"X-API-Key": "ck_x_y"})
     assert_problem(response, 503, "service-unavailable")
     assert response.headers["retry-after"]
+
+
+@pytest.mark.parametrize("redis_url", [None, "redis://127.0.0.1:6379/0"], ids=["memory", "redis"])
+async def test_the_reset_time_never_exceeds_the_window(
+    articles_url: str, redis_url: str | None
+) -> None:
+    key = new_key(articles_url, "--rate", "600/minute")
+    settings: dict[str, Any] = {"auth": "keys", "auth_failure_rate": "2/minute"}
+    if redis_url:
+        settings["redis_url"] = redis_url
+    async with make_client(articles_url, **settings) as client:
+        answers = [await client.get("/v1/articles/1", headers={"X-API-Key": key}) for _ in range(3)]
+        failures = [await client.get("/v1/articles", headers={"X-API-Key": "no"}) for _ in range(3)]
+    for response in answers:
+        assert response.headers["ratelimit-policy"] == '"key";q=600;w=60'
+        found = re.search(r";t=(\d+)$", response.headers["ratelimit"])
+        assert found is not None
+        assert 0 <= int(found.group(1)) <= 60, response.headers["ratelimit"]
+    assert_problem(failures[-1], 429, "too-many-failed-keys")
+    assert 1 <= int(failures[-1].headers["retry-after"]) <= 60
+
+
+class _Ticking(datetime):
+    """A clock that moves on a second each time it is read, from `start`."""
+
+    start: ClassVar[datetime]
+    reads: ClassVar[int] = 0
+
+    @classmethod
+    def now(cls, tz: Any = None) -> "_Ticking":
+        cls.reads += 1
+        moment = cls.start + timedelta(seconds=cls.reads)
+        return cls.fromtimestamp(moment.timestamp(), tz=UTC)
+
+
+async def test_a_key_that_expires_during_its_check_is_a_401_not_a_500(
+    articles_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The moment a cached key expires: it was judged valid, then expired, in one request."""
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    key = new_key(articles_url, "--expires", expires.isoformat())
+    _Ticking.start, _Ticking.reads = expires - timedelta(seconds=2.5), 0
+    for module in (auth, keyring):
+        monkeypatch.setattr(module, "datetime", _Ticking, raising=False)
+    async with make_client(articles_url, auth="keys") as client:
+        answers = [await client.get("/v1/articles/1", headers={"X-API-Key": key}) for _ in range(4)]
+    statuses = [r.status_code for r in answers]
+    assert statuses[0] == 200
+    assert statuses[-1] == 401
+    assert set(statuses) == {200, 401}
+    for response in answers:
+        if response.status_code == 401:
+            assert_problem(response, 401, "key-expired")
+
+
+async def test_a_percent_encoded_key_parameter_is_read_and_never_echoed(
+    articles_url: str,
+) -> None:
+    key = new_key(articles_url)
+    async with make_client(articles_url, auth="keys") as client:
+        page = await client.get(f"/v1/articles?limit=2&api%5Fkey={key}")
+        moved = await client.get(f"/v1/articles/?limit=2&api%5Fkey={key}")
+    assert page.status_code == 200, page.text
+    assert page.json()["next"].startswith("/v1/articles?limit=2&cursor=")
+    assert moved.status_code == 307
+    assert moved.headers["location"].endswith("/v1/articles?limit=2")
+    for response in (page, moved):
+        assert key not in response.text
+        assert all(key not in value for value in response.headers.values())

@@ -83,11 +83,11 @@ def test_an_error_in_one_slice_is_raised_in_order_after_what_came_before(
     failing = expected[position].article_id
     real_check = validate_module.check
 
-    def check(item: Located) -> Any:
+    def check(item: Located, max_content_bytes: int) -> Any:
         assert isinstance(item.value, dict)
         if item.value["article_id"] == failing:
             raise RuntimeError("validation exploded")
-        return real_check(item)
+        return real_check(item, max_content_bytes)
 
     monkeypatch.setattr(prefetch, "check", check)  # the children are forked with it
     got: list[ArticleIn] = []

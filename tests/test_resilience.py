@@ -411,5 +411,5 @@ async def test_a_burst_of_connections_gets_answers_not_errors(
 
 
 async def test_unicode_in_the_query_string_is_welcome(seeded: httpx.AsyncClient) -> None:
-    response = await seeded.get("/v1/sources", params={"note": "Palmyra, سوريا, 東京, é"})
+    response = await seeded.get("/v1/articles", params={"q": "Palmyra, سوريا, 東京, é"})
     assert response.status_code == 200

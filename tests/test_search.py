@@ -27,10 +27,10 @@ def test_blank_is_no_search(q: str | None) -> None:
         ("-syria", (), (p("syria"),)),
         ('"unclosed phrase', ((p("unclosed", "phrase"),),), ()),
         ("covid-19", ((p("covid", "19"),),), ()),
-        ("OR war OR", ((p("war"),),), ()),
+        ("OR war OR", ((p("or"),), (p("war"),)), ()),
         ("war or peace", ((p("war"),), (p("or"),), (p("peace"),)), ()),
         ("- war", ((p("war"),),), ()),
-        ("NEAR(a b)", ((p("near", "a"),), (p("b"),)), ()),
+        ("NEAR(a b)", ((p("near"),), (p("a"),), (p("b"),)), ()),
         ("Émile_Zola", ((p("émile", "zola"),),), ()),
     ],
 )
@@ -40,17 +40,50 @@ def test_parse(
     assert parse(q) == SearchQuery(groups, excluded)
 
 
-@pytest.mark.parametrize("q", ["***", '""', "🙂🙂", ":(", "- - -", "OR", "_"])
+@pytest.mark.parametrize("q", ["***", '""', "🙂🙂", ":(", "- - -", "()", "-(***)", "_"])
 def test_text_without_words_matches_nothing(q: str) -> None:
     query = parse(q)
     assert query is not None
     assert query.matches_nothing
 
 
-def test_and_and_not_are_plain_words() -> None:
-    query = parse('syria OR iraq "islamic state" -video AND NOT')
+@pytest.mark.parametrize(
+    ("q", "canonical"),
+    [
+        ("cumu AND lema", '"cumu" "lema"'),
+        ("palmyra NOT syria", '"palmyra" -"syria"'),
+        ("NOT syria", '-"syria"'),
+        ("(syria OR iraq) palmyra", '"syria" OR "iraq" "palmyra"'),
+        ("palmyra (syria OR iraq)", '"palmyra" "syria" OR "iraq"'),
+        ("(a b) OR c", '("a" "b") OR "c"'),
+        ("-(a OR b) c", '"c" -"a" -"b"'),
+        ("NOT (a b) c", '"c" -("a" "b")'),
+        ("x (a -b)", '"x" "a" -"b"'),
+        ("a OR NOT b", '"a" -"b"'),
+        ("NEAR(a b)", '"near" "a" "b"'),
+        ("(palm*)", '"palm"*'),
+        # Operators with nothing to join, and lone parentheses, are plain text.
+        ("palmyra AND", '"palmyra" "and"'),
+        ("NOT", '"not"'),
+        ("a NOT", '"a" "not"'),
+        ("a AND AND b", '"a" "and" "b"'),
+        ("((syria", '"syria"'),
+        ("syria) OR (iraq", '"syria" OR "iraq"'),
+        ('"(a OR b)" c', '"a or b" "c"'),
+        ("and not or", '"and" "not" "or"'),
+        ("a\tb\nc", '"a" "b" "c"'),
+    ],
+)
+def test_and_not_and_parentheses(q: str, canonical: str) -> None:
+    query = parse(q)
     assert query is not None
-    assert query.canonical() == '"syria" OR "iraq" "islamic state" "and" "not" -"video"'
+    assert query.canonical() == canonical
+
+
+def test_parentheses_nest_only_so_deep() -> None:
+    deep = parse("(" * 500 + "a b" + ")" * 500 + " OR c")
+    assert deep is not None
+    assert deep.canonical() == '("a" "b") OR "c"'
 
 
 def test_equivalent_queries_share_a_canonical_form() -> None:

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,9 +29,10 @@ from app.search import matching, sync
 from app.search.index import SearchIndex, index_path
 from app.search.sync import newest_revision
 from app.settings import Settings
+from app.text import excerpt
 from tests.databases import drop, pg_admin, pg_url
 from tests.factories import add_articles, make_client, record, search_caught_up
-from tests.live import serve
+from tests.live import serve, wait_for_search
 
 pytestmark = pytest.mark.anyio
 
@@ -90,6 +92,56 @@ def test_a_running_server_finds_an_ingested_article_within_2_s(
             if [item["article_id"] for item in found["items"]] == [77]:
                 break
             assert time.monotonic() - committed < FOLLOW_WITHIN_S, "not found within 2 s"
+            time.sleep(0.05)
+
+
+def test_a_rebuild_beside_a_running_server_switches_it_without_downtime(
+    loaded: tuple[str, Engine],
+) -> None:
+    url, engine = loaded
+    folder = index_path(Settings(database_url=url))
+    with serve(url) as server:
+        wait_for_search(server)
+        q = queries_for(engine)[0]
+        before = httpx.get(f"{server.url}/v1/articles", params={"q": q, "count": "exact"}).json()
+        stop = threading.Event()
+        seen: list[tuple[int, int]] = []  # (status, index revision) while the rebuild runs
+
+        def keep_searching() -> None:
+            with httpx.Client(base_url=server.url, timeout=10) as client:
+                while not stop.is_set():
+                    page = client.get("/v1/articles", params={"q": q, "limit": 3})
+                    ready = client.get("/readyz").json()["search_index"]
+                    seen.append((page.status_code, ready["revision"]))
+
+        searching = threading.Thread(target=keep_searching)
+        searching.start()
+        try:
+            done = subprocess.run(
+                [*CLI, "index", "rebuild", "--database-url", url],
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
+        finally:
+            stop.set()
+            searching.join()
+        assert done.returncode == 0, done.stderr.decode()
+        assert "is the new one" in done.stderr.decode()
+        assert not sync.next_folder(folder).exists()
+        assert {status for status, _ in seen} == {200}
+        revisions = [revision for _, revision in seen]
+        assert revisions == sorted(revisions)  # never an older index after the switch
+        after = httpx.get(f"{server.url}/v1/articles", params={"q": q, "count": "exact"}).json()
+        assert after["total"] == before["total"]
+        # The server writes the new index from now on: a new article is found.
+        add_articles(engine, [record(90_002, title="Quokka", content="a quokka")])
+        deadline = time.monotonic() + 10 * FOLLOW_WITHIN_S
+        while True:
+            found = httpx.get(f"{server.url}/v1/articles", params={"q": "quokka"}).json()
+            if [item["article_id"] for item in found["items"]] == [90_002]:
+                break
+            assert time.monotonic() < deadline, server.log_text()
             time.sleep(0.05)
 
 
@@ -279,6 +331,32 @@ async def test_similar_articles_come_best_first_without_the_article_itself(
     narrowed = (await client.get("/v1/articles/1/similar", params={"source_id": 7})).json()
     assert [item["article_id"] for item in narrowed["items"]] == [4]
     assert (await client.get("/v1/articles/999/similar")).status_code == 404
+
+
+async def test_snippets_and_similar_articles_read_only_the_start_of_a_body(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    window = matching.SNIPPET_WINDOW_CHARS
+    padding = "lorem ipsum " * (max(window, matching.SIMILAR_WINDOW_CHARS) // 6)
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    add_articles(
+        engine,
+        [
+            record(1, title="Late", content=padding + "zanzibar quetzal"),
+            record(2, title="Early", content="Zanzibar é " + padding),
+            record(3, title="Birds", content="quetzal quetzal quetzal"),
+        ],
+    )
+    engine.dispose()
+    await search_caught_up(client, database_url)
+    page = (await client.get("/v1/articles", params={"q": "zanzibar"})).json()
+    snippets = {item["article_id"]: item["snippet"] for item in page["items"]}
+    assert set(snippets) == {1, 2}
+    assert snippets[2].startswith("<mark>Zanzibar</mark> é")
+    assert snippets[2].endswith("…")
+    assert snippets[1] == excerpt(padding)  # a match past the window: the excerpt
+    similar = (await client.get("/v1/articles/1/similar")).json()
+    assert 3 not in [item["article_id"] for item in similar["items"]]
 
 
 @settings(

@@ -20,18 +20,21 @@ from app.api.list_query import (
 )
 from app.api.pagination import link_header, page_links
 from app.api.problems import GONE_RESPONSES, PROBLEM_RESPONSES
-from app.api.responses import model_json
+from app.api.responses import json_bytes_response, model_json
 from app.queries import articles as article_queries
-from app.queries import counts
+from app.queries import bodies, counts
 from app.queries import cursor as cursors
 from app.queries import meta as meta_queries
-from app.queries.articles import ArticleFilter, Item
+from app.queries.articles import ArticleFilter, Content, Item
 from app.queries.cache import BYTES_PER_WEIGHT, newest_revision
 from app.queries.counts import CountMode
 from app.search.index import IndexView
 from app.search.sync import Follower
 
 router = APIRouter(prefix="/v1/articles", tags=["articles"], responses=PROBLEM_RESPONSES)
+# A detail whose body SQLite says is at most this large is built on the event loop (an
+# in-process read of microseconds); anything larger, and every PostgreSQL read, on a thread.
+INLINE_BODY_BYTES = 64 << 10
 
 
 def _project(rows: Iterable[Item], fields: frozenset[str] | None) -> list[Item]:
@@ -48,7 +51,7 @@ def _single_read(options: ListOptions) -> bool:
 async def list_page(page: PageRequest) -> Response:
     """A page of articles as a response (see page_reply)."""
     body, link = await page_reply(page)
-    return Response(body, media_type="application/json", headers={"Link": link} if link else None)
+    return json_bytes_response(body, {"Link": link} if link else None)
 
 
 async def page_reply(page: PageRequest) -> tuple[bytes, str | None]:
@@ -62,6 +65,8 @@ async def page_reply(page: PageRequest) -> tuple[bytes, str | None]:
     """
     session = page.session
     if _single_read(page.options):
+        if page.options.content is Content.FULL:  # bodies of any size: off the event loop
+            return await run_db(_build_page, page, None)
         return await run_db_short(session, _build_page, page, None)
     query = page.request.scope["query_string"].decode("latin-1")
     view = _index_view(page)
@@ -163,10 +168,11 @@ async def list_articles(
 ) -> Response:
     """Articles, newest `article_id` first (or as `sort` says), one keyset page at a time.
 
-    `q` searches title and content: words are ANDed, `"a phrase"`, `-excluded`, `OR`
-    between two items; any text is safe. Hits are ranked by relevance unless `sort` says
-    otherwise and carry `score` (higher is better) and a `snippet` of HTML whose matches
-    are wrapped in `<mark>`…`</mark>`, the rest escaped. Follow `next` (or the `Link`
+    `q` searches title and content: words are ANDed, `"a phrase"`, `-excluded` (or `NOT`),
+    `OR` between two items, parentheses group, `palm*` is a prefix; any text is safe. Hits
+    are ranked by relevance unless `sort` says otherwise and carry `score` (higher is
+    better) and a `snippet` of HTML whose matches are wrapped in `<mark>`…`</mark>`, the
+    rest escaped. Follow `next` (or the `Link`
     header) to walk forward and `prev` to walk back; the cursor in those URLs is opaque and
     only valid with the same search, filters and sort.
     """
@@ -182,13 +188,20 @@ async def list_articles(
 )
 async def get_article(article_id: ArticleId, session: SessionDep) -> Response:
     """One article, its content byte for byte as ingested; `410 Gone` once taken down."""
-    return Response(await article_body(article_id, session), media_type="application/json")
+    return json_bytes_response(await article_body(article_id, session))
 
 
 async def article_body(article_id: int, session: Session) -> bytes:
-    """The Article document of `article_id`, or NotFound, or Gone."""
-    fields = await run_db_short(session, article_queries.get_article_fields, session, article_id)
-    return article_json(fields)
+    """The Article document of `article_id`, or NotFound, or Gone. Read and written on the
+    event loop when SQLite says the body is small (most are), else on a worker thread."""
+    size = bodies.body_bytes(session, article_id)
+    if size is not None and size <= INLINE_BODY_BYTES:
+        return article_json(article_queries.get_article_fields(session, article_id))
+    return await run_db(_article_body, session, article_id)
+
+
+def _article_body(session: Session, article_id: int) -> bytes:
+    return article_json(article_queries.get_article_fields(session, article_id))
 
 
 def article_json(fields: dict[str, Any]) -> bytes:

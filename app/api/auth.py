@@ -16,7 +16,8 @@ logged, echoed or stored; keyring.py keeps what is known about keys between requ
 """
 
 import functools
-from urllib.parse import unquote
+from datetime import UTC, datetime
+from urllib.parse import unquote, unquote_plus
 
 from limits.errors import StorageError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -44,15 +45,16 @@ _WHY = {
 
 def take_query_key(scope: Scope) -> str | None:
     """The `api_key` query parameter's value, which it removes from `scope` in place (the
-    server's own access log reads the same scope)."""
+    server's own access log reads the same scope). Names are matched once decoded, as
+    Starlette reads them: `api%5Fkey` is `api_key`."""
     query: bytes = scope["query_string"]
-    if _PARAMETER not in query:
+    if _PARAMETER not in query and b"%" not in query:
         return None
     found = None
     kept = []
     for part in query.split(b"&"):
         name, _, value = part.partition(b"=")
-        if unquote(name.decode("latin-1")) == API_KEY_PARAMETER:
+        if unquote_plus(name.decode("latin-1")) == API_KEY_PARAMETER:
             found = unquote(value.decode("latin-1").replace("+", " "))
         else:
             kept.append(part)
@@ -147,17 +149,19 @@ class ApiKeyMiddleware:
             return None
         key_hash = hash_key(key)
         known, record = keyring.cached(key_hash)
-        if not known or keyring.verdict(record) != "valid":
+        # One moment for the whole check: a key that expires during it is judged once.
+        now = datetime.now(UTC)
+        client = scope.get("client")
+        address = str(client[0]) if client else "-"
+        if not known or keyring.verdict(record, now) != "valid":
             # Only a key not known to be good costs a look at the address's failures.
-            client = scope.get("client")
-            address = str(client[0]) if client else "-"
             blocked = await keyring.failures_exhausted(address)
             if blocked is not None:
                 await _too_many_failures(scope, send, blocked)
                 return None
             if not known:
                 record = await keyring.lookup(key_hash)
-        verdict = keyring.verdict(record)
+        verdict = keyring.verdict(record, now)
         if record is None or verdict != "valid":
             await keyring.record_failure(address)
             slug, title, detail = _WHY[verdict]

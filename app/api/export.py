@@ -1,9 +1,12 @@
 """/v1/export.jsonl and /v1/export.csv: the corpus, or a filtered part, streamed."""
 
+from collections.abc import Iterator
+
 from fastapi import APIRouter, Request
 from starlette.responses import StreamingResponse
 
 from app.api.deps import search_index
+from app.api.head import is_head
 from app.api.list_query import ExportQueryDep
 from app.api.problems import PROBLEM_RESPONSES
 from app.queries.export import MEDIA_TYPES, Format, export_chunks
@@ -18,14 +21,24 @@ def _stream(request: Request, fmt: Format, query: ExportQueryDep) -> StreamingRe
     if search is not None and not search.matches_nothing:
         index = search_index(request.app.state)
     # The generator opens its own connection: the request's session would be returned to
-    # the pool before the body is sent.
-    chunks = export_chunks(request.app.state.engine, flt, fmt, index=index)
+    # the pool before the body is sent. HEAD gets the headers without the walk.
+    chunks: Iterator[bytes] = iter(())
+    if not is_head(request):
+        engine = request.app.state.engine
+        chunks = export_chunks(engine, flt, fmt, index=index, limit=query.limit)
     filename = f"articles.{fmt.value}"
     return StreamingResponse(
-        chunks,
+        _streamed(chunks),
         media_type=MEDIA_TYPES[fmt],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+def _streamed(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """An empty chunk first: an export is streamed from the start, even an empty one, so
+    it never gets a validator and HEAD's headers are GET's (app/api/caching.py)."""
+    yield b""
+    yield from chunks
 
 
 @router.get(

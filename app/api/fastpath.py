@@ -24,6 +24,8 @@ from starlette.routing import BaseRoute, Route
 from app.api import articles
 from app.api.deps import ArticleId, close_session, search_cache
 from app.api.list_query import ArticleListQuery, PageRequest, read_path, read_query
+from app.api.parameters import check_known
+from app.api.responses import json_bytes_response
 
 LIST_PATH = "/v1/articles"
 _ARTICLE_ID: TypeAdapter[int] = TypeAdapter(ArticleId)
@@ -44,13 +46,14 @@ async def list_articles(request: Request) -> Response:
 
 async def get_article(request: Request) -> Response:
     """As articles.get_article."""
+    check_known(request.query_params.keys(), frozenset())
     article_id = read_path(_ARTICLE_ID, "article_id", request.path_params["article_id"])
     session = Session(request.app.state.engine)
     try:
         body = await articles.article_body(article_id, session)
     finally:
         await close_session(session)
-    return Response(body, media_type="application/json")
+    return json_bytes_response(body)
 
 
 def routes() -> list[BaseRoute]:

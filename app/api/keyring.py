@@ -170,12 +170,13 @@ class Keyring:
         return record
 
     @staticmethod
-    def verdict(record: KeyRecord | None) -> Verdict:
+    def verdict(record: KeyRecord | None, now: datetime | None = None) -> Verdict:
+        """What `record` says of its key at `now` (the present when omitted)."""
         if record is None:
             return "unknown"
         if record.revoked_at is not None:
             return "revoked"
-        if record.expires_at is not None and record.expires_at <= datetime.now(UTC):
+        if record.expires_at is not None and record.expires_at <= (now or datetime.now(UTC)):
             return "expired"
         return "valid"
 
@@ -199,7 +200,9 @@ class Keyring:
         if count == 1 or counter.reset_at <= now:
             counter.reset_at = await self.storage.get_expiry(counter.name)
         quota = counter.item.amount
-        reset_s = max(0, math.ceil(counter.reset_at - now))
+        # Never past the window: a store that rounds its expiry (Redis' TTL is whole
+        # seconds, read after `now`) would otherwise say 61 s of a 60 s window.
+        reset_s = min(counter.window_s, max(0, math.ceil(counter.reset_at - now)))
         return Budget(count <= quota, quota, counter.window_s, max(0, quota - count), reset_s)
 
     async def failures_exhausted(self, address: str) -> Budget | None:
@@ -209,8 +212,9 @@ class Keyring:
         limit, name = self.failure_limit, self._failure_counter(address)
         if await self.storage.get(name) < limit.amount:
             return None
+        window_s = limit.get_expiry()
         reset_s = max(1, math.ceil(await self.storage.get_expiry(name) - time.time()))
-        return Budget(False, limit.amount, limit.get_expiry(), 0, reset_s)
+        return Budget(False, limit.amount, window_s, 0, min(window_s, reset_s))
 
     async def record_failure(self, address: str) -> None:
         limit = self.failure_limit

@@ -22,12 +22,14 @@ MAX_QUERY_BYTES = 24_576
 MAX_QUERY_PARAMS = 256
 MAX_HEADER_BYTES = 16384
 MAX_HEADERS = 100
-# C0 controls and DEL: no parameter of ours has a use for them.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 controls and DEL: no parameter of ours has a use for them. Tabs and line breaks are
+# whitespace, which a search pasted from elsewhere may hold (`q` splits words on them).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def query_text_is_clean(query: bytes) -> bool:
-    """True when the percent-decoded query string is UTF-8 without control characters.
+    """True when the percent-decoded query string is UTF-8 without control characters
+    (other than tabs and line breaks).
 
     Starlette would silently turn invalid bytes into U+FFFD; we refuse them instead.
     """

@@ -9,15 +9,24 @@ parameter exists on every path, with the same rules, once it is declared here.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from functools import cache
-from typing import Annotated, TypeVar, get_origin
+from typing import Annotated, Literal, TypeVar, get_args, get_origin
 
 from fastapi import Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 from sqlmodel import Session
 from starlette.datastructures import QueryParams
 
+from app.api.parameters import check_known, model_parameters
 from app.dates import Bound, parse_bound
 from app.errors import InvalidParameter
 from app.models import AUTHOR_MAX_CHARS, MAX_ID, URL_MAX_BYTES
@@ -101,7 +110,47 @@ LimitParam = Annotated[
 ]
 
 
-class SourcesQuery(BaseModel):
+class QueryModel(BaseModel):
+    """A query model whose repeatable parameters of ids or names from a fixed set (a list of
+    integers, of an enum or of literals) also take their values comma-separated: `source_id=3,4` is
+    `source_id=3&source_id=4`, and an empty value is invalid in either form. A list of free
+    text is never split: its values may hold commas."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_commas(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        found = dict(data)
+        for name in _comma_fields(cls):
+            values = found.get(name)
+            if isinstance(values, str | list):
+                given = [values] if isinstance(values, str) else values
+                found[name] = [
+                    part.strip() if isinstance(part, str) else part
+                    for value in given
+                    for part in (value.split(",") if isinstance(value, str) else [value])
+                ]
+        return found
+
+
+@cache
+def _comma_fields(model: type[BaseModel]) -> tuple[str, ...]:
+    """The list fields of `model` whose items are integers, enum members or literals."""
+    found = []
+    for name, field in model.model_fields.items():
+        if get_origin(field.annotation) is not list:
+            continue
+        item = get_args(field.annotation)[0]
+        if get_origin(item) is Annotated:
+            item = get_args(item)[0]
+        fixed = isinstance(item, type) and (issubclass(item, Enum) or item is int)
+        if fixed or get_origin(item) is Literal:
+            found.append(field.alias or name)
+    return tuple(found)
+
+
+class SourcesQuery(QueryModel):
     """Which sources, repeated: a parameter of /v1/articles and the exports (the articles of
     one source take it from their path)."""
 
@@ -109,13 +158,14 @@ class SourcesQuery(BaseModel):
         [],
         max_length=MAX_SOURCE_IDS,
         description=(
-            "Only articles from these sources; repeat for several (`?source_id=2&source_id=5`)."
+            "Only articles from these sources; repeat for several (`?source_id=2&source_id=5`) "
+            "or separate them by commas (`?source_id=2,5`)."
         ),
         examples=[[2]],
     )
 
 
-class FilterQuery(BaseModel):
+class FilterQuery(QueryModel):
     """Which articles: the filter shared by lists and exports."""
 
     q: str | None = Field(
@@ -123,7 +173,8 @@ class FilterQuery(BaseModel):
         max_length=MAX_QUERY_CHARS,
         description=(
             'Full-text search over title and content. Words are ANDed; `"a phrase"`, '
-            "`-word` excludes, `OR` between two items. Blank means no search. "
+            "`-word` or `NOT word` excludes, `OR` between two items, parentheses group, "
+            "`palm*` is a prefix. Blank means no search. "
             f"At most {MAX_QUERY_CHARS} characters."
         ),
         examples=['palmyra "islamic state" -video'],
@@ -230,7 +281,8 @@ class ListQuery(FilterQuery):
         description=(
             "Add `facets` with match counts per value: `source_id` (most first), or "
             "`published_at:year`, `published_at:month`, `published_at:day` (calendar buckets "
-            "in UTC, in time order, then the undated as value null). Repeatable."
+            "in UTC, in time order, then the undated as value null). Repeatable, or "
+            "comma-separated."
         ),
         examples=[["source_id", "published_at:month"]],
     )
@@ -265,7 +317,15 @@ class ArticleListQuery(ListQuery, SourcesQuery):
 
 
 class ExportQuery(FilterQuery, SourcesQuery):
-    """The query of the exports: the list's filter."""
+    """The query of the exports: the list's filter, and how many records at most."""
+
+    limit: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_ID,
+        description="At most this many records, the first in article_id order; all if omitted.",
+        examples=[1000],
+    )
 
 
 class SimilarQuery(SourcesQuery):
@@ -284,7 +344,9 @@ ExportQueryDep = Annotated[ExportQuery, Query()]
 
 def read_query(model: type[M], params: QueryParams) -> M:
     """`params` read into `model` as FastAPI reads a query model: a list field takes every
-    value of its name, any other field the last one, and the errors are FastAPI's 422."""
+    value of its name, any other field the last one, and the errors are FastAPI's 422.
+    A parameter the model does not declare is UnknownParameter, as on the FastAPI routes."""
+    check_known(params.keys(), model_parameters(model))
     data: dict[str, object] = {}
     for name, is_list in _query_fields(model):
         if is_list:

@@ -4,14 +4,20 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
+from app.api.parameters import is_passed_over
 from app.queries import cursor as cursors
 from app.queries.articles import Page
 from app.queries.cursor import Cursor
 
 
 def _link_base(request: Request) -> str:
-    """This request's URL without its cursor, ready for `cursor=...` to be appended."""
-    params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    """This request's URL without its cursor (nor a parameter passed over, such as a cache
+    buster), ready for `cursor=...` to be appended."""
+    params = [
+        (k, v)
+        for k, v in request.query_params.multi_items()
+        if k != "cursor" and not is_passed_over(k)
+    ]
     # ASGI servers now put the mount prefix (root_path) in the path too; older ones did
     # not. Either way the link carries it exactly once. The path is request.url.path
     # without building the whole URL: Starlette escapes these three and nothing else.

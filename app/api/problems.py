@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.types import Scope, Send
 
 from app.api.request_id import REQUEST_ID_HEADER, request_id_of
-from app.errors import CorpusError, InvalidParameter, ServiceUnavailable
+from app.errors import CorpusError, InvalidParameter, ServiceUnavailable, UnknownParameter
 
 log = logging.getLogger("app.problems")
 
@@ -42,7 +42,10 @@ def _problem_response(description: str) -> dict[str, Any]:
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: _problem_response("Bad request: a cursor that does not parse or does not fit."),
+    400: _problem_response(
+        "Bad request: an unknown query parameter (`errors` names it), or a cursor that does "
+        "not parse or does not fit."
+    ),
     404: _problem_response("No such resource."),
     422: _problem_response("A parameter is invalid; `errors` names each one."),
     503: _problem_response(
@@ -169,6 +172,17 @@ def install(app: FastAPI) -> None:
                     "type": "value_error",
                 }
             ]
+        elif isinstance(exc, UnknownParameter):
+            errors = [
+                {
+                    "location": "query",
+                    "name": name,
+                    "message": "Unknown parameter" + (f"; did you mean {hint!r}?" if hint else "."),
+                    "type": "unknown_parameter",
+                    **({"suggestion": hint} if hint else {}),
+                }
+                for name, hint in exc.suggestions.items()
+            ]
         headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
         return problem(
             request,
@@ -199,7 +213,11 @@ def install(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"No route matches {request.url.path}."
-        return problem(request, exc.status_code, detail, headers=dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        allow = [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+        if "GET" in allow and "HEAD" not in allow:
+            headers["Allow"] = ", ".join([*allow, "HEAD"])  # app/api/head.py answers it
+        return problem(request, exc.status_code, detail, headers=headers)
 
     async def on_database_unavailable(request: Request, exc: Exception) -> Response:
         log.warning("database unavailable: %s", type(exc).__name__)

@@ -529,6 +529,13 @@ function init() {
     Promise.all([loadSources(), loadDates()]).then(render);
   });
   addEventListener("popstate", render);
+  // A reader may type into the box before this (deferred) script runs: what the box holds
+  // then is the search to start from, not something to overwrite with the URL's.
+  const typed = $("q").value.trim();
+  const state = readState();
+  if (typed && typed !== state.q && !state.article) {
+    history.replaceState(null, "", stateUrl({ ...state, q: typed }));
+  }
   Promise.all([loadSources(), loadDates()]).then(render);
 }
 

@@ -29,6 +29,7 @@ from app.ingest.records import ArticleIn, Located, OnReject, Reject
 from app.ingest.sources import SourceNames, load_sources, name_sources
 from app.ingest.validate import validate
 from app.ingest.writer import BatchCounts, checkpoint, write_batches
+from app.settings import DEFAULT_MAX_CONTENT_BYTES
 
 DEFAULT_BATCH_SIZE = 2000
 
@@ -114,11 +115,13 @@ def ingest(
     on_phase: OnPhase = _ignore,
     on_written: OnWritten = _ignore,
     child_reader: bool | None = None,
+    max_content_bytes: int = DEFAULT_MAX_CONTENT_BYTES,
 ) -> Summary:
     """Load every record under `paths`; bad ones go to `on_reject`, the rest are upserted.
 
     A dry run reads, maps and validates everything and counts what it would write, but
-    writes nothing (not even new source names). Each committed batch goes to `on_written`
+    writes nothing (not even new source names). A record whose content is over
+    `max_content_bytes` is rejected. Each committed batch goes to `on_written`
     (a search index fed during the load). `child_reader` turns the child-process reader on
     or off; by default a large load on two or more cores uses it.
     """
@@ -139,7 +142,11 @@ def ingest(
         reader = None
         if child_reader and not names_sources:
             # Forked before this run opens a connection; it reads while we prepare.
-            reader = stack.enter_context(prefetch.ChildReader(files, field_map, batch_size))
+            reader = stack.enter_context(
+                prefetch.ChildReader(
+                    files, field_map, batch_size, max_content_bytes=max_content_bytes
+                )
+            )
 
         deferred = False if dry_run else while_busy(lambda: _suspend_indexes(engine, raw_bytes))
 
@@ -155,7 +162,7 @@ def ingest(
             values: Iterable[Located] = source
             if names_sources:
                 values = name_sources(source, SourceNames(engine, dry_run=dry_run), count_reject)
-            records = validate(values, count_reject)
+            records = validate(values, count_reject, max_content_bytes)
         for counts in write_batches(engine, records, batch_size, dry_run=dry_run):
             summary.inserted += counts.inserted
             summary.updated += counts.updated

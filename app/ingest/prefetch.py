@@ -46,6 +46,7 @@ from app.ingest.fields import FieldMap
 from app.ingest.readers import MappedReads
 from app.ingest.records import ArticleIn, Located, OnReject, Reject
 from app.ingest.validate import check, rejected
+from app.settings import DEFAULT_MAX_CONTENT_BYTES
 
 # Worth the workers only when there is a second core and enough to read.
 MIN_INPUT_BYTES = 4 << 20
@@ -86,6 +87,7 @@ class ChildReader:
         field_map: FieldMap | None,
         batch_size: int,
         readers: int | None = None,
+        max_content_bytes: int = DEFAULT_MAX_CONTENT_BYTES,
     ) -> None:
         self.bytes_read = 0
         count = readers if readers is not None else min(MAX_READERS, cores())
@@ -97,7 +99,14 @@ class ChildReader:
                 count,
                 mp_context=multiprocessing.get_context("fork"),
                 initializer=_start_worker,
-                initargs=(lifeline_r, lifeline_w, files, field_map, slice_size(batch_size)),
+                initargs=(
+                    lifeline_r,
+                    lifeline_w,
+                    files,
+                    field_map,
+                    slice_size(batch_size),
+                    max_content_bytes,
+                ),
             )
             self._in_flight: deque[Future[Frame | None]] = deque()
             self._next_slice = 0
@@ -156,8 +165,15 @@ class ChildReader:
 class _SliceReader:
     """A worker's reader: one pass over the input, validating only the slices asked for."""
 
-    def __init__(self, files: list[Path], field_map: FieldMap | None, slice_size: int) -> None:
+    def __init__(
+        self,
+        files: list[Path],
+        field_map: FieldMap | None,
+        slice_size: int,
+        max_content_bytes: int,
+    ) -> None:
         self.slice_size = slice_size
+        self.max_content_bytes = max_content_bytes
         self.position = 0  # values read so far: the same count in every worker
         self.wanted = -1  # the slice being validated; rejects met in others are dropped
         self.rejects: list[tuple[Any, ...]] = []
@@ -192,7 +208,7 @@ class _SliceReader:
                     self.done = True
                     break
                 if self.position // self.slice_size == number:
-                    result = check(item)
+                    result = check(item, self.max_content_bytes)
                     if isinstance(result, str):
                         self.rejects.append(rejected_fields(rejected(item, result)))
                     else:
@@ -221,13 +237,14 @@ def _start_worker(
     files: list[Path],
     field_map: FieldMap | None,
     slice_size: int,
+    max_content_bytes: int,
 ) -> None:
     """A worker's setup: its own reader, and an exit as soon as the parent is gone."""
     global _reader
     gc.freeze()  # inherited objects (connections among them) are never collected here
     os.close(lifeline_w)  # the parent's alone, so the pipe closes when the parent ends
     threading.Thread(target=_leave_with_parent, args=(lifeline_r,), daemon=True).start()
-    _reader = _SliceReader(files, field_map, slice_size)
+    _reader = _SliceReader(files, field_map, slice_size, max_content_bytes)
 
 
 def _leave_with_parent(lifeline_r: int) -> None:

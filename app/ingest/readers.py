@@ -18,7 +18,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 import orjson
 
@@ -39,10 +39,69 @@ _READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
 def _open(path: Path) -> IO[bytes]:
+    """The file's bytes as UTF-8: gunzipped for a `.gz` name, and transcoded when it is
+    UTF-16 or UTF-32 (told by its byte order mark, or by the NUL bytes of ASCII text)."""
+    raw = _open_raw(path)
+    encoding = _wide_encoding(cast(io.BufferedReader, raw).peek(4)[:4])
+    if encoding is None:
+        return raw
+    text = io.TextIOWrapper(raw, encoding=encoding, errors="surrogateescape", newline="")
+    return io.BufferedReader(_Utf8(text), CHUNK_BYTES)
+
+
+def _open_raw(path: Path) -> IO[bytes]:
     if path.name.endswith(".gz"):
         return cast(IO[bytes], gzip.open(path, "rb"))
     # A 1 MB buffer: with the default 8 KB, every other 3 KB line costs a read() call.
     return path.open("rb", buffering=CHUNK_BYTES)
+
+
+# Byte order marks, longest first: UTF-32's little-endian mark begins with UTF-16's.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _wide_encoding(head: bytes) -> str | None:
+    """The encoding of a file of UTF-16 or UTF-32 text, from its first four bytes."""
+    for bom, encoding in _BOMS:
+        if head.startswith(bom):
+            return encoding  # which reads and drops the mark itself
+    # No mark: a record starts with an ASCII character, half of UTF-16's two bytes.
+    if len(head) == 4 and head[0] and not head[1] and head[2] and not head[3]:
+        return "utf-16-le"
+    if len(head) == 4 and not head[0] and head[1] and not head[2] and head[3]:
+        return "utf-16-be"
+    return None
+
+
+class _Utf8(io.RawIOBase):
+    """A text stream read as UTF-8 bytes: what the readers below take."""
+
+    def __init__(self, text: io.TextIOWrapper) -> None:
+        self._text = text
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = self._text.read(CHUNK_BYTES // 4)
+            if not chunk:
+                return 0
+            self._pending = chunk.encode("utf-8", errors="surrogateescape")
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def close(self) -> None:
+        self._text.close()
+        super().close()
 
 
 def _logical_suffix(path: Path) -> str:

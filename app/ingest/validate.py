@@ -9,6 +9,7 @@ import orjson
 from app.ingest import news_fields
 from app.ingest.records import ArticleIn, Located, OnReject, Reject, raw_text
 from app.models import MAX_ID, TITLE_MAX_CHARS
+from app.settings import DEFAULT_MAX_CONTENT_BYTES
 from app.text import excerpt
 
 KNOWN_FIELDS = frozenset({"article_id", "source_id", "title", "content"})
@@ -59,6 +60,9 @@ def _positive_id(record: dict[str, object], name: str) -> int | str:
     value = record.get(name)
     if name not in record:
         return f"missing {name}"
+    if isinstance(value, float) and value.is_integer() and not 1 <= value <= MAX_ID:
+        # The JSON parser reads an integer past 64 bits as a float: say what is wrong.
+        return f"{name} is out of range: it must be between 1 and {MAX_ID}"
     if isinstance(value, bool) or not isinstance(value, int):
         return f"{name} must be an integer, got {_json_type(value)}"
     if not 1 <= value <= MAX_ID:
@@ -99,15 +103,17 @@ def _json_type(value: object) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def check(item: Located) -> ArticleIn | str:
+def check(item: Located, max_content_bytes: int = DEFAULT_MAX_CONTENT_BYTES) -> ArticleIn | str:
     """The validated record, or the reason it cannot load.
 
     The common case (a well-formed record) runs inline, in one pass of cheap type checks;
     any record that fails one goes through `_reason`, which names the first rule it breaks.
+    A body of up to `max_content_bytes // 4` characters fits in `max_content_bytes` UTF-8
+    bytes whatever it holds, so only a longer one has its bytes counted.
     """
     record = item.value
     if type(record) is not dict:
-        return _reason(record)
+        return _reason(record, max_content_bytes)
     article_id = record.get("article_id")
     source_id = record.get("source_id")
     title = record.get("title")
@@ -124,14 +130,15 @@ def check(item: Located) -> ArticleIn | str:
         and "\x00" not in title
         and (title.isascii() or _encodes(title))
         and type(content) is str
+        and len(content) <= max_content_bytes // 4
         and "\x00" not in content
         and (content.isascii() or _encodes(content))
     ):
-        return _reason(record)
+        return _reason(record, max_content_bytes)
     return _article(record, article_id, source_id, title, content)
 
 
-def _reason(record: object) -> ArticleIn | str:
+def _reason(record: object, max_content_bytes: int) -> ArticleIn | str:
     """The slow path: the first rule `record` breaks, each checked in order (or the record,
     when only the fast path's exact type tests failed, e.g. for a subclass of int)."""
     if not isinstance(record, dict):
@@ -149,6 +156,13 @@ def _reason(record: object) -> ArticleIn | str:
     title, content = str(record["title"]), str(record["content"])
     if len(title) > TITLE_MAX_CHARS:
         return f"title is longer than {TITLE_MAX_CHARS} characters"
+    if len(content) > max_content_bytes // 4:
+        size = len(content) if content.isascii() else len(content.encode("utf-8"))
+        if size > max_content_bytes:
+            return (
+                f"content is {size:,} bytes, over the limit of {max_content_bytes:,} "
+                "(--max-content-bytes)"
+            )
     return _article(record, article_id, source_id, title, content)
 
 
@@ -193,9 +207,13 @@ def rejected(item: Located, reason: str) -> Reject:
     return Reject(item.path, item.line, reason, raw_text(item.raw), item.index)
 
 
-def validate(values: Iterable[Located], on_reject: OnReject) -> Iterator[ArticleIn]:
+def validate(
+    values: Iterable[Located],
+    on_reject: OnReject,
+    max_content_bytes: int = DEFAULT_MAX_CONTENT_BYTES,
+) -> Iterator[ArticleIn]:
     for item in values:
-        result = check(item)
+        result = check(item, max_content_bytes)
         if isinstance(result, str):
             on_reject(rejected(item, result))
         else:

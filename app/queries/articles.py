@@ -29,7 +29,7 @@ from sqlmodel import Session
 
 from app import models
 from app.errors import Gone, NotFound, ServiceUnavailable
-from app.queries import takedowns
+from app.queries import bodies, takedowns
 from app.queries.cache import RevisionCache
 from app.queries.cursor import Cursor, KeyValue
 from app.queries.filters import ArticleFilter, filter_clauses, with_sources
@@ -104,11 +104,16 @@ def get_article_fields(session: Session, article_id: int) -> dict[str, Any]:
     """One article's public fields as a dict: one statement, compiled once."""
     rows = _prepared_detail(session.get_bind().dialect).rows(session, {"article_id": article_id})
     if not rows:
-        gone = takedowns.deleted_at(session, article_id)
-        if gone is not None:
-            raise Gone(f"Article {article_id} was taken down.", deleted_at=gone)
-        raise NotFound(f"No article with article_id {article_id}.")
+        raise _missing(session, article_id)
     return dict(zip(DETAIL_COLUMNS, rows[0], strict=True))
+
+
+def _missing(session: Session, article_id: int) -> Gone | NotFound:
+    """Why `article_id` has no row: taken down, or never there."""
+    gone = takedowns.deleted_at(session, article_id)
+    if gone is not None:
+        return Gone(f"Article {article_id} was taken down.", deleted_at=gone)
+    return NotFound(f"No article with article_id {article_id}.")
 
 
 def resolve_sort(sort: Sort | None, flt: ArticleFilter) -> Sort:
@@ -147,7 +152,7 @@ def list_articles(
     if index is None:
         raise ServiceUnavailable("Search is not available: there is no search index.")
     searcher = index.searcher
-    compiled = matching.compile_search(index.index, query, flt)
+    compiled = matching.compile_search(index, query, flt)
     if sort is Sort.RELEVANCE and query.ranked:
         page = _ranked_page(session, index, compiled, flt, limit, cursor, content, cache)
     elif key_arity(sort) == 1:
@@ -208,7 +213,7 @@ def _id_page(
         last = cursor.key[0]
         assert isinstance(last, int)
         extra.append(matching.id_bound(last, descending=walk_descending))
-    bounded = matching.compile_search(index.index, query, flt, extra=extra)
+    bounded = matching.compile_search(index, query, flt, extra=extra)
     ids = matching.by_id(index.searcher, bounded, limit + 1, descending=walk_descending)
     rows = in_order(fetch_items(session, ids, content), ids)
     return paged(rows, keys_of(sort, rows), limit, cursor)
@@ -306,13 +311,6 @@ def _slice_page(
     return paged(rows, keys, limit, cursor)
 
 
-_TEXTS = select(
-    models.article_table.c.article_id,
-    models.article_table.c.title,
-    models.article_table.c.content,
-).where(models.article_table.c.article_id.in_(bindparam("ids", expanding=True)))
-
-
 def _decorate(
     session: Session, searcher: tantivy.Searcher, compiled: matching.Compiled, rows: Sequence[Item]
 ) -> None:
@@ -324,11 +322,14 @@ def _decorate(
         scores = matching.scores(searcher, compiled, ids)
         for item in rows:
             item.setdefault("score", scores.get(item["article_id"], 0.0))
-    texts = {row[0]: (row[1], row[2]) for row in session.execute(_TEXTS, {"ids": ids})}
+    # One character past the window tells the snippet whether the body goes on.
+    window = matching.SNIPPET_WINDOW_CHARS
+    texts = bodies.body_starts(session, ids, window + 1)
     snippets = matching.Snippets(searcher, compiled)
     for item in rows:
         title, body = texts.get(item["article_id"], ("", ""))
-        item["snippet"] = snippets.snippet(title, body, item["_head"])
+        more = len(body) > window
+        item["snippet"] = snippets.snippet(title, body[:window], item["_head"], more=more)
 
 
 def similar_articles(
@@ -340,10 +341,12 @@ def similar_articles(
     limit: int,
     content: Content,
 ) -> list[Item]:
-    """The articles most like `article_id` (its title and body as stored), best first, with
-    their `score`; NotFound for an unknown id."""
-    fields = get_article_fields(session, article_id)
-    query = matching.similar_query(fields["title"], fields["content"], article_id, flt)
+    """The articles most like `article_id` (its title and the start of its body as stored),
+    best first, with their `score`; NotFound for an unknown id, Gone for a taken-down one."""
+    source = bodies.body_starts(session, [article_id], matching.SIMILAR_WINDOW_CHARS)
+    if article_id not in source:
+        raise _missing(session, article_id)
+    query = matching.similar_query(*source[article_id], article_id, flt)
     pairs = matching.top(index.searcher(), matching.Compiled(query, None), limit)
     by_id = fetch_items(session, [i for _, i in pairs], content)
     items = []

@@ -66,7 +66,7 @@ def _compiled(flt: ArticleFilter, index: IndexView | None) -> matching.Compiled 
         raise ServiceUnavailable("Search is not available: there is no search index.")
     if query is None:
         return matching.compile_filter(flt)
-    return matching.compile_search(index.index, query, flt)
+    return matching.compile_search(index, query, flt)
 
 
 def count_articles(session: Session, flt: ArticleFilter, index: IndexView | None = None) -> int:

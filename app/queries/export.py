@@ -54,8 +54,10 @@ def export_rows(
     *,
     batch_rows: int = EXPORT_BATCH_ROWS,
     index: SearchIndex | None = None,
+    limit: int | None = None,
 ) -> Iterator[Sequence[Row[Any]]]:
-    """Batches of CSV_COLUMNS in article_id order. A search needs `index`, which names the
+    """Batches of CSV_COLUMNS in article_id order, the first `limit` rows of them when
+    given. A search needs `index`, which names the
     matching ids."""
     article = models.article_table
     stmt = select(*(article.c[name] for name in CSV_COLUMNS)).where(*filter_clauses(flt))
@@ -65,11 +67,12 @@ def export_rows(
             return
         if index is None:
             raise ServiceUnavailable("Search is not available: there is no search index.")
-        searcher = index.searcher()
-        compiled = matching.compile_search(index, query, flt)
-        ids = matching.by_id(
-            searcher, compiled, max(matching.count(searcher, compiled), 1), descending=False
-        )
+        view = index.view()  # one commit for the ids and their count
+        searcher = view.searcher
+        compiled = matching.compile_search(view, query, flt)
+        wanted = matching.count(searcher, compiled)
+        wanted = wanted if limit is None else min(limit, wanted)
+        ids = matching.by_id(searcher, compiled, max(wanted, 1), descending=False)
         for start in range(0, len(ids), batch_rows):
             chunk = ids[start : start + batch_rows]
             batch = connection.execute(
@@ -79,14 +82,17 @@ def export_rows(
                 yield batch
         return
     last = 0
-    while True:
+    remaining = limit
+    while remaining is None or remaining > 0:
+        rows = batch_rows if remaining is None else min(batch_rows, remaining)
         batch = connection.execute(
-            stmt.where(article.c.article_id > last).order_by(article.c.article_id).limit(batch_rows)
+            stmt.where(article.c.article_id > last).order_by(article.c.article_id).limit(rows)
         ).all()
         if not batch:
             return
         yield batch
         last = batch[-1].article_id
+        remaining = None if remaining is None else remaining - len(batch)
 
 
 def _jsonl(rows: Sequence[Row[Any]]) -> bytes:
@@ -140,6 +146,7 @@ def export_chunks(
     *,
     batch_rows: int = EXPORT_BATCH_ROWS,
     index: SearchIndex | None = None,
+    limit: int | None = None,
 ) -> Iterator[bytes]:
     """The export as byte chunks, one per batch. Opens its own connection; closing the
     generator (a client gone, a finished response) closes it."""
@@ -151,7 +158,8 @@ def export_chunks(
         with connection.begin():
             if fmt is Format.CSV:
                 yield _csv([], header=True)
-            for rows in export_rows(connection, flt, batch_rows=batch_rows, index=index):
+            rows_of = export_rows(connection, flt, batch_rows=batch_rows, index=index, limit=limit)
+            for rows in rows_of:
                 yield _jsonl(rows) if fmt is Format.JSONL else _csv(rows, header=False)
     finally:
         connection.close()

@@ -36,6 +36,17 @@ def new_key() -> tuple[str, str]:
     return f"{KEY_SCHEME}_{prefix}_{secrets.token_urlsafe(32)}", prefix
 
 
+def prefix_of(given: str) -> str | None:
+    """The prefix named by `given`: a prefix itself, or a whole key (`ck_<prefix>_<secret>`);
+    None when it is neither."""
+    scheme, _, rest = given.partition("_")
+    if scheme == KEY_SCHEME and rest:
+        given = rest.partition("_")[0]
+    if len(given) == PREFIX_CHARS and all(c in _PREFIX_ALPHABET for c in given):
+        return given
+    return None
+
+
 @dataclass(frozen=True)
 class KeyRecord:
     """What a server needs to decide on a request: no hash, no usage."""

@@ -8,11 +8,12 @@ only the compiling happens once, and the results come back as plain tuples passe
 the same result processors (dates, JSON) SQLAlchemy would have applied.
 """
 
+import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Dialect, Engine, Select, event
 from sqlalchemy.exc import DBAPIError
@@ -165,6 +166,18 @@ class Prepared:
         if self.order is None:
             return merged
         return tuple(merged[name] for name in self.order)
+
+
+def sqlite_reader(session: Session) -> sqlite3.Connection | None:
+    """The SQLite connection a single read of `session` runs on, as Prepared.rows picks it:
+    the session's own inside its transaction, else this thread's kept one (no pool
+    checkout, no BEGIN). None on other backends."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        return None
+    if session.in_transaction() or not isinstance(bind, Engine):
+        return cast(sqlite3.Connection, session.connection().connection.dbapi_connection)
+    return cast(sqlite3.Connection, _kept_reader(bind))
 
 
 class _KeptReaders:

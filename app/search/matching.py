@@ -4,7 +4,9 @@ User text never reaches tantivy's query parser: `app/queries/search.py` parses i
 phrases of letters and digits, and each phrase becomes term or phrase queries built here,
 its words run through the index's own analyzer. A phrase matches in the title (weighted
 TITLE_BOOST times) or in the body; filters (sources, id range, ids) score nothing. Hits come
-back as article ids and BM25 scores; rows and snippets come from the database. Knows
+back as article ids and BM25 scores; rows and snippets come from the database, a snippet
+from at most SNIPPET_WINDOW_CHARS of the body and a more-like-this query from at most
+SIMILAR_WINDOW_CHARS, so no request's cost grows with the size of one article. Knows
 nothing of HTTP.
 """
 
@@ -20,11 +22,19 @@ from app.dates import Unit, bucket_label, segments, to_micros
 from app.errors import InvalidParameter
 from app.models import MAX_ID
 from app.queries.filters import ArticleFilter
-from app.queries.search import MARK_END, MARK_START, Phrase, SearchQuery
-from app.search.index import BUCKET_FIELDS, PUBLISHED_AT, SCHEMA, SearchIndex
+from app.queries.search import MARK_END, MARK_START, Clause, Phrase, SearchQuery
+from app.search.index import BUCKET_FIELDS, PUBLISHED_AT, SCHEMA, IndexView, SearchIndex
 
 TITLE_BOOST = 10.0
 SNIPPET_CHARS = 160
+# Snippets are cut from the body's first this many characters (the database sends no more):
+# a match further in leaves the title or the excerpt as the snippet.
+SNIPPET_WINDOW_CHARS = 20_000
+# Similar articles are found from the title and this many characters of the body.
+SIMILAR_WINDOW_CHARS = 50_000
+# Words a prefix stands for, at most: as many as tantivy's phrase prefix query expands it to.
+MAX_PREFIX_TERMS = 50
+TEXT_FIELDS = ("title", "content")
 
 _ALL_ARTICLES = Query.range_query(SCHEMA, "article_id", FieldType.Unsigned, 1, MAX_ID)
 _NOTHING = Query.empty_query()
@@ -32,7 +42,8 @@ _NOTHING = Query.empty_query()
 
 @dataclass(frozen=True, slots=True)
 class Compiled:
-    """A search as the index runs it: `query` for hits and counts, `positive` for snippets."""
+    """A search as the index runs it: `query` for hits and counts, `positive` for snippets
+    (the terms a snippet marks, prefixes expanded to the words they found)."""
 
     query: tantivy.Query
     positive: tantivy.Query | None
@@ -44,25 +55,82 @@ def _field_phrase(field: str, terms: list[str | tuple[int, str]]) -> tantivy.Que
     return Query.phrase_query(SCHEMA, field, terms)
 
 
-def _phrase(index: SearchIndex, phrase: Phrase) -> tantivy.Query:
+def _phrase(view: IndexView, phrase: Phrase) -> tantivy.Query:
     """Title or body, the words next to each other in order, as the analyzer cuts them;
-    for a prefix, also with the last word as typed (unstemmed) matching as a prefix."""
+    for a prefix, the last word as typed (unstemmed) matching as a prefix, and its word
+    forms when it may be a whole word (`_whole_word`)."""
     terms: list[str | tuple[int, str]] = [
-        term for word in phrase.words for term in index.terms(word)
+        term for word in phrase.words for term in view.index.terms(word)
     ]
     if not terms:
         return _NOTHING
-    title = Query.boost_query(_field_phrase("title", terms), TITLE_BOOST)
-    found = [title, _field_phrase("content", terms)]
+    found = []
+    if not phrase.prefix or _whole_word(view, phrase.words[-1]):
+        title = Query.boost_query(_field_phrase("title", terms), TITLE_BOOST)
+        found += [title, _field_phrase("content", terms)]
     if phrase.prefix:
         *head, last = phrase.words
-        typed: list[str | tuple[int, str]] = [t for w in head for t in index.terms(w)]
-        typed += index.terms(last, stem=False)
+        typed: list[str | tuple[int, str]] = [t for w in head for t in view.index.terms(w)]
+        typed += view.index.terms(last, stem=False)
         found += [
             Query.boost_query(Query.phrase_prefix_query(SCHEMA, "title", typed), TITLE_BOOST),
             Query.phrase_prefix_query(SCHEMA, "content", typed),
         ]
     return _any(found)
+
+
+def _whole_word(view: IndexView, word: str) -> bool:
+    """Whether a prefix `word*` also finds the forms of `word` as a whole word (`cities*`
+    finds `city`). Not when the stemmer cut a word still being typed and longer words
+    begin with it: `viing*` finds `viingnoca`, not the `vi` that `viing` stems to."""
+    stems, typed = view.index.terms(word), view.index.terms(word, stem=False)
+    if not stems or not typed:
+        return False
+    stem, text = stems[0], typed[0]
+    if stem == text or not text.startswith(stem):
+        return True
+    searcher = view.searcher
+    return not any(searcher.terms_with_prefix(field, text, limit=1) for field in TEXT_FIELDS)
+
+
+def _marked_terms(view: IndexView, phrases: Iterable[Phrase]) -> tantivy.Query | None:
+    """The terms a snippet marks: each word's stem, and for a prefix the words it found in
+    the index (and its own forms, as `_phrase` matches them)."""
+    searcher = view.searcher
+    terms: dict[tuple[str, str], None] = {}
+    for phrase in phrases:
+        whole = phrase.words[:-1] if phrase.prefix else phrase.words
+        if phrase.prefix and _whole_word(view, phrase.words[-1]):
+            whole = phrase.words
+        for field in TEXT_FIELDS:
+            terms.update(((field, t), None) for word in whole for t in view.index.terms(word))
+        if phrase.prefix:
+            for text in view.index.terms(phrase.words[-1], stem=False):
+                for field in TEXT_FIELDS:
+                    found = searcher.terms_with_prefix(field, text, limit=MAX_PREFIX_TERMS)
+                    terms.update(((field, term), None) for term, _ in found)
+    if not terms:
+        return None
+    return Query.boolean_query(
+        [(Occur.Should, Query.term_query(SCHEMA, field, term)) for field, term in terms]
+    )
+
+
+def _clause(view: IndexView, clause: Clause) -> tantivy.Query:
+    """A phrase, or a parenthesised query as one boolean query."""
+    if isinstance(clause, Phrase):
+        return _phrase(view, clause)
+    return Query.boolean_query(_clauses(view, clause))
+
+
+def _clauses(view: IndexView, query: SearchQuery) -> list[tuple[Occur, tantivy.Query]]:
+    """Every group required (or, with none, every article), every exclusion refused."""
+    clauses: list[tuple[Occur, tantivy.Query]] = [
+        (Occur.Must, _any([_clause(view, c) for c in group])) for group in query.groups
+    ]
+    if not clauses:
+        clauses.append((Occur.Must, Query.const_score_query(_ALL_ARTICLES, 0.0)))
+    return clauses + [(Occur.MustNot, _clause(view, c)) for c in query.excluded]
 
 
 def _any(queries: Sequence[tantivy.Query]) -> tantivy.Query:
@@ -100,28 +168,18 @@ def _filters(flt: ArticleFilter) -> list[tantivy.Query]:
 
 
 def compile_search(
-    index: SearchIndex,
+    index: SearchIndex | IndexView,
     query: SearchQuery,
     flt: ArticleFilter,
     *,
     extra: Iterable[tantivy.Query] = (),
 ) -> Compiled:
-    """The index query for `query` under `flt` (and any `extra` required clauses)."""
-    clauses: list[tuple[Occur, tantivy.Query]] = []
-    positive = None
-    if query.groups:
-        groups = [_any([_phrase(index, p) for p in group]) for group in query.groups]
-        positive = (
-            groups[0]
-            if len(groups) == 1
-            else Query.boolean_query([(Occur.Must, g) for g in groups])
-        )
-        clauses.append((Occur.Must, positive))
-    else:
-        clauses.append((Occur.Must, Query.const_score_query(_ALL_ARTICLES, 0.0)))
-    clauses += [(Occur.MustNot, _phrase(index, p)) for p in query.excluded]
+    """The index query for `query` under `flt` (and any `extra` required clauses). Given a
+    request's view, prefixes expand to the words of that view's commit."""
+    view = index if isinstance(index, IndexView) else index.view()
+    clauses = _clauses(view, query)
     clauses += [(Occur.Must, q) for q in (*_filters(flt), *extra)]
-    return Compiled(Query.boolean_query(clauses), positive)
+    return Compiled(Query.boolean_query(clauses), _marked_terms(view, query.phrases()))
 
 
 def compile_filter(flt: ArticleFilter) -> Compiled:
@@ -368,9 +426,10 @@ class Snippets:
             )
             self.title.set_max_num_chars(1_000)
 
-    def snippet(self, title: str, content: str, fallback: str) -> str:
+    def snippet(self, title: str, content: str, fallback: str, *, more: bool = False) -> str:
         """HTML: the body's best passage with matches in <mark>, else the marked title when
-        only it matched, else `fallback` (the excerpt) escaped."""
+        only it matched, else `fallback` (the excerpt) escaped. `content` is the start of
+        the body (SNIPPET_WINDOW_CHARS at most); `more` says the body goes on after it."""
         if self.body is not None and self.title is not None:
             doc = tantivy.Document()
             doc.add_text("content", content)
@@ -381,7 +440,7 @@ class Snippets:
                     body.fragment(),
                     body.highlighted(),
                     before=span.start > 0,
-                    after=span.end < len(content.encode()),
+                    after=more or span.end < len(content.encode()),
                 )
             doc = tantivy.Document()
             doc.add_text("title", title)

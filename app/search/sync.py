@@ -10,11 +10,18 @@ One process per folder writes: the holder of `FollowerLock`, a file lock beside 
 (beside, not inside: a rebuild deletes the folder). Every worker of `corpus serve` runs a
 `Follower`; the one holding the lock applies changes, the others reload what it commits.
 `corpus ingest` applies its own changes when the lock is free, i.e. no server follows.
+
+A rebuild (`corpus index rebuild`) never waits for the lock: it builds a new index in
+`<folder>.next` (`build_next`), which nobody reads, while the servers answer from the old
+one, and marks it ready. Whoever holds the lock then adopts it (`adopt_next`): brings it
+up to the database's newest revision, so it holds at least what the old one did, and
+renames it into the folder's place. Every follower's next reload reads the new index.
 """
 
 import fcntl
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -141,6 +148,60 @@ def apply_changes(
     if on_progress is not None:
         on_progress(revision, target)
     return revision
+
+
+READY_FILE = "READY"  # in `<folder>.next` once its build has committed its last change
+
+
+def next_folder(folder: Path) -> Path:
+    """Where a rebuild builds the index that replaces `folder`'s."""
+    return folder.with_name(folder.name + ".next")
+
+
+def build_next(settings: Settings, engine: Engine, *, on_progress: OnProgress | None = None) -> int:
+    """A new index of the whole database in `<folder>.next`, marked ready for `adopt_next`;
+    its revision. Takes that folder's own lock, so that one rebuild runs at a time."""
+    folder = next_folder(index_path(settings))
+    lock = FollowerLock(folder)
+    if not lock.acquire():
+        raise OSError(f"another rebuild is writing {folder}")
+    try:
+        index = SearchIndex.create(folder, database_id(engine))
+        writer = index.writer(BULK_HEAP_BYTES)
+        try:
+            revision = apply_changes(index, writer, engine, on_progress=on_progress)
+        finally:
+            writer.wait_merging_threads()
+        (folder / READY_FILE).touch()
+        return revision
+    finally:
+        lock.release()
+
+
+def adopt_next(folder: Path, engine: Engine) -> bool:
+    """Under `folder`'s lock: put a ready rebuild in the folder's place, first brought up
+    to the database's newest revision; whether there was one. The old folder is deleted
+    (searchers still open on it keep their files until they close)."""
+    built = next_folder(folder)
+    if not (built / READY_FILE).exists():
+        return False
+    index = SearchIndex.open(built)
+    if index is None:
+        shutil.rmtree(built, ignore_errors=True)
+        return False
+    writer = index.writer(BULK_HEAP_BYTES)
+    try:
+        apply_changes(index, writer, engine)
+    finally:
+        writer.wait_merging_threads()
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    (built / READY_FILE).unlink()
+    built.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return True
 
 
 class FollowerLock:
@@ -283,6 +344,11 @@ class Follower:
             self._database_id = database_id(self.engine)
         if self._target is None:
             self._target = database_revision
+        if self._writer is not None and (next_folder(self.path) / READY_FILE).exists():
+            # A rebuild is ready: let go of the old index, adopt the new one, write that.
+            self._writer.wait_merging_threads()
+            self._writer = None
+            adopt_next(self.path, self.engine)
         if self._writer is None and self.lock.acquire():
             self.index = SearchIndex.open_for(self.path, self._database_id)
             self._writer = self.index.writer(FOLLOWER_HEAP_BYTES, 1)
