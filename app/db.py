@@ -11,7 +11,7 @@ and on a shared one prepares no statements on the server and sets the statement 
 per transaction (`SET LOCAL`) instead of once for the session. The URL is all that changes.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +29,9 @@ if TYPE_CHECKING:  # Alembic is imported when a migration runs: 11 MB and 0.16 s
 # Set on a connection (`execution_options(sqlite_begin="IMMEDIATE")`) to take SQLite's write
 # lock when the transaction starts: a deferred one that upgrades later gets SQLITE_BUSY at once.
 SQLITE_BEGIN_OPTION = "sqlite_begin"
+
+
+from_stored = datetime.fromisoformat
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -50,6 +53,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        """On SQLite, the stored text straight to an aware datetime: datetime.fromisoformat
+        reads SQLAlchemy's `YYYY-MM-DD HH:MM:SS.ffffff` in C, where the generic path (a
+        regex, then process_result_value) cost a fifth of a list page's time."""
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def process(value: str | None) -> datetime | None:
+            # Appending the offset costs a tenth of replace(tzinfo=UTC).
+            return None if value is None else from_stored(value + "+00:00")
+
+        return process
 
 
 # PostgreSQL's refusal of a write on a read replica (read_only_sql_transaction).

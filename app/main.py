@@ -8,7 +8,6 @@ from fastapi import Depends, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.telemetry import TelemetryConfig
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import GZipMiddleware
 
 from app import logs
 from app.api import (
@@ -24,13 +23,12 @@ from app.api import (
     sources,
 )
 from app.api.auth import API_KEY_HEADER, RATE_LIMIT_HEADERS, ApiKeyMiddleware
-from app.api.caching import GZIP_LEVEL, GZIP_MIN_SIZE, ConditionalGetMiddleware
-from app.api.head import HeadMiddleware
+from app.api.edge import EdgeMiddleware
 from app.api.keyring import Keyring
-from app.api.limits import RequestLimitsMiddleware
 from app.api.parameters import known_parameters
-from app.api.request_id import REQUEST_ID_HEADER, RequestIdMiddleware
-from app.api.shedding import Gate, LoadSheddingMiddleware
+from app.api.replies import ReplyMiddleware
+from app.api.request_id import REQUEST_ID_HEADER
+from app.api.shedding import Gate
 from app.db import make_engine, primary_engine
 from app.search.sync import Follower
 from app.settings import Settings
@@ -95,19 +93,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
-    """Every middleware, all pure ASGI. Each add wraps the previous: the last added runs first."""
+    """Every middleware, all pure ASGI. Each add wraps the previous: the last added runs first.
+    Two layers by default: the reply layer (HEAD, shedding, validators, gzip) and the edge
+    (request id, access log, limits); the key check and CORS sit between them when on."""
     gate = Gate(settings.request_concurrency, settings.queue_timeout_s)
     app.state.load_gate = gate  # its slots, for whoever must see or hold them (tests)
-    app.add_middleware(LoadSheddingMiddleware, gate=gate)
-    # Tags the uncompressed body, so it must sit inside gzip (it predicts gzip's choice).
     app.add_middleware(
-        ConditionalGetMiddleware,
+        ReplyMiddleware,
+        gate=gate,
         max_age_s=settings.cache_max_age_s,
         no_store_paths=frozenset(health.PROBE_PATHS),
     )
-    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_SIZE, compresslevel=GZIP_LEVEL)
-    # HEAD goes on as GET: outside gzip and the validators, so its headers are a GET's.
-    app.add_middleware(HeadMiddleware)
     if settings.auth == "keys":
         # Inside CORS, so browsers can read its 401s and 429s; ahead of all the work.
         app.state.keyring = Keyring(settings)
@@ -115,8 +111,7 @@ def install_middleware(app: FastAPI, settings: Settings) -> None:
     cors = cors_options(settings)
     if cors is not None:
         app.add_middleware(CORSMiddleware, **cors)
-    app.add_middleware(RequestLimitsMiddleware)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(EdgeMiddleware)
 
 
 def cors_options(settings: Settings) -> dict[str, Any] | None:

@@ -22,7 +22,8 @@ import pytest
 from sqlalchemy.engine import make_url
 from starlette.types import Message, Receive, Scope, Send
 
-from app.api.shedding import Gate, LoadSheddingMiddleware
+from app.api.replies import ReplyMiddleware
+from app.api.shedding import Gate
 from app.db import backend, migrate
 from tests.databases import BACKENDS, drop, pg_admin, pg_url
 from tests.factories import cursor_secret
@@ -296,7 +297,7 @@ async def test_shedding_turns_a_long_queue_into_fast_503s() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    app = LoadSheddingMiddleware(slow_app, Gate(limit=2, queue_timeout_s=0.1))
+    app = ReplyMiddleware(slow_app, gate=Gate(limit=2, queue_timeout_s=0.1), max_age_s=0)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         running = [asyncio.create_task(client.get("/v1/articles")) for _ in range(2)]
@@ -333,7 +334,7 @@ async def test_a_queued_request_whose_client_left_is_never_run() -> None:
     def scope(path: str) -> Scope:
         return {"type": "http", "method": "GET", "path": path, "headers": []}
 
-    app = LoadSheddingMiddleware(slow_app, Gate(limit=1, queue_timeout_s=5))
+    app = ReplyMiddleware(slow_app, gate=Gate(limit=1, queue_timeout_s=5), max_age_s=0)
     running = asyncio.create_task(app(scope("/v1/first"), present, send))
     await asyncio.sleep(0.01)
     abandoned = asyncio.create_task(app(scope("/v1/abandoned"), gone, send))

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import StreamingResponse
 
 from app.api.deps import search_index
-from app.api.head import is_head
 from app.api.list_query import ExportQueryDep
 from app.api.problems import PROBLEM_RESPONSES
+from app.api.replies import is_head
 from app.queries.export import MEDIA_TYPES, Format, export_chunks
 
 router = APIRouter(prefix="/v1", tags=["export"], responses=PROBLEM_RESPONSES)

@@ -1,5 +1,5 @@
-"""Request-size and encoding limits that no route parameter can express: pure ASGI, run
-before any parsing.
+"""Request-size and encoding limits that no route parameter can express, checked by the
+outermost layer (app/api/request_id.py) before any parsing.
 
 Each parameter has its own bounds (in `deps.py` and `list_query.py`). These refuse a query
 string that is not UTF-8 or holds control characters, and cap the query string and the
@@ -12,9 +12,7 @@ import re
 from typing import NamedTuple
 from urllib.parse import unquote_to_bytes
 
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-from app.api.problems import send_problem
+from starlette.types import Scope
 
 # Room for every parameter at its own limit at once: q's 1,000 characters alone can be
 # 12,000 bytes percent-encoded (emoji), plus a 2 KB cursor, 100 source ids and 100 ids.
@@ -68,16 +66,3 @@ def violation(scope: Scope) -> Violation | None:
         )
         return Violation(431, detail, "headers-too-large", "Request header fields too large")
     return None
-
-
-class RequestLimitsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (broken := violation(scope)) is not None:
-            await send_problem(
-                scope, send, broken.status, broken.detail, slug=broken.slug, title=broken.title
-            )
-            return
-        await self.app(scope, receive, send)

@@ -1,4 +1,4 @@
-"""Request ids and the access log: pure ASGI, outermost of our middleware, so every
+"""Request ids and the access log, for the outermost layer (app/api/edge.py), so every
 response and access line has one.
 
 A client's `X-Request-ID` is kept when it is sane (1-128 of `A-Za-z0-9._-`), so ids can be
@@ -12,7 +12,7 @@ import os
 import re
 import time
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
@@ -43,32 +43,6 @@ def assign_id(scope: Scope) -> str:
     # In place, not a copy: Starlette's outermost error handler reads the same dict.
     scope.setdefault("state", {})["request_id"] = request_id
     return request_id
-
-
-class RequestIdMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = assign_id(scope)
-        raw_id = request_id.encode("ascii")
-        started = time.perf_counter()
-        status = 500  # what the client gets if the app raises before starting a response
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_KEY, raw_id)]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            log_access(scope, request_id, status, started)
 
 
 def log_access(scope: Scope, request_id: str, status: int, started: float) -> None:

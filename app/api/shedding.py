@@ -1,4 +1,5 @@
-"""Load shedding for database-bound requests: pure ASGI, one small gate per process.
+"""Load shedding for database-bound requests: one small gate per process, which the reply
+layer (app/api/replies.py) holds each request under `/v1/` to.
 
 At most `limit` requests under `/v1/` run at once, which is what the connection pool can
 serve; the rest wait in line, and one that waits longer than `queue_timeout_s` gets a fast
@@ -10,7 +11,7 @@ request whose client left while it waited is dropped unrun.
 import asyncio
 import enum
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from app.api.problems import send_problem
 
@@ -69,38 +70,6 @@ async def send_shed(scope: Scope, send: Send) -> None:
         slug="service-unavailable",
         title="Service unavailable",
     )
-
-
-class LoadSheddingMiddleware:
-    def __init__(self, app: ASGIApp, gate: Gate, prefix: str = "/v1/") -> None:
-        self.app = app
-        self.gate = gate
-        self.prefix = prefix
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
-            await self.app(scope, receive, send)
-            return
-        admission, receive = await self.gate.admit(receive)
-        if admission is Admission.SHED:
-            await send_shed(scope, send)
-            return
-        if admission is Admission.GONE:
-            return
-        held = True
-
-        async def send_releasing(message: Message) -> None:
-            nonlocal held
-            if held and message["type"] == "http.response.start":
-                held = False
-                self.gate.leave()
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_releasing)
-        finally:
-            if held:
-                self.gate.leave()
 
 
 def _replaying(first: Message, receive: Receive) -> Receive:

@@ -151,12 +151,19 @@ class Prepared:
                 connection_invalidated=lost,
                 dialect=self.dialect,
             ) from exc
-        if not any(self.processors):
+        converted = [(i, p) for i, p in enumerate(self.processors) if p is not None]
+        if not converted:
             return list(rows)
-        return [
-            tuple(p(v) if p is not None else v for p, v in zip(self.processors, row, strict=True))
-            for row in rows
-        ]
+        if len(converted) == 1:  # most pages: one date column among plain ones
+            ((i, convert),) = converted
+            return [(*row[:i], convert(row[i]), *row[i + 1 :]) for row in rows]
+        found = []
+        for row in rows:
+            values = list(row)
+            for i, convert in converted:
+                values[i] = convert(values[i])
+            found.append(tuple(values))
+        return found
 
     def _bind(self, params: dict[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
         merged = {**self.defaults, **params}
