@@ -428,6 +428,7 @@ def main() -> None:
                     wrk(args, ref_url, lua, ref_env_case, args.duration),
                 )
         keyed = keys_on(args, url, cases, lua, ours)
+        same_sql = pg_reference(args, url, cases, lua, ours) if args.backend == "postgresql" else {}
     report(
         cases,
         results,
@@ -436,6 +437,7 @@ def main() -> None:
         (common, common_cold, common_totals),
         (rare, rare_cold, rare_totals),
         args,
+        same_sql,
     )
 
 
@@ -475,6 +477,30 @@ def keys_on(
     return keyed
 
 
+def pg_reference(
+    args: argparse.Namespace, url: str, cases: list[Case], lua: Path, ours: str
+) -> dict[str, tuple[Run, Run]]:
+    """List and detail against bench/reference_pg.py (the same SQL through a bare Starlette
+    app with an async psycopg pool and orjson), back to back with ours: (ours, reference)."""
+    port = args.port + 3
+    reference = [sys.executable, "-m", "uvicorn", "bench.reference_pg:app", "--loop", SERVER_LOOP]
+    reference += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
+    found: dict[str, tuple[Run, Run]] = {}
+    with server(reference, port, {"BENCH_PG_URL": url}, OUT / "reference_pg.log"):
+        for case in cases:
+            if not case.name.startswith(("list, first", "detail")):
+                continue
+            env = {"BENCH_RANDOM_ID_MAX": str(args.rows)} if case.random_ids else {}
+            mine, theirs = ours + case.path, f"http://127.0.0.1:{port}{case.path}"
+            wrk(args, mine, lua, env, args.warmup)
+            wrk(args, theirs, lua, env, args.warmup)
+            found[case.name] = (
+                wrk(args, mine, lua, env, args.duration),
+                wrk(args, theirs, lua, env, args.duration),
+            )
+    return found
+
+
 def report(
     cases: list[Case],
     results: dict[str, tuple[Run, Run]],
@@ -483,6 +509,7 @@ def report(
     common: tuple[list[str], list[float], list[int]],
     rare: tuple[list[str], list[float], list[int]],
     args: argparse.Namespace,
+    same_sql: dict[str, tuple[Run, Run]] | None = None,
 ) -> None:
     first = results[cases[0].name][0]
     print()
@@ -521,6 +548,13 @@ def report(
             f"{'keys on: ' + name:<44} {'':>7} {on.rps:>9.0f} {off.rps:>9.0f} {ratio:>5.2f}x "
             f"{on.p50_ms:>7.2f}ms {on.p95_ms:>7.2f}ms {off.p95_ms:>6.2f}ms  "
             f"{'>= 0.90x keys off r/s':<28} {'PASS' if ratio >= 0.9 and not bad else 'FAIL'}{bad}"
+        )
+    for name, (mine, theirs) in (same_sql or {}).items():
+        ratio = mine.rps / theirs.rps
+        print(
+            f"{'same SQL, bare psycopg: ' + name:<44} {'':>7} {mine.rps:>9.0f} {theirs.rps:>9.0f} "
+            f"{ratio:>5.2f}x {mine.p50_ms:>7.2f}ms {mine.p95_ms:>7.2f}ms {theirs.p95_ms:>6.2f}ms  "
+            f"{'>= 0.60x reference r/s':<28} {'PASS' if ratio >= 0.6 else 'FAIL'}"
         )
     rss_mb = rss_kb / 1024
     print(

@@ -90,14 +90,14 @@ DETAIL_COLUMNS = (
 )
 
 
-_DETAIL = select(*(models.article_table.c[name] for name in DETAIL_COLUMNS)).where(
+DETAIL_SELECT = select(*(models.article_table.c[name] for name in DETAIL_COLUMNS)).where(
     models.article_table.c.article_id == bindparam("article_id")
 )
 
 
 @lru_cache(maxsize=8)  # one entry per engine's dialect: one in production
 def _prepared_detail(dialect: Dialect) -> Prepared:
-    return Prepared.of(_DETAIL, dialect)
+    return Prepared.of(DETAIL_SELECT, dialect)
 
 
 def get_article_fields(session: Session, article_id: int) -> dict[str, Any]:
