@@ -7,6 +7,7 @@ direction and each segment is a plain index range. The statements are compiled o
 shape and run on the DBAPI cursor (app/queries/prepared.py). Knows nothing of HTTP.
 """
 
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     or_,
+    select,
 )
 from sqlmodel import Session
 
@@ -75,8 +77,10 @@ def walk_select(
     where: list[ColumnElement[bool]],
     *,
     head: bool = False,
+    deferred: bool = False,
 ) -> Select[Any]:
-    """An index walk: `where`, past the bound cursor key if `after_key`, `row_limit` rows."""
+    """An index walk: `where`, past the bound cursor key if `after_key`, `row_limit` rows;
+    `deferred`, the ids of the page first, then their rows."""
     article = models.article_table
     keyed: dict[Order, list[ColumnElement[Any]]] = {
         "id": [article.c.article_id],
@@ -85,17 +89,38 @@ def walk_select(
         "undated": [article.c.article_id],
     }
     columns = keyed[order]
-    stmt = summary_select(content, head=head).where(*where)
+    conditions = list(where)
     if order == "dated":
-        stmt = stmt.where(article.c.published_at.is_not(None))
+        conditions.append(article.c.published_at.is_not(None))
     elif order == "undated":
-        stmt = stmt.where(article.c.published_at.is_(None))
+        conditions.append(article.c.published_at.is_(None))
     if after_key:
         names = KEY_NAMES[: len(columns)]
         key: tuple[BindParameter[Any], ...] = tuple(bindparam(name) for name in names)
-        stmt = stmt.where(after(columns, key, walk_descending))
-    stmt = stmt.order_by(*(c.desc() if walk_descending else c.asc() for c in columns))
-    return stmt.limit(bindparam(LIMIT_NAME, type_=Integer))
+        conditions.append(after(columns, key, walk_descending))
+    ordering = [c.desc() if walk_descending else c.asc() for c in columns]
+    limit = bindparam(LIMIT_NAME, type_=Integer)
+    if not deferred:
+        return (
+            summary_select(content, head=head).where(*conditions).order_by(*ordering).limit(limit)
+        )
+    # The page's ids first, from the indexes alone, then just those rows: a filter the walk's
+    # own index cannot answer would otherwise read a row for every candidate it rejects.
+    ids = select(article.c.article_id).where(*conditions).order_by(*ordering).limit(limit)
+    return (
+        summary_select(content, head=head)
+        .where(article.c.article_id.in_(ids.scalar_subquery()))
+        .order_by(*ordering)
+    )
+
+
+# Filters (by bind name) that no walk's index holds beside its order: their walks take the
+# page's ids from a covering index first (`walk_select`'s `deferred`).
+_OFF_INDEX = ("pub_from", "pub_before", "url", "author_")
+
+
+def deferred_walk(bind_names: Iterable[str]) -> bool:
+    return any(name.startswith(_OFF_INDEX) for name in bind_names)
 
 
 @lru_cache(maxsize=512)
@@ -110,7 +135,10 @@ def _prepared(
     names = dict.fromkeys(name for name in bind_names if name not in KEY_NAMES)
     where = filter_clauses_for(names, with_values=False)
     after_key = KEY_NAMES[0] in bind_names
-    return Prepared.of(walk_select(order, content, walk_descending, after_key, where), dialect)
+    stmt = walk_select(
+        order, content, walk_descending, after_key, where, deferred=deferred_walk(names)
+    )
+    return Prepared.of(stmt, dialect)
 
 
 def _rows(
