@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from app import models, takedowns
 from app.db import make_engine, migrate
-from app.errors import NotFound
+from app.errors import ConfigurationError, NotFound
 from app.ingest.fields import FieldMap
 from app.ingest.pipeline import DEFAULT_BATCH_SIZE, ingest
 from app.ingest.progress import Progress
@@ -32,7 +32,7 @@ from app.ingest.writer import BatchCounts
 from app.queries import keys as key_queries
 from app.queries.articles import ArticleFilter
 from app.queries.export import Format, export_chunks
-from app.search import sync
+from app.search import sync, vector_sync
 from app.search.index import SearchIndex, index_path
 from app.settings import Settings
 
@@ -204,11 +204,17 @@ def ingest_command(
     # GC's full passes, which a load of millions of short-lived records triggers often.
     gc.freeze()
     try:
-        with sync.LoadIndexer(settings, engine) if not dry_run else nullcontext() as indexer:
+        vectors = None if dry_run else vector_sync.load_indexer(settings, engine)
+        with (
+            sync.LoadIndexer(settings, engine) if not dry_run else nullcontext() as indexer,
+            vectors if vectors is not None else nullcontext(),
+        ):
 
             def index_written(counts: BatchCounts) -> None:
                 if indexer is not None:
                     indexer.add(map(_indexed, counts.written), counts.revisions)
+                if vectors is not None:
+                    vectors.add(map(_indexed, counts.written), counts.revisions)
 
             summary = ingest(
                 paths,
@@ -225,6 +231,11 @@ def ingest_command(
             if indexer is not None:
                 phase("updating the search index")
                 indexer.finish()
+            if vectors is not None:
+                phase("updating the vector index")
+                vectors.finish()
+    except ConfigurationError as exc:
+        raise _fail(exc.detail) from None
     except SQLAlchemyError as exc:
         raise _fail(_db_error(exc)) from None
     except ChildProcessError as exc:  # the reader process failed (app/ingest/prefetch.py)
@@ -377,6 +388,7 @@ def delete_command(
         )
         if outcome.done and not dry_run:
             sync.catch_up(settings, engine)  # unless a server follows the index already
+            vector_sync.catch_up_configured(settings, engine)
     except SQLAlchemyError as exc:
         raise _fail(_db_error(exc)) from None
     finally:

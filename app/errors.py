@@ -7,6 +7,7 @@ and `app/api/problems.py` alone turns them into HTTP problem bodies.
     ├── InvalidCursor            (400) a cursor that does not parse, was altered, or was
     │                                  made for another filter or sort
     ├── InvalidParameter         (422) a parameter that parses but cannot be honoured
+    ├── ConfigurationError       (500) a setting names what cannot be loaded (an embedder)
     └── ServiceUnavailable       (503) the database cannot be reached or is saturated
         └── SearchIndexBuilding  (503) the search index has not caught up since start
 """
@@ -55,6 +56,10 @@ class InvalidParameter(CorpusError):
     def __init__(self, detail: str, *, parameter: str) -> None:
         super().__init__(detail)
         self.parameter = parameter
+
+
+class ConfigurationError(CorpusError):
+    title, slug = "Configuration error", "configuration-error"
 
 
 class ServiceUnavailable(CorpusError):

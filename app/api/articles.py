@@ -10,7 +10,15 @@ from starlette.responses import Response
 
 from app import schemas
 from app.api.calls import run_db, run_db_short
-from app.api.deps import ArticleId, CacheDep, SessionDep, SettingsDep, search_index
+from app.api.deps import (
+    ArticleId,
+    CacheDep,
+    SessionDep,
+    SettingsDep,
+    meaning_on,
+    meaning_view,
+    search_index,
+)
 from app.api.list_query import (
     ArticleListQueryDep,
     ListOptions,
@@ -28,10 +36,14 @@ from app.queries import meta as meta_queries
 from app.queries.articles import ArticleFilter, Item
 from app.queries.cache import BYTES_PER_WEIGHT, newest_revision
 from app.queries.counts import CountMode
+from app.queries.search import SearchMode
+from app.queries.semantic import Meaning
 from app.search.index import IndexView
 from app.search.sync import Follower
 
 router = APIRouter(prefix="/v1/articles", tags=["articles"], responses=PROBLEM_RESPONSES)
+# Similar articles by meaning came out best in bench/relevance.py (docs/search.md).
+SIMILAR_DEFAULT = SearchMode.SEMANTIC
 
 
 def _project(rows: Iterable[Item], fields: frozenset[str] | None) -> list[Item]:
@@ -65,15 +77,17 @@ async def page_reply(page: PageRequest) -> tuple[bytes, str | None]:
         return await run_db_short(session, _build_page, page, None)
     query = page.request.scope["query_string"].decode("latin-1")
     view = _index_view(page)
+    meaning = _meaning(page)
     revision = await run_db_short(session, newest_revision, session)
     if view is not None and page.options.flt.search is None and view.revision() < revision:
         view = None  # behind the database: a list's counts come from the database
-    # A kept reply is valid for one state of the database and of the index together.
-    key = f"page:{view.revision() if view else 0}:{page.request.scope['path']}?{query}"
+    # A kept reply is valid for one state of the database and of the indexes together.
+    revisions = f"{view.revision() if view else 0}:{meaning.vectors.revision if meaning else 0}"
+    key = f"page:{revisions}:{page.request.scope['path']}?{query}"
     hit = page.cache.get(key, revision)
     if isinstance(hit, tuple):
         return hit
-    body, link = await run_db(_build_page, page, view, snapshot=True)
+    body, link = await run_db(_build_page, page, view, snapshot=True, meaning=meaning)
     page.cache.put(key, revision, (body, link), weight=1 + len(body) // BYTES_PER_WEIGHT)
     return body, link
 
@@ -94,6 +108,14 @@ def _index_view(page: PageRequest) -> IndexView | None:
     return follower.index.view()
 
 
+def _meaning(page: PageRequest) -> Meaning | None:
+    """The view of the vector index a search by meaning reads (None for a keyword one)."""
+    flt = page.options.flt
+    if flt.mode is SearchMode.KEYWORD or flt.search is None or flt.search.matches_nothing:
+        return None
+    return meaning_view(page.request.app.state)
+
+
 def _cursor_secret(page: PageRequest) -> str:
     """The configured secret, else the database's own, read once per process."""
     if page.settings.cursor_secret:
@@ -106,7 +128,11 @@ def _cursor_secret(page: PageRequest) -> str:
 
 
 def _build_page(
-    page: PageRequest, index: IndexView | None, *, snapshot: bool = False
+    page: PageRequest,
+    index: IndexView | None,
+    *,
+    snapshot: bool = False,
+    meaning: Meaning | None = None,
 ) -> tuple[bytes, str | None]:
     """Shared by every list of articles: decode the cursor, fetch, count, link the neighbours.
     Returns the body and the Link header.
@@ -138,8 +164,9 @@ def _build_page(
         content=options.content,
         cache=page.cache,
         index=index,
+        meaning=meaning,
     )
-    total = counts.total(session, flt, options.count, page.cache, index)
+    total = counts.total(session, flt, options.count, page.cache, index, meaning)
     next_url, prev_url = page_links(page.request, rows, given, fingerprint, secret)
     body: dict[str, Any] = {
         "items": _project(rows.rows, options.fields),
@@ -149,7 +176,7 @@ def _build_page(
         "total_is_exact": total.is_exact,
     }
     if options.facets:
-        body["facets"] = counts.facets(session, flt, options.facets, page.cache, index)
+        body["facets"] = counts.facets(session, flt, options.facets, page.cache, index, meaning)
     return orjson.dumps(body, option=orjson.OPT_UTC_Z), link_header(next_url, prev_url)
 
 
@@ -210,13 +237,18 @@ def article_json(fields: dict[str, Any]) -> bytes:
 async def list_similar_articles(
     request: Request, article_id: ArticleId, session: SessionDep, query: SimilarQueryDep
 ) -> Response:
-    """Articles most like this one (more-like-this over its title and body), best first.
+    """Articles most like this one, best first: by meaning (`mode=semantic`, the default
+    where search by meaning is on), by shared words (`keyword`: more-like-this over its
+    title and body) or both fused (`hybrid`).
 
     Items are list items with a `score`; `source_id` narrows them, `content` and `fields`
     shape them as on list_articles. One page: `next` and `prev` are null.
     """
     wanted = parse_fields(query.fields)
-    index = search_index(request.app.state)
+    state = request.app.state
+    index = search_index(state)
+    mode = query.mode or (SIMILAR_DEFAULT if meaning_on(state) else SearchMode.KEYWORD)
+    meaning = None if mode is SearchMode.KEYWORD else meaning_view(state)
     flt = ArticleFilter(source_ids=tuple(query.source_id))
     items = await run_db(
         article_queries.similar_articles,
@@ -226,6 +258,8 @@ async def list_similar_articles(
         flt,
         limit=query.limit,
         content=query.content,
+        mode=mode,
+        meaning=meaning,
     )
     body = {"items": _project(items, wanted), "next": None, "prev": None}
     body |= {"total": None, "total_is_exact": None}

@@ -9,7 +9,8 @@ from app.api.calls import run_db
 from app.api.deps import SessionDep
 from app.api.problems import PROBLEM_RESPONSES
 from app.api.responses import json_response
-from app.search.sync import Follower
+from app.search.sync import Follower, IndexStatus
+from app.search.vector_sync import VectorFollower
 
 router = APIRouter(tags=["health"])
 # Never cached: a probe must see the process and the database as they are now.
@@ -33,13 +34,18 @@ async def readyz(request: Request, session: SessionDep) -> Response:
     says whether searches are served yet (lists and details never wait for the index)."""
     await run_db(session.execute, text("SELECT 1"))
     follower: Follower | None = getattr(request.app.state, "follower", None)
-    index = None
-    if follower is not None:
-        status = follower.status()
-        index = schemas.IndexState(
-            state="ready" if status.ready else "building",
-            revision=status.index_revision,
-            database_revision=status.database_revision,
-            writer=status.following,
-        )
-    return json_response(schemas.Readiness(status="ready", search_index=index))
+    vectors: VectorFollower | None = getattr(request.app.state, "vector_follower", None)
+    index = None if follower is None else _state(follower.status())
+    vector_index = None if vectors is None else _state(vectors.status())
+    return json_response(
+        schemas.Readiness(status="ready", search_index=index, vector_index=vector_index)
+    )
+
+
+def _state(status: IndexStatus) -> schemas.IndexState:
+    return schemas.IndexState(
+        state="ready" if status.ready else "building",
+        revision=status.index_revision,
+        database_revision=status.database_revision,
+        writer=status.following,
+    )

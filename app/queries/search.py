@@ -10,6 +10,7 @@ HTTP or of the index.
 import html
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
 
 MAX_QUERY_CHARS = 1000
@@ -18,6 +19,15 @@ _WORD = re.compile(r"[^\W_]+")
 # Private markers around matched terms; HTML-escaping leaves them alone, then they become
 # <mark> and </mark>. Chosen because no article text contains them.
 MARK_START, MARK_END = "\x02", "\x03"
+
+
+class SearchMode(StrEnum):
+    """How `q` finds articles: by its words (BM25), by its meaning (nearest vectors), or
+    both rankings fused (app/queries/semantic.py)."""
+
+    KEYWORD = "keyword"
+    SEMANTIC = "semantic"
+    HYBRID = "hybrid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +56,10 @@ class SearchQuery:
     def ranked(self) -> bool:
         """Only positive terms give a relevance order; exclusions alone do not."""
         return bool(self.groups)
+
+    def meaning_text(self) -> str:
+        """What search by meaning embeds: the positive words, in order."""
+        return " ".join(w for group in self.groups for phrase in group for w in phrase.words)
 
     def canonical(self) -> str:
         """A normal form: equal for queries that mean the same; used in cursors and caches."""

@@ -1,0 +1,152 @@
+"""Text to vectors: the one interface search by meaning uses, and the models behind it.
+
+`CORPUS_EMBEDDER` names the model: `wordllama` (the default: static 256-dimension token
+embeddings whose weights ship inside the `wordllama` wheel, CPU only), `wordllama:64` or
+`wordllama:128` (the same model cut to fewer dimensions), `sentence-transformers:<path>`
+(a sentence-transformers model in a folder on disk; the package must be installed), or
+`none`, which turns search by meaning off. Nothing is ever downloaded: a model that is not
+on disk is a configuration error at start. Knows nothing of HTTP or of the index.
+"""
+
+import logging
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib import import_module
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from app.errors import ConfigurationError
+
+Vectors = npt.NDArray[np.float32]  # (n, dim), each row of unit length
+OFF = "none"
+DEFAULT = "wordllama"
+# What of an article is embedded: its title and the start of its body, where news puts
+# what it is about; longer text costs time in proportion and adds little to its meaning.
+BODY_CHARS = 1024
+BATCH = 256
+
+
+class Embedder(Protocol):
+    """A model that maps texts to unit vectors. `name` identifies the model and its
+    dimension: an index built by another name is rebuilt, never mixed."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> Vectors: ...
+
+
+def article_text(title: str, content: str) -> str:
+    """The text embedded for an article."""
+    return f"{title}\n{content[:BODY_CHARS]}"
+
+
+def _unit(vectors: npt.NDArray[Any]) -> Vectors:
+    out = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    out /= np.maximum(norms, 1e-12)  # an empty text has no direction: it stays zero
+    return out
+
+
+class _Model:
+    """What every embedder shares: a name with its dimension, and unit vectors out."""
+
+    def __init__(self, name: str, dim: int) -> None:
+        self._name = f"{name}/{dim}"
+        self._dim = dim
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self._dim), np.float32)
+        return _unit(self._encode(list(texts)))
+
+    def _encode(self, texts: list[str]) -> npt.NDArray[Any]:
+        raise NotImplementedError
+
+
+class WordLlamaEmbedder(_Model):
+    """WordLlama's l2_supercat model from the installed wheel: the mean of the text's
+    token embeddings. Loads in about 0.1 s and holds ~33 MB of weights."""
+
+    def __init__(self, dim: int = 256) -> None:
+        # The wheel carries the weights and the tokenizer, but `WordLlama.load()` looks for
+        # the tokenizer under a folder the wheel does not use and then tries to download
+        # it: point it at the package's own folder and forbid downloads.
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
+        wordllama = import_module("wordllama")
+        # Its import calls logging.basicConfig(level=INFO): leave the app's logging as it was.
+        root.handlers[:], root.level = handlers, level
+        folder = Path(str(wordllama.__file__)).parent
+        try:
+            self._model = wordllama.WordLlama.load(
+                cache_dir=folder, disable_download=True, trunc_dim=dim if dim != 256 else None
+            )
+        except (FileNotFoundError, ValueError) as exc:
+            raise ConfigurationError(f"cannot load wordllama ({exc})") from None
+        super().__init__("wordllama/l2_supercat", dim)
+
+    def _encode(self, texts: list[str]) -> npt.NDArray[Any]:
+        found: npt.NDArray[Any] = self._model.embed(texts, norm=False, batch_size=64)
+        return found
+
+
+class SentenceTransformerEmbedder(_Model):
+    """A sentence-transformers model from a folder on disk (never fetched from a hub)."""
+
+    def __init__(self, path: str) -> None:
+        folder = Path(path)
+        if not folder.is_dir():
+            raise ConfigurationError(f"no sentence-transformers model folder at {path}")
+        try:
+            module = import_module("sentence_transformers")
+        except ImportError:
+            raise ConfigurationError(
+                "CORPUS_EMBEDDER names a sentence-transformers model, but the "
+                "sentence-transformers package is not installed"
+            ) from None
+        self._model = module.SentenceTransformer(str(folder), local_files_only=True)
+        dim = int(self._model.get_sentence_embedding_dimension())
+        super().__init__(f"sentence-transformers/{folder.resolve()}", dim)
+
+    def _encode(self, texts: list[str]) -> npt.NDArray[Any]:
+        found: npt.NDArray[Any] = self._model.encode(texts, batch_size=64, convert_to_numpy=True)
+        return found
+
+
+@lru_cache(maxsize=4)
+def load_embedder(spec: str) -> Embedder | None:
+    """The embedder `spec` (a CORPUS_EMBEDDER value) names; None for `none`.
+    ConfigurationError when it names nothing we can load. A model never changes once
+    loaded, so every app of a process shares one copy."""
+    kind, _, arg = spec.strip().partition(":")
+    if kind == OFF and not arg:
+        return None
+    if kind == "wordllama":
+        try:
+            dim = int(arg) if arg else 256
+        except ValueError:
+            dim = 0
+        if dim not in (64, 128, 256):
+            raise ConfigurationError(f"wordllama dimensions are 64, 128 or 256, not {arg!r}")
+        return WordLlamaEmbedder(dim)
+    if kind == "sentence-transformers" and arg:
+        return SentenceTransformerEmbedder(arg)
+    raise ConfigurationError(
+        f"unknown embedder {spec!r}: use wordllama, wordllama:64, wordllama:128, "
+        "sentence-transformers:<folder> or none"
+    )
