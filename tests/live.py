@@ -28,6 +28,7 @@ START_TIMEOUT_S = 30.0
 class LiveServer:
     url: str
     log: Path
+    pid: int = 0  # the server process (with one worker, the one that serves)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -75,7 +76,7 @@ def serve(
         process = subprocess.Popen(
             command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
         )
-    server = LiveServer(f"http://127.0.0.1:{port}", Path(log.name))
+    server = LiveServer(f"http://127.0.0.1:{port}", Path(log.name), process.pid)
     try:
         _wait_until_healthy(server, process)
         yield server

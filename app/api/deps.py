@@ -111,8 +111,3 @@ def meaning_view(state: State) -> Meaning:
             f"{status.database_revision}; retry shortly."
         )
     return Meaning(follower.index.view(), embedder)
-
-
-def meaning_on(state: State) -> bool:
-    """Whether this process searches by meaning at all (CORPUS_EMBEDDER is not `none`)."""
-    return getattr(state, "embedder", None) is not None

@@ -288,8 +288,7 @@ class SimilarQuery(SourcesQuery):
         None,
         description=(
             "Like by what: `keyword` (shared words, more-like-this), `semantic` (meaning) or "
-            "`hybrid` (both fused). Default `semantic`, the best measured (docs/search.md), "
-            "or `keyword` when search by meaning is off."
+            "`hybrid` (both fused). Default `keyword`, the best measured (docs/search.md)."
         ),
         examples=["semantic"],
     )

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from functools import lru_cache
 from importlib import import_module
+from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,7 +27,9 @@ DEFAULT = "wordllama"
 # What of an article is embedded: its title and the start of its body, where news puts
 # what it is about; longer text costs time in proportion and adds little to its meaning.
 BODY_CHARS = 1024
-BATCH = 256
+SLICE = 128  # texts embedded at once (~30 MB of token rows for 1 KB texts)
+# Words whose tokens an embedder keeps (a few MB): news text repeats its words.
+MAX_CACHED_WORDS = 200_000
 
 
 class Embedder(Protocol):
@@ -72,7 +75,11 @@ class _Model:
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self._dim), np.float32)
-        return _unit(self._encode(list(texts)))
+        # In slices: a model's working memory grows with the texts it is handed at once.
+        parts = [
+            _unit(self._encode(list(texts[i : i + SLICE]))) for i in range(0, len(texts), SLICE)
+        ]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _encode(self, texts: list[str]) -> npt.NDArray[Any]:
         raise NotImplementedError
@@ -99,10 +106,36 @@ class WordLlamaEmbedder(_Model):
         except (FileNotFoundError, ValueError) as exc:
             raise ConfigurationError(f"cannot load wordllama ({exc})") from None
         super().__init__("wordllama/l2_supercat", dim)
+        self._weights: npt.NDArray[np.float32] = self._model.embedding
+        self._tokenizer = self._model.tokenizer
+        self._tokenizer.no_padding()
+        self._words: dict[str, list[int]] = {}
 
     def _encode(self, texts: list[str]) -> npt.NDArray[Any]:
-        found: npt.NDArray[Any] = self._model.embed(texts, norm=False, batch_size=64)
-        return found
+        """The mean of each text's token embeddings, as WordLlama's own `embed` computes it
+        (cosine 0.9999 to its vectors), ~3x faster: its tokenizer, which splits at spaces
+        anyway, tokenizes each distinct word once (news repeats its words), and each text
+        sums its own rows instead of a batch padded to its longest text."""
+        split = [text.split(" ") for text in texts]
+        if len(self._words) > MAX_CACHED_WORDS:
+            self._words = {}
+        words = self._words
+        missing = list({w for ws in split for w in ws if w not in words})
+        for word, found in zip(
+            missing, self._tokenizer.encode_batch(missing, add_special_tokens=False), strict=True
+        ):
+            words[word] = found.ids
+        per_text = [list(chain.from_iterable(map(words.__getitem__, ws))) for ws in split]
+        ends = np.cumsum(np.fromiter(map(len, per_text), np.int64, len(per_text)))
+        ids = np.fromiter(chain.from_iterable(per_text), np.int32, int(ends[-1]))
+        rows = self._weights[ids]
+        out = np.zeros((len(texts), self.dim), np.float32)
+        start = 0
+        for i, end in enumerate(ends.tolist()):
+            if end > start:
+                out[i] = rows[start:end].sum(axis=0)
+            start = end
+        return out
 
 
 class SentenceTransformerEmbedder(_Model):

@@ -13,8 +13,12 @@ rebuilt. Knows nothing of HTTP.
 """
 
 import logging
+import multiprocessing
+import os
 import threading
+from collections import deque
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -24,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app import revisions
 from app.dates import to_micros
-from app.search.embedder import Embedder, article_text, load_embedder
+from app.search.embedder import Embedder, Vectors, article_text, load_embedder
 from app.search.index import index_path
 from app.search.sync import (
     CHANGE_BATCH_ROWS,
@@ -42,6 +46,8 @@ log = logging.getLogger(__name__)
 
 # A long catch-up commits along the way, so a kill loses at most this much embedding.
 COMMIT_EVERY_ROWS = 20_000
+PENDING_BATCHES = 2
+EMBED_PROCESS_AFTER_ROWS = 20_000
 _COLUMNS = ("article_id", "source_id", "title", "content", "published_at", "revision")
 
 
@@ -208,10 +214,22 @@ class VectorFollower:
             self.index.reload()
 
 
+def embed_texts(spec: str, texts: list[str]) -> Vectors:
+    """In an embedding process: the texts' vectors by the embedder `spec` names."""
+    embedder = load_embedder(spec)
+    assert embedder is not None
+    return embedder.embed(texts)
+
+
 class VectorLoadIndexer:
     """Embeds a load's written records as its batches commit, when no one else follows the
     folder; at the end, as sync.LoadIndexer does, the folder claims the database's newest
-    revision only if the load's own batches took every revision since it started."""
+    revision only if the load's own batches took every revision since it started.
+
+    A large load on two or more cores embeds in a child process (spawned once the load
+    passes EMBED_PROCESS_AFTER_ROWS), so that embedding, the slowest stage, runs beside
+    the reading and writing instead of after each batch; at most PENDING_BATCHES wait.
+    """
 
     def __init__(self, settings: Settings, engine: Engine, embedder: Embedder) -> None:
         self.settings = settings
@@ -221,6 +239,9 @@ class VectorLoadIndexer:
         self._writer: VectorWriter | None = None
         self._start = 0
         self._revisions = 0
+        self._rows = 0
+        self._process: ProcessPoolExecutor | None = None
+        self._pending: deque[tuple[Future[Vectors], list[Article]]] = deque()
 
     def __enter__(self) -> "VectorLoadIndexer":
         if self.lock.acquire():
@@ -232,13 +253,40 @@ class VectorLoadIndexer:
         """Embed what one committed batch wrote, and count the revisions it took."""
         if self._writer is None:
             return
-        _add(self._writer, self.embedder, list(written))
+        batch = list(written)
         self._revisions += revisions
+        self._rows += len(batch)
+        if self._process is None and self._rows > EMBED_PROCESS_AFTER_ROWS and _cores() >= 2:
+            context = multiprocessing.get_context("spawn")  # nothing inherited: no connections
+            self._process = ProcessPoolExecutor(1, mp_context=context)
+        if self._process is None:
+            _add(self._writer, self.embedder, batch)
+            return
+        texts = [article_text(a[2], a[3]) for a in batch]
+        self._pending.append(
+            (self._process.submit(embed_texts, self.settings.embedder, texts), batch)
+        )
+        while len(self._pending) > PENDING_BATCHES:
+            self._take()
+
+    def _take(self) -> None:
+        """Write the oldest pending batch's vectors."""
+        future, batch = self._pending.popleft()
+        vectors = future.result()
+        assert self._writer is not None
+        self._writer.add(
+            [a[0] for a in batch],
+            [a[1] for a in batch],
+            [UNDATED if a[4] is None else to_micros(a[4]) for a in batch],
+            vectors,
+        )
 
     def finish(self) -> bool:
         """Commit and bring the folder up to date; False when a server follows it instead."""
         if self._writer is None:
             return catch_up(self.settings, self.engine, self.embedder)
+        while self._pending:
+            self._take()
         newest = newest_revision(self.engine)
         alone = newest == self._start + self._revisions
         self._writer.commit(newest if alone else self._start)
@@ -251,12 +299,19 @@ class VectorLoadIndexer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._process is not None:
+            self._process.shutdown(cancel_futures=True)
+        self._pending.clear()
         if self._writer is None:
             return
         self._writer = None
         self.lock.release()
         if exc_type is None and behind(self.settings, self.engine, self.embedder):
             catch_up(self.settings, self.engine, self.embedder)
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0))
 
 
 def load_indexer(settings: Settings, engine: Engine) -> VectorLoadIndexer | None:
