@@ -217,13 +217,9 @@ def measure(args: argparse.Namespace, data: Path, url: str, index_dir: Path) -> 
     for mode in MODES:
         t = timings[mode]
         p95, top = percentile(t, 0.95), max(t)
-        bars = (
-            ""
-            if mode == "keyword"
-            else (
-                f"{'met' if p95 < P95_MS else 'NOT met':<9} {'met' if top < MAX_MS else 'NOT met':<9}"
-            )
-        )
+        bars = ""
+        if mode != "keyword":
+            bars = f"{_met(p95 < P95_MS):<9} {_met(top < MAX_MS):<9}"
         print(
             f"{mode:<9} {len(t):>4} {percentile(t, 0.5):>7.1f} {p95:>7.1f} {top:>7.1f} "
             f"{p95 / key95:>13.2f}x {bars}"
@@ -239,6 +235,10 @@ def measure(args: argparse.Namespace, data: Path, url: str, index_dir: Path) -> 
     private = on.get("RssAnon", 0)
     met = "met" if private < 300 else "NOT met"
     print(f"private memory of the worker (anonymous pages): {private:.0f} MB (bar 300 MB: {met})")
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
 
 
 def recall(data: Path, index_dir: Path, asked: list[str]) -> None:

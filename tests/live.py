@@ -90,6 +90,19 @@ def serve(
         server.log.unlink(missing_ok=True)
 
 
+def wait_for_indexes(server: LiveServer, timeout_s: float = 60.0) -> None:
+    """Until /readyz says the search index, and the vector index if there is one, are ready."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ready = httpx.get(f"{server.url}/readyz", timeout=5.0).json()
+        states = [ready.get("search_index"), ready.get("vector_index")]
+        if all(state is None or state["state"] == "ready" for state in states):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"indexes not ready in {timeout_s}s: {ready}\n{server.log_text()}")
+        time.sleep(0.05)
+
+
 def _wait_until_healthy(server: LiveServer, process: "subprocess.Popen[bytes]") -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:

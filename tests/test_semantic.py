@@ -21,7 +21,7 @@ from app.search.sync import FollowerLock
 from app.search.vectors import VectorIndex
 from app.settings import Settings
 from tests.factories import add_articles, make_client, record, written_database
-from tests.live import serve
+from tests.live import serve, wait_for_indexes
 
 pytestmark = pytest.mark.anyio
 
@@ -314,7 +314,7 @@ def test_a_takedown_leaves_the_vector_index_within_2_s(
     folder = tmp_path / "host.index"
     vectors = vector_sync.folder(Settings(database_url=database_url, index_dir=str(folder)))
     with serve(database_url, env={"CORPUS_INDEX_DIR": str(folder)}) as server:
-        _wait_ready(server.url)
+        wait_for_indexes(server)
         assert _live(vectors, 4)
         assert takedowns.delete_articles(engine, [4]).done == [4]
         deleted = time.monotonic()
@@ -329,16 +329,6 @@ def _live(folder: Path, article_id: int) -> bool:
     index = VectorIndex.open(folder)
     assert index is not None
     return index.view().vector_of(article_id) is not None
-
-
-def _wait_ready(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        ready = httpx.get(f"{url}/readyz").json()
-        if all(ready[k] and ready[k]["state"] == "ready" for k in ("search_index", "vector_index")):
-            return
-        assert time.monotonic() < deadline, ready
-        time.sleep(0.05)
 
 
 def test_two_hosts_with_their_own_folders_both_follow(

@@ -22,8 +22,7 @@ MARK_START, MARK_END = "\x02", "\x03"
 
 
 class SearchMode(StrEnum):
-    """How `q` finds articles: by its words (BM25), by its meaning (nearest vectors), or
-    both rankings fused (app/queries/semantic.py)."""
+    """How `q` finds articles: by its words, by its meaning, or by both rankings fused."""
 
     KEYWORD = "keyword"
     SEMANTIC = "semantic"
