@@ -186,7 +186,7 @@ for item in march.items:
     assert isinstance(item.author, str) and isinstance(item.url, str)
     dated.append([item.article_id, item.published_at.isoformat(), item.author, item.url])
 undated = article.published_at
-# Search by meaning: words the seed article does not use; each hit's score is a cosine.
+# Search by meaning: no article holds all these words; each hit's score is a cosine.
 meaning = list_articles.sync(
     client=client, q="jihadists lose desert stronghold", mode=SearchMode("semantic"), limit=3
 )
