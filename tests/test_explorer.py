@@ -19,6 +19,7 @@ import httpx
 import pytest
 from PIL import Image
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
@@ -345,7 +346,15 @@ def test_the_mode_switch_finds_an_article_by_meaning(
     wait(browser, lambda b: "&mode=hybrid" in b.current_url)
     wait(browser, lambda b: "mode=hybrid" in by_id(b, "request-url-text").text)
     wait(browser, lambda b: b.execute_script(first) == "166812")
-    results(browser)[0].find_element(By.CSS_SELECTOR, "h3 a").click()
+
+    def open_first(b: webdriver.Chrome) -> bool:
+        try:  # the list may be replaced under us as the hybrid page lands
+            results(b)[0].find_element(By.CSS_SELECTOR, "h3 a").click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    wait(browser, open_first)
     wait(browser, lambda b: by_id(b, "article-title").text.startswith("Islamic State"))
     wait(browser, lambda b: by_id(b, "similar").is_displayed())
     Select(by_id(browser, "mode")).select_by_value("")
