@@ -386,3 +386,32 @@ async def search_caught_up_keyword(client: httpx.AsyncClient) -> None:
     while (await client.get("/readyz")).json()["search_index"]["state"] != "ready":
         assert time.monotonic() < deadline
         await anyio.sleep(0.02)
+
+
+def test_a_large_load_embeds_in_a_child_process_as_it_would_inline(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    """The load's embedding process writes the vectors the loading thread would have."""
+    embedder = load_embedder("wordllama")
+    assert embedder is not None
+    records = corpus()
+    counts = add_articles(engine, records)
+    written = [
+        (r["article_id"], r["source_id"], r["title"], r["content"], None, None, None)
+        for r in records
+    ]
+    found = {}
+    for name, after in (("inline", 1_000_000), ("process", 0)):
+        settings = Settings(database_url=database_url, index_dir=str(tmp_path / f"{name}.index"))
+        with vector_sync.VectorLoadIndexer(
+            settings, engine, embedder, process_after_rows=after
+        ) as indexer:
+            for start in range(0, len(written), 4):  # three batches, as a load commits them
+                indexer.add(written[start : start + 4], 0)
+            assert indexer.finish()
+        index = VectorIndex.open(vector_sync.folder(settings))
+        assert index is not None
+        found[name] = index.view().nearest(embedder.embed(["government budget"])[0], 12)
+    assert counts.inserted == 12
+    assert found["process"] == found["inline"]
+    assert sorted(i for _, i in found["process"][:3]) == BUDGET_IDS

@@ -231,7 +231,14 @@ class VectorLoadIndexer:
     the reading and writing instead of after each batch; at most PENDING_BATCHES wait.
     """
 
-    def __init__(self, settings: Settings, engine: Engine, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        embedder: Embedder,
+        *,
+        process_after_rows: int = EMBED_PROCESS_AFTER_ROWS,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.embedder = embedder
@@ -240,6 +247,7 @@ class VectorLoadIndexer:
         self._start = 0
         self._revisions = 0
         self._rows = 0
+        self._process_after_rows = process_after_rows
         self._process: ProcessPoolExecutor | None = None
         self._pending: deque[tuple[Future[Vectors], list[Article]]] = deque()
 
@@ -256,7 +264,7 @@ class VectorLoadIndexer:
         batch = list(written)
         self._revisions += revisions
         self._rows += len(batch)
-        if self._process is None and self._rows > EMBED_PROCESS_AFTER_ROWS and _cores() >= 2:
+        if self._process is None and self._rows > self._process_after_rows and _cores() >= 2:
             context = multiprocessing.get_context("spawn")  # nothing inherited: no connections
             self._process = ProcessPoolExecutor(1, mp_context=context)
         if self._process is None:
