@@ -1,12 +1,13 @@
 """Search by meaning: speed over HTTP, recall of the vector index, ingest time, and memory.
 
     python -m bench.semantic [--rows 50000] [--backend sqlite|postgresql] [--queries 300]
+                             [--rounds 3]
 
 Writes (once, cached under bench/out/) `--rows` articles of the topic corpus (bench/topics.py:
-English news sentences, bodies of about 1.2 KB) and loads it twice with `corpus ingest`,
-each into a throwaway database: with `CORPUS_EMBEDDER=none` (the reference) and with the
-default embedder, and prints the time to a searchable corpus of each and their ratio (the
-issue's bar: within 1.3x).
+English news sentences, bodies of about 1.2 KB) and loads it with `corpus ingest`, each
+time into a throwaway database, `--rounds` times with `CORPUS_EMBEDDER=none` (the
+reference) and as often with the default embedder, alternating, and prints the best time
+to a searchable corpus of each side and their ratio (the issue's bar: within 1.3x).
 
 Then it serves the embedded database (tests.live.serve: uvicorn, one worker) and sends
 `--queries` distinct queries (two words drawn from the topics' words and paraphrases)
@@ -27,6 +28,7 @@ import os
 import platform
 import random
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -163,6 +165,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3, help="ingests per side, alternating")
     args = parser.parse_args()
     names = ("tantivy", "wordllama", "numkong", "numpy", "uvicorn")
     print(f"# python {platform.python_version()}, " + ", ".join(f"{n} {version(n)}" for n in names))
@@ -171,20 +174,32 @@ def main() -> None:
     print(f"# backend {args.backend}, rows {args.rows:,} ({data.stat().st_size / 1e6:.0f} MB)")
     with tempfile.TemporaryDirectory(prefix="semantic-", dir=OUT) as tmp:
         work = Path(tmp)
-        (work / "off").mkdir()
-        with database(args.backend, work / "off") as off_url:
-            off_s = ingest(data, off_url, work / "off" / "corpus.index", "none")
-        (work / "on").mkdir()
-        with database(args.backend, work / "on") as url:
-            on_s = ingest(data, url, work / "on" / "corpus.index", "wordllama")
-            ratio = on_s / off_s
-            met = "met" if ratio <= INGEST_BAR else "NOT met"
-            print(
-                f"time to a searchable corpus: embeddings off {off_s:.1f}s, on {on_s:.1f}s, "
-                f"ratio {ratio:.2f}x (bar {INGEST_BAR}x: {met})"
-            )
-            measure(args, data, url, work / "on" / "corpus.index")
+        seconds: dict[str, list[float]] = {"none": [], "wordllama": []}
+        # Alternating rounds, the best of each side: a burst of load from the machine's
+        # other tenants lands on both alike.
+        for round_ in range(args.rounds):
+            for embedder in ("none", "wordllama"):
+                folder = work / f"{embedder}-{round_}"
+                folder.mkdir()
+                with database(args.backend, folder) as url:
+                    seconds[embedder].append(ingest(data, url, folder / "corpus.index", embedder))
+                    if embedder == "wordllama" and round_ == args.rounds - 1:
+                        report_ingest(seconds)
+                        measure(args, data, url, folder / "corpus.index")
+                shutil.rmtree(folder)
     print(f"# load average at the end {tuple(round(x, 2) for x in os.getloadavg())}")
+
+
+def report_ingest(seconds: dict[str, list[float]]) -> None:
+    off, on = min(seconds["none"]), min(seconds["wordllama"])
+    rounds = ", ".join(
+        f"{a:.1f}/{b:.1f}" for a, b in zip(seconds["none"], seconds["wordllama"], strict=True)
+    )
+    print(
+        f"time to a searchable corpus, best of {len(seconds['none'])} alternating rounds "
+        f"(off/on: {rounds}): embeddings off {off:.1f}s, on {on:.1f}s, ratio {on / off:.2f}x "
+        f"(bar {INGEST_BAR}x: {_met(on / off <= INGEST_BAR)})"
+    )
 
 
 def measure(args: argparse.Namespace, data: Path, url: str, index_dir: Path) -> None:

@@ -99,7 +99,7 @@ def test_compaction_drops_dead_rows_and_keeps_every_answer(tmp_path: Path) -> No
 def test_the_two_passes_keep_to_the_filter_and_find_what_exact_search_finds(
     tmp_path: Path,
 ) -> None:
-    n = 3 * vector_files.EXACT_BELOW  # enough rows for the coarse pass to run
+    n = 5 * vector_files.CANDIDATES  # enough rows for the coarse pass to run
     _, vectors = filled(tmp_path / "v", n)
     index = VectorIndex.open(tmp_path / "v")
     assert index is not None
@@ -107,7 +107,7 @@ def test_the_two_passes_keep_to_the_filter_and_find_what_exact_search_finds(
     allowed = view.mask(source_ids=[2, 3, 5], published_from=2_000_000_000)
     assert allowed is not None
     admitted = np.flatnonzero(allowed)
-    assert len(admitted) > vector_files.EXACT_BELOW
+    assert len(admitted) > vector_files.CANDIDATES
     recalls = []
     for q in clustered(30, seed=11):
         hits = view.nearest(q, 10, allowed)

@@ -120,7 +120,7 @@ class WordLlamaEmbedder(_Model):
         if len(self._words) > MAX_CACHED_WORDS:
             self._words = {}
         words = self._words
-        missing = list({w for ws in split for w in ws if w not in words})
+        missing = list(set(chain.from_iterable(split)).difference(words))
         for word, found in zip(
             missing, self._tokenizer.encode_batch(missing, add_special_tokens=False), strict=True
         ):

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 # A long catch-up commits along the way, so a kill loses at most this much embedding.
 COMMIT_EVERY_ROWS = 20_000
-PENDING_BATCHES = 2
+PENDING_BATCHES = 2  # per embedding process
 EMBED_PROCESS_AFTER_ROWS = 20_000
 _COLUMNS = ("article_id", "source_id", "title", "content", "published_at", "revision")
 
@@ -228,7 +228,9 @@ class VectorLoadIndexer:
 
     A large load on two or more cores embeds in a child process (spawned once the load
     passes EMBED_PROCESS_AFTER_ROWS), so that embedding, the slowest stage, runs beside
-    the reading and writing instead of after each batch; at most PENDING_BATCHES wait.
+    the reading and writing instead of after each batch: one process per two cores (at
+    most three), each with at most PENDING_BATCHES waiting; vectors are written in batch
+    order.
     """
 
     def __init__(
@@ -249,6 +251,7 @@ class VectorLoadIndexer:
         self._rows = 0
         self._process_after_rows = process_after_rows
         self._process: ProcessPoolExecutor | None = None
+        self._workers = 1
         self._pending: deque[tuple[Future[Vectors], list[Article]]] = deque()
 
     def __enter__(self) -> "VectorLoadIndexer":
@@ -266,7 +269,8 @@ class VectorLoadIndexer:
         self._rows += len(batch)
         if self._process is None and self._rows > self._process_after_rows and _cores() >= 2:
             context = multiprocessing.get_context("spawn")  # nothing inherited: no connections
-            self._process = ProcessPoolExecutor(1, mp_context=context)
+            self._workers = max(1, min(3, _cores() // 2))
+            self._process = ProcessPoolExecutor(self._workers, mp_context=context)
         if self._process is None:
             _add(self._writer, self.embedder, batch)
             return
@@ -274,7 +278,7 @@ class VectorLoadIndexer:
         self._pending.append(
             (self._process.submit(embed_texts, self.settings.embedder, texts), batch)
         )
-        while len(self._pending) > PENDING_BATCHES:
+        while len(self._pending) > PENDING_BATCHES * self._workers:
             self._take()
 
     def _take(self) -> None:

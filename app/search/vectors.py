@@ -51,8 +51,12 @@ COLUMNS: dict[str, type[np.generic]] = {
     "sources": np.uint32,
     "published": np.int64,
 }
-# The coarse pass hands the fine pass at least this many rows (and twice what is asked).
-CANDIDATES = 2048
+# The coarse pass hands the fine pass at least this many rows, twice what is asked, and a
+# share of the rows admitted: at 100k rows of clustered news, 2,048 kept recall@10 at 0.964
+# of exact float32 search, 4,096 at 0.973 (int8 alone caps it at 0.982), and a larger
+# corpus holds more near-ties, so the share keeps the pass as selective.
+CANDIDATES = 4096
+CANDIDATE_SHARE = 1 / 64
 # A filter that admits no more rows than this is scored exactly, without the coarse pass.
 EXACT_BELOW = 4096
 COMPACT_DEAD_SHARE = 0.25
@@ -148,10 +152,11 @@ class VectorView:
         admitted = int(np.count_nonzero(mask))
         if admitted == 0 or k <= 0:
             return []
-        if admitted <= max(EXACT_BELOW, k):
+        wanted = max(CANDIDATES, 2 * k, int(admitted * CANDIDATE_SHARE))
+        if admitted <= max(EXACT_BELOW, wanted):
             rows = np.flatnonzero(mask)
         else:
-            rows = self._coarse(query, mask, max(CANDIDATES, 2 * k))
+            rows = self._coarse(query, mask, wanted)
         return self._fine(query, rows, k)
 
     def _coarse(self, query: Vectors, mask: Bools, wanted: int) -> npt.NDArray[np.intp]:
