@@ -493,7 +493,8 @@ def index_status_command(
     index_dir: IndexDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
-    """The index's revision against the database's, the lag between them, and its size."""
+    """The index's revision against the database's, the lag between them, and its size;
+    and the same of the vector index beside it."""
     settings = _settings(database_url, index_dir)
     engine = make_engine(settings, pooled=False)
     path = index_path(settings)
@@ -517,6 +518,7 @@ def index_status_command(
         "database_revision": database_revision,
         "lag": max(0, database_revision - revision),
         "size_bytes": index.size_bytes() if index is not None else 0,
+        "vectors": vector_sync.status(settings, database_revision),  # search by meaning's
     }
     if as_json:
         sys.stdout.write(orjson.dumps(status).decode() + "\n")

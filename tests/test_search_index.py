@@ -357,6 +357,11 @@ def test_index_status_reports_revisions_lag_and_size(loaded: tuple[str, Engine])
     assert status["lag"] == 1
     assert status["revision"] == status["database_revision"] - 1
     assert status["size_bytes"] > 0
+    vectors = status["vectors"]  # built by the same ingest, beside the index
+    assert vectors["state"] == "ready"
+    assert vectors["lag"] == 1
+    assert vectors["articles"] == 3_000
+    assert vectors["embedder"] == "wordllama/l2_supercat/256"
 
 
 async def test_one_request_reads_one_commit_of_the_index(database_url: str, engine: Engine) -> None:

@@ -184,6 +184,7 @@ async def test_semantic_scores_are_cosines_and_hybrid_marks_words_that_matched(
         ),
         ({"author": "Jane Doe"}, lambda r: r["author"] == "Jane Doe"),
         ({"url": "https://none.example/"}, lambda r: False),
+        ({"source_id": 2**63 - 2}, lambda r: False),  # a source id past 32 bits
     ],
 )
 async def test_filters_are_exact_in_every_mode(

@@ -161,14 +161,19 @@ class SentenceTransformerEmbedder(_Model):
         return found
 
 
+def is_off(spec: str) -> bool:
+    """Whether the CORPUS_EMBEDDER value `spec` turns search by meaning off."""
+    return spec.strip() == OFF
+
+
 @lru_cache(maxsize=4)
 def load_embedder(spec: str) -> Embedder | None:
     """The embedder `spec` (a CORPUS_EMBEDDER value) names; None for `none`.
     ConfigurationError when it names nothing we can load. A model never changes once
     loaded, so every app of a process shares one copy."""
-    kind, _, arg = spec.strip().partition(":")
-    if kind == OFF and not arg:
+    if is_off(spec):
         return None
+    kind, _, arg = spec.strip().partition(":")
     if kind == "wordllama":
         try:
             dim = int(arg) if arg else 256

@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app import revisions
 from app.dates import to_micros
-from app.search.embedder import Embedder, Vectors, article_text, load_embedder
+from app.search.embedder import Embedder, Vectors, article_text, is_off, load_embedder
 from app.search.index import index_path
 from app.search.sync import (
     CHANGE_BATCH_ROWS,
@@ -237,13 +237,15 @@ class VectorLoadIndexer:
         self,
         settings: Settings,
         engine: Engine,
-        embedder: Embedder,
+        embedder: Embedder | None = None,
         *,
         process_after_rows: int = EMBED_PROCESS_AFTER_ROWS,
     ) -> None:
         self.settings = settings
         self.engine = engine
-        self.embedder = embedder
+        # Loaded from settings.embedder only if this load writes the folder: a load that a
+        # server follows never holds the model.
+        self._embedder = embedder
         self.lock = FollowerLock(folder(settings))
         self._writer: VectorWriter | None = None
         self._start = 0
@@ -253,6 +255,14 @@ class VectorLoadIndexer:
         self._process: ProcessPoolExecutor | None = None
         self._workers = 1
         self._pending: deque[tuple[Future[Vectors], list[Article]]] = deque()
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            found = load_embedder(self.settings.embedder)
+            assert found is not None, "load_indexer makes none when search by meaning is off"
+            self._embedder = found
+        return self._embedder
 
     def __enter__(self) -> "VectorLoadIndexer":
         if self.lock.acquire():
@@ -296,7 +306,7 @@ class VectorLoadIndexer:
     def finish(self) -> bool:
         """Commit and bring the folder up to date; False when a server follows it instead."""
         if self._writer is None:
-            return catch_up(self.settings, self.engine, self.embedder)
+            return catch_up_configured(self.settings, self.engine)
         while self._pending:
             self._take()
         newest = newest_revision(self.engine)
@@ -328,11 +338,36 @@ def _cores() -> int:
 
 def load_indexer(settings: Settings, engine: Engine) -> VectorLoadIndexer | None:
     """A load's vector indexer, or None when search by meaning is off."""
-    embedder = load_embedder(settings.embedder)
-    return None if embedder is None else VectorLoadIndexer(settings, engine, embedder)
+    return None if is_off(settings.embedder) else VectorLoadIndexer(settings, engine)
 
 
 def catch_up_configured(settings: Settings, engine: Engine) -> bool:
-    """`catch_up` with the configured embedder (True at once when search by meaning is off)."""
+    """`catch_up` with the configured embedder, loaded only if no one else holds the folder
+    (False: someone does); True at once when search by meaning is off."""
+    if is_off(settings.embedder):
+        return True
+    lock = FollowerLock(folder(settings))
+    if not lock.acquire():
+        return False
+    lock.release()
     embedder = load_embedder(settings.embedder)
     return True if embedder is None else catch_up(settings, engine, embedder)
+
+
+def status(settings: Settings, database_revision: int) -> dict[str, object]:
+    """What `corpus index status` says of the vector folder."""
+    path = folder(settings)
+    index = VectorIndex.open(path)
+    if index is None:
+        return {"path": str(path), "state": "missing"}
+    meta = index.meta
+    size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+    return {
+        "path": str(path),
+        "state": "ready",
+        "embedder": meta.embedder,
+        "revision": meta.revision,
+        "lag": max(0, database_revision - meta.revision),
+        "articles": index.view().live_count(),
+        "size_bytes": size,
+    }

@@ -4,7 +4,7 @@ A folder (beside the search index's: `data/corpus.index` has `data/corpus.vector
 
     manifest.json  the database id, the embedder and dimension, the revision applied, the
                    generation of the row files, how many rows count, and the live file
-    g<G>.ids       uint64 article_id per row       g<G>.sources    uint32 source_id per row
+    g<G>.ids       uint64 article_id per row       g<G>.sources    uint64 source_id per row
     g<G>.published int64 published_at per row (microseconds; UNDATED for none)
     g<G>.codes     dim/8 bytes per row: each dimension's sign bit (the coarse pass)
     g<G>.vectors   dim int8 per row: each component times `scale` (the fine pass)
@@ -48,7 +48,7 @@ MANIFEST = "manifest.json"
 # One value per row, by file suffix.
 COLUMNS: dict[str, type[np.generic]] = {
     "ids": np.uint64,
-    "sources": np.uint32,
+    "sources": np.uint64,
     "published": np.int64,
 }
 # The coarse pass hands the fine pass at least this many rows, twice what is asked, and a
@@ -134,7 +134,7 @@ class VectorView:
 
     meta: VectorMeta
     ids: npt.NDArray[np.uint64]
-    sources: npt.NDArray[np.uint32]
+    sources: npt.NDArray[np.uint64]
     published: npt.NDArray[np.int64]
     codes: npt.NDArray[np.uint8]
     vectors: npt.NDArray[np.int8]
@@ -198,7 +198,7 @@ class VectorView:
         """Rows within these filters (None: no filter), from the row files alone."""
         parts: list[Bools] = []
         if source_ids:
-            parts.append(np.isin(self.sources, np.array(sorted(set(source_ids)), np.uint32)))
+            parts.append(np.isin(self.sources, np.array(sorted(set(source_ids)), np.uint64)))
         if id_min is not None:
             parts.append(self.ids >= np.uint64(id_min))
         if id_max is not None:
@@ -262,6 +262,8 @@ class VectorIndex:
     @classmethod
     def open(cls, path: Path) -> "VectorIndex | None":
         """The folder's last commit, or None when there is none or it cannot be read."""
+        if not (path / MANIFEST).exists():
+            return None
         try:
             stamp = _stamp(path)
             meta = read_meta(path)
@@ -382,7 +384,7 @@ class VectorWriter:
         self._pending.append(
             {
                 "ids": ids,
-                "sources": np.array(source_ids, np.uint32),
+                "sources": np.array(source_ids, np.uint64),
                 "published": np.array(published, np.int64),
                 "codes": codes,
                 "vectors": fine,
