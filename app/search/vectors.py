@@ -42,7 +42,7 @@ from app.search.embedder import Vectors
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: 64-bit source ids
 UNDATED = int(np.iinfo(np.int64).min)
 MANIFEST = "manifest.json"
 # One value per row, by file suffix.
@@ -160,12 +160,20 @@ class VectorView:
         return self._fine(query, rows, k)
 
     def _coarse(self, query: Vectors, mask: Bools, wanted: int) -> npt.NDArray[np.intp]:
-        """The `wanted` admitted rows whose sign bits differ least from the query's."""
+        """The admitted rows whose sign bits differ least from the query's: the `wanted`
+        nearest and every row as near as the last of them (at most twice `wanted`)."""
         code = np.packbits(query > 0)[None, :]
         found = numkong.cdist(code, self.codes, "hamming", dtype="uint1", out_dtype="float32")
-        distances = np.asarray(found).reshape(-1)
-        distances[~mask] = np.inf
-        return np.argpartition(distances, wanted)[:wanted]
+        dim = self.meta.dim
+        distances = np.asarray(found).reshape(-1).astype(np.uint16)
+        distances[~mask] = dim + 1  # never a candidate
+        # Distances are small integers: a histogram finds the cut in one pass, where a
+        # partial sort of a million floats took several milliseconds.
+        cut = int(np.searchsorted(np.cumsum(np.bincount(distances, minlength=dim + 2)), wanted))
+        rows = np.flatnonzero(distances <= cut)
+        if len(rows) > 2 * wanted:  # a crowd of ties at the cut
+            rows = rows[np.argpartition(distances[rows], wanted)[:wanted]]
+        return rows
 
     def _fine(self, query: Vectors, rows: npt.NDArray[np.intp], k: int) -> list[Hit]:
         # einsum, not `@`: BLAS would start threads for a product this small, and on a
