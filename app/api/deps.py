@@ -105,9 +105,12 @@ def meaning_view(state: State) -> Meaning:
             parameter="mode",
         )
     status = follower.status()
-    if not status.ready or follower.index is None:
+    index = follower.index
+    view = index.view() if index is not None else None
+    # Another process on this host may be rebuilding the folder for another embedder.
+    if not status.ready or view is None or view.meta.embedder != embedder.name:
         raise SearchIndexBuilding(
             f"The vector index is being built: revision {status.index_revision} of "
             f"{status.database_revision}; retry shortly."
         )
-    return Meaning(follower.index.view(), embedder)
+    return Meaning(view, embedder)
