@@ -273,26 +273,26 @@ class VectorIndex:
         if not (path / MANIFEST).exists():
             return None
         try:
-            stamp = _stamp(path)
-            meta = read_meta(path)
-            if meta is None or meta.format != FORMAT:
-                return None
-            return cls(path, load_view(path, meta), stamp)
+            found = _last_commit(path)
         except (OSError, ValueError) as exc:
             log.warning("vector index at %s cannot be read (%s)", path, exc)
             return None
+        if found is None:
+            return None
+        stamp, view = found
+        return cls(path, view, stamp)
 
     def reload(self) -> None:
         """Take the folder's newest commit, if the manifest changed."""
         try:
-            stamp = _stamp(self.path)
-            if stamp == self._stamp:
+            if _stamp(self.path) == self._stamp:
                 return
-            meta = read_meta(self.path)
-            if meta is not None:
-                self._view, self._stamp = load_view(self.path, meta), stamp
+            found = _last_commit(self.path)
         except (OSError, ValueError) as exc:
             log.warning("vector index at %s cannot be reloaded (%s)", self.path, exc)
+            return
+        if found is not None:
+            self._stamp, self._view = found
 
     def view(self) -> VectorView:
         return self._view
@@ -300,6 +300,26 @@ class VectorIndex:
     @property
     def meta(self) -> VectorMeta:
         return self._view.meta
+
+
+def _last_commit(folder: Path, attempts: int = 5) -> tuple[tuple[int, int], VectorView] | None:
+    """The manifest's stamp and the rows it names, mapped; None without a manifest of
+    this format.
+
+    A writer deletes the files of the commit before once the manifest names the new ones,
+    so a reader that read a manifest just before a commit may find its live file gone:
+    it reads the manifest again, which names files that exist."""
+    for attempt in range(attempts):
+        stamp = _stamp(folder)
+        meta = read_meta(folder)
+        if meta is None or meta.format != FORMAT:
+            return None  # none yet, or of another format: the writer rebuilds it
+        try:
+            return stamp, load_view(folder, meta)
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
+    return None
 
 
 def _stamp(folder: Path) -> tuple[int, int]:
