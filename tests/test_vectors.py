@@ -120,3 +120,17 @@ def test_the_two_passes_keep_to_the_filter_and_find_what_exact_search_finds(
     few = view.mask(ids=[3, 9, 27])
     assert few is not None
     assert sorted(i for _, i in view.nearest(vectors[0], 10, few)) == [3, 9, 27]
+
+
+def test_rows_flushed_before_a_commit_stay_unseen_and_a_crash_drops_them(tmp_path: Path) -> None:
+    folder = tmp_path / "v"
+    writer, _ = filled(folder, 10)
+    n = vector_files.FLUSH_ROWS + 5  # past the flush size: they go to the files at once
+    writer.add(list(range(100, 100 + n)), [1] * n, [0] * n, clustered(n, seed=5))
+    assert (folder / "g0.ids").stat().st_size == (10 + n) * 8
+    reader = VectorIndex.open(folder)
+    assert reader is not None
+    assert reader.view().live_count() == 10  # no manifest names them
+    reopened = VectorWriter.open_for(folder, "db-1", EMBEDDER, DIM)  # as after a crash
+    assert reopened.meta.rows == 10
+    assert (folder / "g0.ids").stat().st_size == 10 * 8

@@ -59,6 +59,8 @@ CANDIDATES = 4096
 CANDIDATE_SHARE = 1 / 64
 # A filter that admits no more rows than this is scored exactly, without the coarse pass.
 EXACT_BELOW = 4096
+# Pending rows past this many go to the files before the commit (a few MB at 256 dims).
+FLUSH_ROWS = 16_384
 COMPACT_DEAD_SHARE = 0.25
 COMPACT_MIN_DEAD = 10_000
 
@@ -338,6 +340,9 @@ class VectorWriter:
         self._live = live
         self._pending: list[dict[str, npt.NDArray[Any]]] = []
         self._pending_rows = 0
+        # Rows in the files: the committed ones and any flushed since, which no manifest
+        # names yet (readers map only the manifest's rows; a crash cuts them off).
+        self._on_disk = meta.rows
 
     @classmethod
     def create(cls, path: Path, database_id: str, embedder: str, dim: int) -> "VectorWriter":
@@ -421,27 +426,32 @@ class VectorWriter:
         self._pending_rows += len(ids)
         self._ids = np.concatenate([self._ids, ids])
         self._live.extend(b"\x01" * len(ids))
+        if self._pending_rows >= FLUSH_ROWS:  # a long load holds a few MB, not every vector
+            self._flush()
 
     def delete(self, article_ids: Sequence[int] | npt.NDArray[np.uint64]) -> None:
         self._clear(np.asarray(article_ids, np.uint64))
 
+    def _flush(self, *, durable: bool = False) -> None:
+        """Append the pending rows to the files (no manifest names them yet)."""
+        for column in _widths(self.meta.dim):
+            with _file(self.path, self.meta.generation, column).open("ab") as f:
+                for part in self._pending:
+                    f.write(np.ascontiguousarray(part[column]).tobytes())
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
+        self._on_disk += self._pending_rows
+        self._pending, self._pending_rows = [], 0
+
     def commit(self, revision: int) -> None:
         """Make what was added and deleted visible, with `revision` as the revision applied."""
+        self._flush(durable=True)
         generation = self.meta.generation
         rows = len(self._ids)
         dead = rows - self._live.count(1)
         if dead >= max(COMPACT_MIN_DEAD, COMPACT_DEAD_SHARE * rows):
             generation, rows = self._compact()
-        else:
-            for column in _widths(self.meta.dim):
-                parts = [p[column] for p in self._pending]
-                if parts:
-                    with _file(self.path, generation, column).open("ab") as f:
-                        for part in parts:
-                            f.write(np.ascontiguousarray(part).tobytes())
-                        f.flush()
-                        os.fsync(f.fileno())
-        self._pending, self._pending_rows = [], 0
         number = int(self.meta.live.removeprefix("live-").removesuffix(".u8") or 0) + 1
         live = f"live-{number}.u8"
         _replace(self.path / live, bytes(self._live), atomic=False)
@@ -455,21 +465,22 @@ class VectorWriter:
                 _file(self.path, old.generation, column).unlink(missing_ok=True)
 
     def _compact(self) -> tuple[int, int]:
-        """Write the live rows (committed and pending) to a new generation."""
+        """Copy the live rows (all on disk, flushed) to a new generation, a slice at a time."""
         old, new = self.meta.generation, self.meta.generation + 1
         keep = np.frombuffer(bytes(self._live), np.uint8).astype(bool)
-        committed = self.meta.rows
+        rows = self._on_disk
         for column, (dtype, width) in _widths(self.meta.dim).items():
-            shape = (committed,) if column in COLUMNS else (committed, width)
+            shape = (rows,) if column in COLUMNS else (rows, width)
             values = _map(_file(self.path, old, column), dtype, shape)
-            parts = [np.asarray(values), *(p[column] for p in self._pending)]
-            whole = np.concatenate(parts) if len(parts) > 1 else parts[0]
             with _file(self.path, new, column).open("wb") as f:
-                f.write(np.ascontiguousarray(whole[keep]).tobytes())
+                for start in range(0, rows, FLUSH_ROWS):
+                    end = start + FLUSH_ROWS
+                    f.write(np.ascontiguousarray(values[start:end][keep[start:end]]).tobytes())
                 f.flush()
                 os.fsync(f.fileno())
         self._ids = self._ids[keep]
         self._live = bytearray(b"\x01" * len(self._ids))
+        self._on_disk = len(self._ids)
         return new, len(self._ids)
 
 
