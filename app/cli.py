@@ -43,7 +43,7 @@ from app.ingest.writer import BatchCounts
 from app.queries import keys as key_queries
 from app.queries.articles import ArticleFilter
 from app.queries.export import Format, export_chunks
-from app.search import snapshot, sync
+from app.search import snapshot, sync, vector_sync
 from app.search.index import SearchIndex, index_path
 from app.settings import Settings
 
@@ -377,11 +377,17 @@ def _ingest(
     # Everything imported so far lives as long as the process: keep it out of the cyclic
     # GC's full passes, which a load of millions of short-lived records triggers often.
     gc.freeze()
-    with sync.LoadIndexer(settings, engine) if not dry_run else nullcontext() as indexer:
+    vectors = None if dry_run else vector_sync.load_indexer(settings, engine)
+    with (
+        sync.LoadIndexer(settings, engine) if not dry_run else nullcontext() as indexer,
+        vectors if vectors is not None else nullcontext(),
+    ):
 
         def index_written(counts: BatchCounts) -> None:
             if indexer is not None:
                 indexer.add(map(_indexed, counts.written), counts.revisions)
+            if vectors is not None:
+                vectors.add(map(_indexed, counts.written), counts.revisions)
 
         summary = ingest(
             paths,
@@ -399,6 +405,9 @@ def _ingest(
         if indexer is not None:
             phase("updating the search index")
             indexer.finish()
+        if vectors is not None:
+            phase("updating the vector index")
+            vectors.finish()
     return summary
 
 
@@ -531,6 +540,7 @@ def delete_command(
         )
         if outcome.done and not dry_run:
             sync.catch_up(settings, engine)  # unless a server follows the index already
+            vector_sync.catch_up_configured(settings, engine)
     _report(outcome, "deleted", dry_run=dry_run, as_json=as_json)
 
 
@@ -629,7 +639,8 @@ def index_status_command(
     index_dir: IndexDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
-    """The index's revision against the database's, the lag between them, and its size."""
+    """The index's revision against the database's, the lag between them, and its size;
+    and the same of the vector index beside it."""
     settings = _settings(database_url, index_dir)
     path = index_path(settings)
     with _database(settings) as engine:
@@ -648,6 +659,7 @@ def index_status_command(
         "database_revision": database_revision,
         "lag": max(0, database_revision - revision),
         "size_bytes": index.size_bytes() if index is not None else 0,
+        "vectors": vector_sync.status(settings, database_revision),  # search by meaning's
     }
     if as_json:
         sys.stdout.write(orjson.dumps(status).decode() + "\n")

@@ -8,6 +8,7 @@ and `app/api/problems.py` alone turns them into HTTP problem bodies.
     │                                  made for another filter or sort
     ├── InvalidParameter         (422) a parameter that parses but cannot be honoured
     ├── UnknownParameter         (400) a query parameter the route does not take
+    ├── ConfigurationError       (500) a setting names what cannot be loaded (an embedder)
     └── ServiceUnavailable       (503) the database cannot be reached or is saturated
         └── SearchIndexBuilding  (503) the search index has not caught up since start
 """
@@ -70,6 +71,10 @@ class UnknownParameter(CorpusError):
             detail += f" ({len(suggestions) - 1} more unknown)"
         super().__init__(detail)
         self.suggestions = suggestions
+
+
+class ConfigurationError(CorpusError):
+    title, slug = "Configuration error", "configuration-error"
 
 
 class ServiceUnavailable(CorpusError):

@@ -30,7 +30,9 @@ from app.api.replies import ReplyMiddleware
 from app.api.request_id import REQUEST_ID_HEADER
 from app.api.shedding import Gate
 from app.db import make_engine, primary_engine
+from app.search.embedder import load_embedder
 from app.search.sync import Follower
+from app.search.vector_sync import VectorFollower
 from app.settings import Settings
 
 API_VERSION = "1.0.0"
@@ -52,6 +54,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Each worker follows the search index; one per folder writes it (app/search/sync.py).
         app.state.follower = Follower(settings, app.state.engine)
         app.state.follower.start()
+        # Search by meaning: the embedder, and the vector index beside the search index.
+        app.state.embedder = load_embedder(settings.embedder)
+        if app.state.embedder is not None:
+            app.state.vector_follower = VectorFollower(
+                settings, app.state.engine, app.state.embedder
+            )
+            app.state.vector_follower.start()
         keyring: Keyring | None = getattr(app.state, "keyring", None)
         if keyring is not None:
             keyring.start(app.state.engine, app.state.primary_engine)
@@ -61,6 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if keyring is not None:
                 await keyring.stop()
             app.state.follower.stop()
+            vector_follower: VectorFollower | None = getattr(app.state, "vector_follower", None)
+            if vector_follower is not None:
+                vector_follower.stop()
             app.state.engine.dispose()
             if app.state.primary_engine is not None:
                 app.state.primary_engine.dispose()

@@ -57,13 +57,18 @@ class ArticleSummary(BaseModel):
     url: UrlField = None
     author: AuthorField = None
     score: float | None = Field(
-        default=None, description="Search hits only: relevance, higher is more relevant."
+        default=None,
+        description=(
+            "Search hits only, higher is better: BM25 relevance (`mode=keyword`), cosine "
+            "similarity of meaning in [-1, 1] (`semantic`), or the fused reciprocal-rank "
+            "score (`hybrid`, at most 2/61)."
+        ),
     )
     snippet: str | None = Field(
         default=None,
         description=(
             "Search hits only: a passage as HTML, every matched term in <mark>…</mark> and "
-            "the rest escaped."
+            "the rest escaped; the escaped excerpt when no word matched (search by meaning)."
         ),
     )
 
@@ -113,7 +118,10 @@ class ArticlePage(BaseModel):
     next: str | None = Field(description="URL of the next page, or null on the last page.")
     prev: str | None = Field(description="URL of the previous page, or null on the first.")
     total: int | None = Field(
-        description="How many articles match, with `count=exact|estimated`; else null."
+        description=(
+            "How many articles match, with `count=exact|estimated`; else null. With "
+            "`mode=semantic` or `hybrid`, how many hits the ranking holds (see search.md)."
+        )
     )
     total_is_exact: bool | None = Field(
         description="Whether `total` is exact (false: a planner estimate); null when not counted."
@@ -221,6 +229,10 @@ class Readiness(Health):
     database: DatabaseState
     search_index: IndexState | None = Field(
         default=None, description="The search index's state (null: this process has none)."
+    )
+    vector_index: IndexState | None = Field(
+        default=None,
+        description="The vector index's state, for search by meaning (null: it is off).",
     )
 
 

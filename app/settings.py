@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     index_dir: str | None = None
     index_root: str = "data/index"
     index_poll_s: float = Field(default=0.5, gt=0)
+    # Search by meaning (app/search/embedder.py): `wordllama` (its weights ship in its
+    # wheel), `wordllama:64|128`, `sentence-transformers:<folder>`, or `none` (off). The
+    # vector index beside the search index is rebuilt when this changes.
+    embedder: str = "wordllama"
     # Lists and details are served by plain routes that skip FastAPI's per-route work
     # (app/api/fastpath.py), inside the same middleware. Off, FastAPI's routes serve them:
     # the same responses, more CPU per request.

@@ -167,12 +167,16 @@ async def index_caught_up(app: FastAPI) -> None:
     except SQLAlchemyError:
         return  # tests of an unreachable database: there is nothing to catch up with
     deadline = time.monotonic() + INDEX_WAIT_S
-    while True:
-        status = app.state.follower.status()
-        if status.ready and status.index_revision >= target:
-            return
-        assert time.monotonic() < deadline, f"the search index did not catch up: {status}"
-        await anyio.sleep(TEST_INDEX_POLL_S)
+    followers = [app.state.follower]
+    if getattr(app.state, "vector_follower", None) is not None:
+        followers.append(app.state.vector_follower)  # search by meaning is on
+    for follower in followers:
+        while True:
+            status = follower.status()
+            if status.ready and status.index_revision >= target:
+                break
+            assert time.monotonic() < deadline, f"an index did not catch up: {status}"
+            await anyio.sleep(TEST_INDEX_POLL_S)
 
 
 async def search_caught_up(client: httpx.AsyncClient, database_url: str) -> None:
@@ -186,8 +190,10 @@ async def search_caught_up(client: httpx.AsyncClient, database_url: str) -> None
     deadline = time.monotonic() + INDEX_WAIT_S
     while True:
         ready = (await client.get("/readyz")).json()
-        index = ready.get("search_index") or {}
-        if index.get("state") == "ready" and index.get("revision", -1) >= target:
+        indexes = [ready.get("search_index") or {}]
+        if ready.get("vector_index") is not None:
+            indexes.append(ready["vector_index"])  # search by meaning is on
+        if all(i.get("state") == "ready" and i.get("revision", -1) >= target for i in indexes):
             return
         assert time.monotonic() < deadline, f"the search index did not catch up: {ready}"
         await anyio.sleep(TEST_INDEX_POLL_S)

@@ -29,6 +29,7 @@ START_TIMEOUT_S = 30.0
 class LiveServer:
     url: str
     log: Path
+    pid: int = 0  # the server process (with one worker, the one that serves)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
@@ -76,7 +77,7 @@ def serve(
         process = subprocess.Popen(
             command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
         )
-    server = LiveServer(f"http://127.0.0.1:{port}", Path(log.name))
+    server = LiveServer(f"http://127.0.0.1:{port}", Path(log.name), process.pid)
     try:
         _wait_until_healthy(server, process)
         yield server
@@ -93,6 +94,19 @@ def stop(process: "subprocess.Popen[bytes]") -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def wait_for_indexes(server: LiveServer, timeout_s: float = 60.0) -> None:
+    """Until /readyz says the search index, and the vector index if there is one, are ready."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ready = httpx.get(f"{server.url}/readyz", timeout=5.0).json()
+        states = [ready.get("search_index"), ready.get("vector_index")]
+        if all(state is None or state["state"] == "ready" for state in states):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"indexes not ready in {timeout_s}s: {ready}\n{server.log_text()}")
+        time.sleep(0.05)
 
 
 def _wait_until_healthy(server: LiveServer, process: "subprocess.Popen[bytes]") -> None:

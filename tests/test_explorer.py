@@ -19,6 +19,7 @@ import httpx
 import pytest
 from PIL import Image
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
@@ -26,7 +27,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.browsers import chromium
 from tests.factories import CORPUS_AUTHORS, CORPUS_IDS, corpus_date
-from tests.live import LiveServer, serve
+from tests.live import LiveServer, serve, wait_for_indexes
 
 AXE = Path(__file__).resolve().parent / "clients/ts/node_modules/axe-core/axe.min.js"
 EXPLORER = Path(__file__).resolve().parents[1] / "app" / "explorer"
@@ -340,3 +341,43 @@ def test_what_was_typed_before_the_script_ran_is_the_search(
     assert [li.text.split("\n")[0] for li in results(browser)] == [
         "Islamic State Driven Out Of Syria's Ancient Palmyra City"
     ]
+
+
+def test_the_mode_switch_finds_an_article_by_meaning(
+    browser: webdriver.Chrome, api: LiveServer, tmp_path: Path
+) -> None:
+    wait_for_indexes(api)
+    browser.get(f"{api.url}/?q=jihadists lose desert stronghold")
+    # No article holds all four words (they are ANDed): by words, nothing.
+    wait(browser, lambda b: by_id(b, "status").text == "No articles found.")
+    wait(browser, lambda b: by_id(b, "mode").is_displayed())
+    Select(by_id(browser, "mode")).select_by_value("semantic")
+    wait(browser, lambda b: "&mode=semantic" in b.current_url)
+    wait(browser, lambda b: "nearest in meaning" in by_id(b, "status").text)
+    first = "return document.querySelector('#results > li h3 a')?.dataset.article"
+    assert browser.execute_script(first) == "166812"  # the Palmyra article
+    assert "mode=semantic" in by_id(browser, "request-url-text").text
+    assert not by_id(browser, "sort").is_enabled()  # meaning is the order
+    # Marked where a word matched (the Palmyra article has two of them), nothing else.
+    marks = {m.text.lower() for m in browser.find_elements(By.CSS_SELECTOR, "#results mark")}
+    assert marks == {"desert", "strongholds"}
+    screenshot(browser, tmp_path / "7-by-meaning.png")
+    assert axe_violations(browser) == []
+
+    Select(by_id(browser, "mode")).select_by_value("hybrid")
+    wait(browser, lambda b: "&mode=hybrid" in b.current_url)
+    wait(browser, lambda b: "mode=hybrid" in by_id(b, "request-url-text").text)
+    wait(browser, lambda b: b.execute_script(first) == "166812")
+
+    def open_first(b: webdriver.Chrome) -> bool:
+        try:  # the list may be replaced under us as the hybrid page lands
+            results(b)[0].find_element(By.CSS_SELECTOR, "h3 a").click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    wait(browser, open_first)
+    wait(browser, lambda b: by_id(b, "article-title").text.startswith("Islamic State"))
+    wait(browser, lambda b: by_id(b, "similar").is_displayed())
+    Select(by_id(browser, "mode")).select_by_value("")
+    wait(browser, lambda b: "mode=" not in b.current_url)

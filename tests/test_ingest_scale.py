@@ -23,6 +23,7 @@ from app import models, synth
 from app.db import backend, make_engine
 from app.ingest import indexes, prefetch
 from app.ingest.writer import WAL_CHECKPOINT_BYTES, tune_sqlite_for_load
+from app.search import vector_sync
 from app.search.index import SearchIndex, index_path
 from app.search.sync import FollowerLock, newest_revision
 from app.settings import Settings
@@ -244,14 +245,16 @@ def test_peak_rss_stays_flat_on_a_200k_record_file(
         "main()\n"
     )
     args = ["ingest", "--quiet", "--database-url", database_url, str(file_200k)]
-    # The loader's own memory: a server holding the index lock builds the search index
-    # (its memory is the index writer's, measured by bench/search.py).
-    lock = FollowerLock(index_path(Settings(database_url=database_url)))
-    assert lock.acquire()
+    # The loader's own memory: a server holding the index locks builds the search index and
+    # the vector index (their memory is measured by bench/search.py and bench/semantic.py).
+    settings = Settings(database_url=database_url)
+    locks = [FollowerLock(index_path(settings)), FollowerLock(vector_sync.folder(settings))]
+    assert all(lock.acquire() for lock in locks)
     try:
         proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, check=False)
     finally:
-        lock.release()
+        for lock in locks:
+            lock.release()
     assert proc.returncode == 0, proc.stderr.decode()
     hwm = next(line for line in report.read_text().splitlines() if line.startswith("VmHWM:"))
     peak_mb = int(hwm.split()[1]) / 1024  # kB

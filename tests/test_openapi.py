@@ -20,7 +20,7 @@ import pytest
 from app.api.openapi import render
 from app.main import create_app
 from tests.factories import CORPUS_AUTHORS, CORPUS_IDS, CORPUS_SOURCES, corpus_date
-from tests.live import ROOT, LiveServer, serve
+from tests.live import ROOT, LiveServer, serve, wait_for_indexes
 from tests.test_keys import new_key
 
 COMMITTED = ROOT / "openapi.json"
@@ -129,9 +129,11 @@ from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
 
 from article_corpus_client import AuthenticatedClient
-from article_corpus_client.api.articles import get_article, list_articles
+from article_corpus_client.api.articles import get_article, list_articles, list_similar_articles
 from article_corpus_client.api.sources import get_source, list_source_articles, list_sources
-from article_corpus_client.models import Article, ArticlePage, Problem, Sort, Source, SourcePage
+from article_corpus_client.models import (
+    Article, ArticlePage, Problem, SearchMode, Sort, Source, SourcePage
+)
 from article_corpus_client.types import UNSET, Unset
 
 
@@ -184,7 +186,22 @@ for item in march.items:
     assert isinstance(item.author, str) and isinstance(item.url, str)
     dated.append([item.article_id, item.published_at.isoformat(), item.author, item.url])
 undated = article.published_at
+# Search by meaning: no article holds all these words; each hit's score is a cosine.
+meaning = list_articles.sync(
+    client=client, q="jihadists lose desert stronghold", mode=SearchMode("semantic"), limit=3
+)
+assert isinstance(meaning, ArticlePage), meaning
+by_meaning: list[list[object]] = []
+for hit in meaning.items:
+    assert isinstance(hit.score, float), hit.score
+    by_meaning.append([hit.article_id, hit.score])
+like = list_similar_articles.sync(
+    client=client, article_id=166812, mode=SearchMode("hybrid"), limit=3
+)
+assert isinstance(like, ArticlePage), like
 print(json.dumps({
+    "meaning": by_meaning,
+    "like": [i.article_id for i in like.items if isinstance(i.article_id, int)],
     "march": dated,
     "seed_published_at": [undated is None, isinstance(undated, Unset)],
     "all": walk(client),
@@ -204,6 +221,7 @@ def live(seeded_url: str) -> Iterator[tuple[LiveServer, str]]:
     """A server that wants keys, and a key for it."""
     key = new_key(seeded_url)
     with serve(seeded_url, env={"CORPUS_AUTH": "keys"}) as server:
+        wait_for_indexes(server)
         yield server, key
 
 
@@ -284,6 +302,12 @@ def test_generated_python_client_walks_the_live_api(
     ]
     assert out["march"] == sorted(march, key=lambda m: (m[1], m[0]), reverse=True)
     assert out["seed_published_at"] == [True, False]
+    assert out["meaning"][0][0] == 166812
+    scores = [score for _, score in out["meaning"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(-1 <= score <= 1 for score in scores)
+    assert len(out["like"]) == 3
+    assert 166812 not in out["like"]
 
 
 READ_FEED = r"""

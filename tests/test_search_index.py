@@ -322,13 +322,15 @@ async def test_similar_articles_come_best_first_without_the_article_itself(
     )
     engine.dispose()
     await search_caught_up(client, database_url)
-    found = (await client.get("/v1/articles/1/similar")).json()
+    found = (await client.get("/v1/articles/1/similar", params={"mode": "keyword"})).json()
     got = [item["article_id"] for item in found["items"]]
     assert got[0] == 2
     assert 1 not in got
     assert all(item["score"] > 0 for item in found["items"])
     assert (found["next"], found["prev"]) == (None, None)
-    narrowed = (await client.get("/v1/articles/1/similar", params={"source_id": 7})).json()
+    narrowed = (
+        await client.get("/v1/articles/1/similar", params={"source_id": 7, "mode": "keyword"})
+    ).json()
     assert [item["article_id"] for item in narrowed["items"]] == [4]
     assert (await client.get("/v1/articles/999/similar")).status_code == 404
 
@@ -436,6 +438,11 @@ def test_index_status_reports_revisions_lag_and_size(loaded: tuple[str, Engine])
     assert status["lag"] == 1
     assert status["revision"] == status["database_revision"] - 1
     assert status["size_bytes"] > 0
+    vectors = status["vectors"]  # built by the same ingest, beside the index
+    assert vectors["state"] == "ready"
+    assert vectors["lag"] == 1
+    assert vectors["articles"] == 3_000
+    assert vectors["embedder"] == "wordllama/l2_supercat/256"
 
 
 async def test_one_request_reads_one_commit_of_the_index(database_url: str, engine: Engine) -> None:

@@ -10,7 +10,14 @@ from starlette.responses import Response
 
 from app import schemas
 from app.api.calls import run_db, run_db_short
-from app.api.deps import ArticleId, CacheDep, SessionDep, SettingsDep, search_index
+from app.api.deps import (
+    ArticleId,
+    CacheDep,
+    SessionDep,
+    SettingsDep,
+    meaning_view,
+    search_index,
+)
 from app.api.list_query import (
     ArticleListQueryDep,
     ListOptions,
@@ -28,6 +35,8 @@ from app.queries import meta as meta_queries
 from app.queries.articles import ArticleFilter, Content, Item
 from app.queries.cache import BYTES_PER_WEIGHT, newest_revision
 from app.queries.counts import CountMode
+from app.queries.search import SearchMode
+from app.queries.semantic import Meaning
 from app.search.index import IndexView
 from app.search.sync import Follower
 
@@ -35,6 +44,9 @@ router = APIRouter(prefix="/v1/articles", tags=["articles"], responses=PROBLEM_R
 # A detail whose body SQLite says is at most this large is built on the event loop (an
 # in-process read of microseconds); anything larger, and every PostgreSQL read, on a thread.
 INLINE_BODY_BYTES = 64 << 10
+# More-like-this kept the most of its top 10 on the article's topic in bench/relevance.py
+# (keyword 0.999, hybrid 0.993, semantic 0.924: docs/search.md).
+SIMILAR_DEFAULT = SearchMode.KEYWORD
 
 
 def _project(rows: Iterable[Item], fields: frozenset[str] | None) -> list[Item]:
@@ -70,15 +82,17 @@ async def page_reply(page: PageRequest) -> tuple[bytes, str | None]:
         return await run_db_short(session, _build_page, page, None)
     query = page.request.scope["query_string"].decode("latin-1")
     view = _index_view(page)
+    meaning = _meaning(page)
     revision = await run_db_short(session, newest_revision, session)
     if view is not None and page.options.flt.search is None and view.revision() < revision:
         view = None  # behind the database: a list's counts come from the database
-    # A kept reply is valid for one state of the database and of the index together.
-    key = f"page:{view.revision() if view else 0}:{page.request.scope['path']}?{query}"
+    # A kept reply is valid for one state of the database and of the indexes together.
+    revisions = f"{view.revision() if view else 0}:{meaning.vectors.revision if meaning else 0}"
+    key = f"page:{revisions}:{page.request.scope['path']}?{query}"
     hit = page.cache.get(key, revision)
     if isinstance(hit, tuple):
         return hit
-    body, link = await run_db(_build_page, page, view, snapshot=True)
+    body, link = await run_db(_build_page, page, view, snapshot=True, meaning=meaning)
     page.cache.put(key, revision, (body, link), weight=1 + len(body) // BYTES_PER_WEIGHT)
     return body, link
 
@@ -99,6 +113,14 @@ def _index_view(page: PageRequest) -> IndexView | None:
     return follower.index.view()
 
 
+def _meaning(page: PageRequest) -> Meaning | None:
+    """The view of the vector index a search by meaning reads (None for a keyword one)."""
+    flt = page.options.flt
+    if flt.mode is SearchMode.KEYWORD or flt.search is None or flt.search.matches_nothing:
+        return None
+    return meaning_view(page.request.app.state)
+
+
 def _cursor_secret(page: PageRequest) -> str:
     """The configured secret, else the database's own, read once per process."""
     if page.settings.cursor_secret:
@@ -111,7 +133,11 @@ def _cursor_secret(page: PageRequest) -> str:
 
 
 def _build_page(
-    page: PageRequest, index: IndexView | None, *, snapshot: bool = False
+    page: PageRequest,
+    index: IndexView | None,
+    *,
+    snapshot: bool = False,
+    meaning: Meaning | None = None,
 ) -> tuple[bytes, str | None]:
     """Shared by every list of articles: decode the cursor, fetch, count, link the neighbours.
     Returns the body and the Link header.
@@ -143,8 +169,9 @@ def _build_page(
         content=options.content,
         cache=page.cache,
         index=index,
+        meaning=meaning,
     )
-    total = counts.total(session, flt, options.count, page.cache, index)
+    total = counts.total(session, flt, options.count, page.cache, index, meaning)
     next_url, prev_url = page_links(page.request, rows, given, fingerprint, secret)
     body: dict[str, Any] = {
         "items": _project(rows.rows, options.fields),
@@ -154,7 +181,7 @@ def _build_page(
         "total_is_exact": total.is_exact,
     }
     if options.facets:
-        body["facets"] = counts.facets(session, flt, options.facets, page.cache, index)
+        body["facets"] = counts.facets(session, flt, options.facets, page.cache, index, meaning)
     return orjson.dumps(body, option=orjson.OPT_UTC_Z), link_header(next_url, prev_url)
 
 
@@ -223,13 +250,18 @@ def article_json(fields: dict[str, Any]) -> bytes:
 async def list_similar_articles(
     request: Request, article_id: ArticleId, session: SessionDep, query: SimilarQueryDep
 ) -> Response:
-    """Articles most like this one (more-like-this over its title and body), best first.
+    """Articles most like this one, best first: by shared words (`mode=keyword`, the
+    default: more-like-this over its title and body), by meaning (`semantic`) or both
+    fused (`hybrid`).
 
     Items are list items with a `score`; `source_id` narrows them, `content` and `fields`
     shape them as on list_articles. One page: `next` and `prev` are null.
     """
     wanted = parse_fields(query.fields)
-    index = search_index(request.app.state)
+    state = request.app.state
+    index = search_index(state)
+    mode = query.mode or SIMILAR_DEFAULT
+    meaning = None if mode is SearchMode.KEYWORD else meaning_view(state)
     flt = ArticleFilter(source_ids=tuple(query.source_id))
     items = await run_db(
         article_queries.similar_articles,
@@ -239,6 +271,8 @@ async def list_similar_articles(
         flt,
         limit=query.limit,
         content=query.content,
+        mode=mode,
+        meaning=meaning,
     )
     body = {"items": _project(items, wanted), "next": None, "prev": None}
     body |= {"total": None, "total_is_exact": None}

@@ -13,11 +13,14 @@ from sqlmodel import Session
 from starlette.datastructures import State
 
 from app.api.calls import in_thread
-from app.errors import SearchIndexBuilding, ServiceUnavailable
+from app.errors import InvalidParameter, SearchIndexBuilding, ServiceUnavailable
 from app.models import MAX_ID
 from app.queries.cache import RevisionCache
+from app.queries.semantic import Meaning
+from app.search.embedder import Embedder
 from app.search.index import SearchIndex
 from app.search.sync import Follower
+from app.search.vector_sync import VectorFollower
 from app.settings import Settings
 
 
@@ -88,3 +91,26 @@ def search_index(state: State) -> SearchIndex:
             f"{status.database_revision}; retry shortly."
         )
     return follower.index
+
+
+def meaning_view(state: State) -> Meaning:
+    """One view of the vector index for a search by meaning, with this process's embedder:
+    InvalidParameter when search by meaning is off here, SearchIndexBuilding until the
+    vector index has caught up (or been rebuilt for this embedder)."""
+    embedder: Embedder | None = getattr(state, "embedder", None)
+    follower: VectorFollower | None = getattr(state, "vector_follower", None)
+    if embedder is None or follower is None:
+        raise InvalidParameter(
+            "Search by meaning is off on this server (CORPUS_EMBEDDER=none): use mode=keyword.",
+            parameter="mode",
+        )
+    status = follower.status()
+    index = follower.index
+    view = index.view() if index is not None else None
+    # Another process on this host may be rebuilding the folder for another embedder.
+    if not status.ready or view is None or view.meta.embedder != embedder.name:
+        raise SearchIndexBuilding(
+            f"The vector index is being built: revision {status.index_revision} of "
+            f"{status.database_revision}; retry shortly."
+        )
+    return Meaning(view, embedder)

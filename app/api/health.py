@@ -11,6 +11,7 @@ from app.api.responses import json_response
 from app.errors import ServiceUnavailable
 from app.queries import replication
 from app.search.sync import Follower, IndexStatus
+from app.search.vector_sync import VectorFollower
 
 router = APIRouter(tags=["health"])
 # Never cached: a probe must see the process and the database as they are now.
@@ -32,13 +33,19 @@ async def healthz() -> Response:
 async def readyz(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """The database answers: 200, else a 503 problem (with Retry-After), also when it is a
     replica further behind than CORPUS_REPLICA_MAX_LAG_S. `database` says whether it is a
-    replica and its lag; `search_index` whether searches are served yet (lists and details
-    never wait for the index)."""
+    replica and its lag; `search_index` and `vector_index` whether searches (by words, by
+    meaning) are served yet (lists and details never wait for either index)."""
     state = await run_db(replication.database_state, session)
     database = _database(state, settings.replica_max_lag_s)
     follower: Follower | None = getattr(request.app.state, "follower", None)
+    vectors: VectorFollower | None = getattr(request.app.state, "vector_follower", None)
     index = _index(follower.status()) if follower is not None else None
-    return json_response(schemas.Readiness(status="ready", database=database, search_index=index))
+    vector_index = _index(vectors.status()) if vectors is not None else None
+    return json_response(
+        schemas.Readiness(
+            status="ready", database=database, search_index=index, vector_index=vector_index
+        )
+    )
 
 
 def _database(state: replication.DatabaseState, max_lag_s: float | None) -> schemas.DatabaseState:

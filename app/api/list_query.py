@@ -7,7 +7,7 @@ parameter exists on every path, with the same rules, once it is declared here.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 from functools import cache
@@ -33,7 +33,7 @@ from app.models import AUTHOR_MAX_CHARS, MAX_ID, URL_MAX_BYTES
 from app.queries.articles import ArticleFilter, Content, Sort
 from app.queries.cache import RevisionCache
 from app.queries.counts import CountMode, Facet
-from app.queries.search import MAX_QUERY_CHARS
+from app.queries.search import MAX_QUERY_CHARS, SearchMode
 from app.settings import Settings
 
 T = TypeVar("T")
@@ -90,6 +90,18 @@ FieldsParam = Annotated[
             "Comma-separated item fields to return, from: " + ", ".join(sorted(LIST_FIELDS)) + "."
         ),
         examples=["article_id,title"],
+    ),
+]
+ModeParam = Annotated[
+    SearchMode,
+    Field(
+        description=(
+            "How `q` finds articles: `keyword` (default: its words, ranked by BM25), "
+            "`semantic` (by meaning: the articles nearest it, up to 1000) or `hybrid` (both "
+            "rankings fused by reciprocal rank). `semantic` and `hybrid` need `q`, and are "
+            "a 422 where the server has search by meaning off."
+        ),
+        examples=["hybrid"],
     ),
 ]
 ContentParam = Annotated[
@@ -267,6 +279,7 @@ class ListQuery(FilterQuery):
     )
     fields: FieldsParam = None
     content: ContentParam = Content.EXCERPT
+    mode: ModeParam = SearchMode.KEYWORD
     count: CountMode = Field(
         CountMode.NONE,
         description=(
@@ -300,7 +313,7 @@ class ListQuery(FilterQuery):
         """What to list, with the filter narrowed to `source_ids`; InvalidParameter for a
         bad `ids` or `fields`."""
         return ListOptions(
-            flt=self.article_filter(source_ids),
+            flt=with_mode(self.article_filter(source_ids), self.mode, self.sort),
             sort=self.sort,
             limit=self.limit,
             cursor=self.cursor,
@@ -331,6 +344,14 @@ class ExportQuery(FilterQuery, SourcesQuery):
 class SimilarQuery(SourcesQuery):
     """The query of similar articles: which sources, and the shape of the page."""
 
+    mode: SearchMode | None = Field(
+        None,
+        description=(
+            "Like by what: `keyword` (shared words, more-like-this), `semantic` (meaning) or "
+            "`hybrid` (both fused). Default `keyword`, the best measured (docs/search.md)."
+        ),
+        examples=["semantic"],
+    )
     limit: LimitParam = DEFAULT_LIMIT
     content: ContentParam = Content.EXCERPT
     fields: FieldsParam = None
@@ -378,6 +399,28 @@ def _request_error(exc: ValidationError, *loc: str) -> RequestValidationError:
     return RequestValidationError(
         [{**error, "loc": (*loc, *error["loc"])} for error in exc.errors(include_url=False)]
     )
+
+
+def with_mode(flt: ArticleFilter, mode: SearchMode, sort: Sort | None) -> ArticleFilter:
+    """`flt` searched by `mode`; InvalidParameter when the search has no words to find the
+    meaning of, or asks a search by meaning for an order other than its ranking."""
+    if mode is SearchMode.KEYWORD:
+        return flt
+    query = flt.search
+    if query is None:
+        raise InvalidParameter(
+            f"mode={mode.value} needs q: the words to search by.", parameter="mode"
+        )
+    if not query.matches_nothing and not query.ranked:
+        raise InvalidParameter(
+            f"mode={mode.value} needs words to find, not only exclusions.", parameter="q"
+        )
+    if sort is not None and sort is not Sort.RELEVANCE:
+        raise InvalidParameter(
+            f"mode={mode.value} ranks by meaning: sort must be relevance (or left out).",
+            parameter="sort",
+        )
+    return replace(flt, mode=mode)
 
 
 def parse_ids(ids: str | None) -> tuple[int, ...]:

@@ -1,5 +1,5 @@
 // The corpus explorer: a client of the public API, same-origin, no dependencies.
-// The URL holds the state (q, source_id, sort, from, to, article), so a search can be shared
+// The URL holds the state (q, mode, source_id, sort, from, to, article), so a search can be shared
 // and the back button works; every list shows the exact request it made.
 "use strict";
 
@@ -17,6 +17,8 @@ let shownListKey = null; // the list state the rendered results belong to
 let debounceTimer = 0;
 let pageKey = ""; // the key when this browser's storage is off
 let corpusHasDates = false; // date controls and the timeline show only when it does
+let meaningOn = false; // the mode switch shows only when the server searches by meaning
+const MODES = new Set(["semantic", "hybrid"]);
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 const DAY_MS = 86400000;
 
@@ -26,6 +28,7 @@ function readState() {
   const params = new URLSearchParams(location.search);
   return {
     q: params.get("q") || "",
+    mode: MODES.has(params.get("mode")) ? params.get("mode") : "",
     sources: params.getAll("source_id").filter((s) => /^[1-9][0-9]*$/.test(s)),
     sort: params.get("sort") || "",
     from: DAY.test(params.get("from") || "") ? params.get("from") : "",
@@ -37,6 +40,7 @@ function readState() {
 function stateUrl(state) {
   const params = new URLSearchParams();
   if (state.q) params.set("q", state.q);
+  if (state.mode) params.set("mode", state.mode);
   for (const id of state.sources) params.append("source_id", id);
   if (state.sort) params.set("sort", state.sort);
   if (state.from) params.set("from", state.from);
@@ -88,15 +92,19 @@ const asTyped = (q) => (/[\p{L}\p{N}]$/u.test(q) ? `${q}*` : q);
 function filterParams(state, withSources = true) {
   const params = new URLSearchParams();
   if (state.q) params.set("q", asTyped(state.q));
+  if (byMeaning(state)) params.set("mode", state.mode);
   if (withSources) for (const id of state.sources) params.append("source_id", id);
   if (state.from) params.set("published_from", state.from);
   if (state.to) params.set("published_to", state.to);
   return params;
 }
 
+// A search by meaning ranks by meaning: it takes no other order.
+const byMeaning = (state) => Boolean(state.q && state.mode && meaningOn);
+
 function listPath(state) {
   const params = filterParams(state);
-  if (state.sort) params.set("sort", state.sort);
+  if (state.sort && !byMeaning(state)) params.set("sort", state.sort);
   params.set("limit", String(PAGE_SIZE));
   return `/v1/articles?${params}`;
 }
@@ -218,6 +226,7 @@ function describe(state, facets) {
   const total = chosen.reduce((sum, id) => sum + (counts.get(id) || 0), 0);
   const [noun, verb] = total === 1 ? ["article", "matches"] : ["articles", "match"];
   const count = `${total.toLocaleString()} ${noun}`;
+  if (byMeaning(state)) return `${count} nearest in meaning to “${state.q}”`;
   return state.q ? `${count} ${verb} “${state.q}”` : count;
 }
 
@@ -363,7 +372,8 @@ function isVisible(element) {
   return box.top < innerHeight && box.bottom > 0;
 }
 
-const listKey = (state) => JSON.stringify([state.q, state.sources, state.sort, state.from, state.to]);
+const listKey = (state) =>
+  JSON.stringify([state.q, byMeaning(state) && state.mode, state.sources, state.sort, state.from, state.to]);
 
 // -- The article --------------------------------------------------------------------------
 
@@ -399,7 +409,9 @@ async function loadArticle(id) {
 
 async function loadSimilar(id, signal) {
   try {
-    const page = await getJson(`/v1/articles/${encodeURIComponent(id)}/similar`, signal);
+    const state = readState();
+    const mode = meaningOn && state.mode ? `?mode=${state.mode}` : "";
+    const page = await getJson(`/v1/articles/${encodeURIComponent(id)}/similar${mode}`, signal);
     const items = Array.isArray(page?.items) ? page.items : [];
     if (!items.length) return;
     const list = $("similar-list");
@@ -425,6 +437,8 @@ function render() {
   const state = readState();
   if ($("q").value.trim() !== state.q) $("q").value = state.q; // keeps a space being typed
   $("sort").value = state.sort;
+  $("mode").value = state.mode;
+  $("sort").disabled = byMeaning(state);
   $("from").value = state.from;
   $("to").value = state.to;
   $("clear-dates").hidden = !(state.from || state.to);
@@ -469,6 +483,7 @@ function init() {
     go({ ...readState(), q: $("q").value.trim(), article: "" });
   });
   $("sort").addEventListener("change", () => go({ ...readState(), sort: $("sort").value, article: "" }));
+  $("mode").addEventListener("change", () => go({ ...readState(), mode: $("mode").value, article: "" }));
   for (const id of ["from", "to"]) {
     $(id).addEventListener("change", () => {
       const value = DAY.test($(id).value) ? $(id).value : "";
@@ -526,7 +541,7 @@ function init() {
       // Storage is off (private mode): the key lasts for this page only.
     }
     shownListKey = null;
-    Promise.all([loadSources(), loadDates()]).then(render);
+    Promise.all([loadSources(), loadDates(), loadMeaning()]).then(render);
   });
   addEventListener("popstate", render);
   // A reader may type into the box before this (deferred) script runs: what the box holds
@@ -536,7 +551,7 @@ function init() {
   if (typed && typed !== state.q && !state.article) {
     history.replaceState(null, "", stateUrl({ ...state, q: typed }));
   }
-  Promise.all([loadSources(), loadDates()]).then(render);
+  Promise.all([loadSources(), loadDates(), loadMeaning()]).then(render);
 }
 
 // Whether any article has a date: one facet request over the whole corpus.
@@ -548,6 +563,17 @@ async function loadDates() {
     corpusHasDates = false;
   }
   showDateControls();
+}
+
+// Whether this server searches by meaning: /readyz names a vector index when it does.
+async function loadMeaning() {
+  try {
+    const response = await fetch("/readyz");
+    meaningOn = Boolean((await response.json()).vector_index);
+  } catch {
+    meaningOn = false;
+  }
+  for (const element of document.querySelectorAll("[data-meaning]")) element.hidden = !meaningOn;
 }
 
 async function loadSources() {

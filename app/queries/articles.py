@@ -29,7 +29,7 @@ from sqlmodel import Session
 
 from app import models
 from app.errors import Gone, NotFound, ServiceUnavailable
-from app.queries import bodies, takedowns
+from app.queries import bodies, semantic, takedowns
 from app.queries.cache import RevisionCache
 from app.queries.cursor import Cursor, KeyValue
 from app.queries.filters import ArticleFilter, filter_clauses, with_sources
@@ -52,6 +52,8 @@ from app.queries.pages import (
 )
 from app.queries.prepared import Prepared
 from app.queries.ranking import Ranking, ranking_to
+from app.queries.search import SearchMode
+from app.queries.semantic import Meaning
 from app.queries.walks import KEY_NAMES, LIMIT_NAME, index_page, order_of, walk_select
 from app.search import matching
 from app.search.index import IndexView, SearchIndex
@@ -135,10 +137,12 @@ def list_articles(
     content: Content = Content.EXCERPT,
     cache: RevisionCache | None = None,
     index: IndexView | None = None,
+    meaning: Meaning | None = None,
 ) -> Page:
     """One keyset page of article summaries in `sort` order (see `resolve_sort`).
 
-    A search needs `index`, the request's one view of the search index. Each hit also
+    A search needs `index`, the request's one view of the search index, and a search by
+    meaning (`flt.mode`) also `meaning`, its view of the vector index. Each hit also
     carries `score` and `snippet` (HTML, matches in <mark>). Given a `cache`, the ranking a
     cursor page needs is kept while the index is unchanged.
     """
@@ -153,7 +157,12 @@ def list_articles(
         raise ServiceUnavailable("Search is not available: there is no search index.")
     searcher = index.searcher
     compiled = matching.compile_search(index, query, flt)
-    if sort is Sort.RELEVANCE and query.ranked:
+    if flt.mode is not SearchMode.KEYWORD:
+        if meaning is None:
+            raise ServiceUnavailable("Search by meaning is not available: no vector index.")
+        ranked = semantic.ranking(index, meaning, flt, cache)
+        page = _slice_page(session, ranked, limit, cursor, content)
+    elif sort is Sort.RELEVANCE and query.ranked:
         page = _ranked_page(session, index, compiled, flt, limit, cursor, content, cache)
     elif key_arity(sort) == 1:
         page = _id_page(session, index, flt, sort, limit, cursor, content)
@@ -340,14 +349,26 @@ def similar_articles(
     *,
     limit: int,
     content: Content,
+    mode: SearchMode = SearchMode.KEYWORD,
+    meaning: Meaning | None = None,
 ) -> list[Item]:
     """The articles most like `article_id` (its title and the start of its body as stored),
-    best first, with their `score`; NotFound for an unknown id, Gone for a taken-down one."""
+    best first, with their `score`: by its words (more-like-this), its meaning, or both
+    (`mode`; the last two need `meaning`); NotFound for an unknown id, Gone for a
+    taken-down one."""
     source = bodies.body_starts(session, [article_id], matching.SIMILAR_WINDOW_CHARS)
     if article_id not in source:
         raise _missing(session, article_id)
-    query = matching.similar_query(*source[article_id], article_id, flt)
-    pairs = matching.top(index.searcher(), matching.Compiled(query, None), limit)
+    title, body = source[article_id]
+    if mode is not SearchMode.KEYWORD:
+        if meaning is None:
+            raise ServiceUnavailable("Search by meaning is not available: no vector index.")
+        pairs = semantic.similar(
+            index.view(), meaning, article_id, title, body, flt, mode=mode, limit=limit
+        )
+    else:
+        query = matching.similar_query(title, body, article_id, flt)
+        pairs = matching.top(index.searcher(), matching.Compiled(query, None), limit)
     by_id = fetch_items(session, [i for _, i in pairs], content)
     items = []
     for score, found in pairs:

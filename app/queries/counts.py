@@ -16,8 +16,11 @@ from sqlmodel import Session
 from app import models
 from app.dates import Unit
 from app.errors import ServiceUnavailable
+from app.queries import semantic
 from app.queries.cache import RevisionCache, newest_revision
 from app.queries.filters import ArticleFilter, filter_clauses
+from app.queries.search import SearchMode
+from app.queries.semantic import Meaning
 from app.search import matching
 from app.search.index import IndexView
 from app.search.matching import MAX_DATE_BUCKETS
@@ -55,10 +58,21 @@ def _cache_key(kind: str, dialect: str, flt: ArticleFilter) -> str:
     return orjson.dumps([kind, dialect, *flt.fingerprint_parts()]).decode()
 
 
-def _compiled(flt: ArticleFilter, index: IndexView | None) -> matching.Compiled | None:
+@dataclass(frozen=True, slots=True)
+class ByMeaning:
+    """What counting a search by meaning reads: its views and the kept rankings."""
+
+    meaning: Meaning
+    cache: RevisionCache | None = None
+
+
+def _compiled(
+    flt: ArticleFilter, index: IndexView | None, by_meaning: ByMeaning | None = None
+) -> matching.Compiled | None:
     """The index query of `flt` (None: the database counts). A search needs the index;
     a list without one is counted by the index when the caller passes a view that holds
-    every write the database does (see `total`)."""
+    every write the database does (see `total`). A search by meaning counts its ranking:
+    it has no other set of matches (app/queries/semantic.py)."""
     query = flt.search
     if index is None:
         if query is None:
@@ -66,15 +80,25 @@ def _compiled(flt: ArticleFilter, index: IndexView | None) -> matching.Compiled 
         raise ServiceUnavailable("Search is not available: there is no search index.")
     if query is None:
         return matching.compile_filter(flt)
+    if flt.mode is not SearchMode.KEYWORD:
+        if by_meaning is None:
+            raise ServiceUnavailable("Search by meaning is not available: no vector index.")
+        found = semantic.ranking(index, by_meaning.meaning, flt, by_meaning.cache)
+        return matching.Compiled(matching.ids_query(list(found.ids)), None)
     return matching.compile_search(index, query, flt)
 
 
-def count_articles(session: Session, flt: ArticleFilter, index: IndexView | None = None) -> int:
+def count_articles(
+    session: Session,
+    flt: ArticleFilter,
+    index: IndexView | None = None,
+    by_meaning: ByMeaning | None = None,
+) -> int:
     """How many articles match the same filters and search as the pages."""
     query = flt.search
     if query is not None and query.matches_nothing:
         return 0
-    compiled = _compiled(flt, index)
+    compiled = _compiled(flt, index, by_meaning)
     if compiled is not None and index is not None:
         return matching.count(index.searcher, compiled)
     stmt = select(func.count()).select_from(models.article_table)
@@ -106,9 +130,11 @@ def total(
     mode: CountMode,
     cache: RevisionCache,
     index: IndexView | None = None,
+    meaning: Meaning | None = None,
 ) -> Total:
     """The `total` a page reports: none, exact, or estimated (PostgreSQL without a search;
-    exact everywhere else, since an exact search count is as cheap).
+    exact everywhere else, since an exact search count is as cheap). For a search by
+    meaning, the number of hits its ranking holds.
 
     Given `index`, the index counts: for a search, always; for a list without one, the
     caller passes a view only when it has applied the database's newest revision, so the
@@ -117,7 +143,8 @@ def total(
     if mode is CountMode.NONE:
         return Total(None, None)
     if flt.search is not None or index is not None:
-        return Total(count_articles(session, flt, index), True)
+        by_meaning = None if meaning is None else ByMeaning(meaning, cache)
+        return Total(count_articles(session, flt, index, by_meaning), True)
     dialect = session.get_bind().dialect.name
     if mode is CountMode.ESTIMATED and dialect == "postgresql":
         return Total(estimate_articles(session, flt), False)
@@ -127,13 +154,16 @@ def total(
 
 
 def source_facets(
-    session: Session, flt: ArticleFilter, index: IndexView | None = None
+    session: Session,
+    flt: ArticleFilter,
+    index: IndexView | None = None,
+    by_meaning: ByMeaning | None = None,
 ) -> list[dict[str, int]]:
     """Matches per source under the same filters: most first, then by source_id."""
     query = flt.search
     if query is not None and query.matches_nothing:
         return []
-    compiled = _compiled(flt, index)
+    compiled = _compiled(flt, index, by_meaning)
     if compiled is not None and index is not None:
         return matching.source_counts(index.searcher, compiled)
     source_id = models.article_table.c.source_id
@@ -148,7 +178,11 @@ def source_facets(
 
 
 def date_facets(
-    session: Session, flt: ArticleFilter, unit: Unit, index: IndexView | None = None
+    session: Session,
+    flt: ArticleFilter,
+    unit: Unit,
+    index: IndexView | None = None,
+    by_meaning: ByMeaning | None = None,
 ) -> list[FacetValue]:
     """Matches per calendar bucket of `unit` (UTC) under the same filters, in time order,
     then the undated ones (value null), if any. Bucket values are `2016`, `2016-03` or
@@ -156,7 +190,7 @@ def date_facets(
     query = flt.search
     if query is not None and query.matches_nothing:
         return []
-    compiled = _compiled(flt, index)
+    compiled = _compiled(flt, index, by_meaning)
     if compiled is not None and index is not None:
         searcher = index.searcher
         dated = matching.date_counts(searcher, compiled, unit)
@@ -205,11 +239,14 @@ def facets(
     asked: list[Facet],
     cache: RevisionCache,
     index: IndexView | None = None,
+    meaning: Meaning | None = None,
 ) -> dict[str, list[FacetValue]]:
-    """Each asked facet, by name; without a search, each is cached per data revision."""
+    """Each asked facet, by name; without a search, each is cached per data revision. For
+    a search by meaning, over the hits its ranking holds."""
+    by_meaning = None if meaning is None else ByMeaning(meaning, cache)
     found: dict[str, list[FacetValue]] = {}
     for facet in asked:
-        found[facet.value] = _facet(session, flt, facet, cache, index)
+        found[facet.value] = _facet(session, flt, facet, cache, index, by_meaning)
     return found
 
 
@@ -219,13 +256,14 @@ def _facet(
     facet: Facet,
     cache: RevisionCache,
     index: IndexView | None,
+    by_meaning: ByMeaning | None = None,
 ) -> list[FacetValue]:
     unit = facet.unit
 
     def compute() -> list[FacetValue]:
         if unit is None:
-            return [dict(f) for f in source_facets(session, flt, index)]
-        return date_facets(session, flt, unit, index)
+            return [dict(f) for f in source_facets(session, flt, index, by_meaning)]
+        return date_facets(session, flt, unit, index, by_meaning)
 
     if flt.search is not None or index is not None:  # the index counts (see `total`)
         return compute()

@@ -14,7 +14,7 @@ from sqlmodel import col
 
 from app import models
 from app.queries import search
-from app.queries.search import SearchQuery
+from app.queries.search import SearchMode, SearchQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,7 @@ class ArticleFilter:
     published_before: datetime | None = None
     authors: tuple[str, ...] = ()  # any of these bylines, exactly
     url: str | None = None
+    mode: SearchMode = SearchMode.KEYWORD  # how `q` finds articles (no `q`: no effect)
 
     @property
     def search(self) -> SearchQuery | None:
@@ -47,6 +48,8 @@ class ArticleFilter:
             dates = (self.published_from, self.published_before)
             parts += (*(None if d is None else d.isoformat() for d in dates), self.url)
             parts += (sorted(set(self.authors)),)
+        if self.mode is not SearchMode.KEYWORD:  # only then: keyword cursors stay valid
+            parts += (self.mode.value,)
         return parts
 
     @property

@@ -12,6 +12,7 @@ objects. Knows nothing of HTTP or of the index.
 import html
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import lru_cache
 from typing import Union
 
@@ -24,6 +25,14 @@ MARK_START, MARK_END = "\x02", "\x03"
 AND, OR, NOT = "AND", "OR", "NOT"
 # Parentheses nested deeper than this are plain text: parsing and matching recurse per level.
 MAX_NESTING = 8
+
+
+class SearchMode(StrEnum):
+    """How `q` finds articles: by its words, by its meaning, or by both rankings fused."""
+
+    KEYWORD = "keyword"
+    SEMANTIC = "semantic"
+    HYBRID = "hybrid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +66,11 @@ class SearchQuery:
     def ranked(self) -> bool:
         """Only positive terms give a relevance order; exclusions alone do not."""
         return bool(self.groups)
+
+    def meaning_text(self) -> str:
+        """What search by meaning embeds: the positive words, in order (those inside
+        parentheses too)."""
+        return " ".join(w for phrase in self.phrases() for w in phrase.words)
 
     def canonical(self) -> str:
         """A normal form: equal for queries that mean the same; used in cursors and caches."""

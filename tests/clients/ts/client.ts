@@ -104,3 +104,25 @@ export async function monthlyCounts(
 export function publishedOn(item: ArticlePage["items"][number]): Date | null {
   return item.published_at ? new Date(item.published_at) : null;
 }
+
+type SearchMode = NonNullable<ListQuery["mode"]>;
+
+/** The first page of a search by meaning (or fused, or by words): each hit's id and score.
+ * Compiles only if `mode` is one of the document's modes and a summary's `score` a number. */
+export async function searchBy(
+  base: string,
+  key: string,
+  q: string,
+  mode: SearchMode = "semantic",
+): Promise<Array<[number, number]>> {
+  const params = new URLSearchParams({ q, mode, limit: "10" });
+  const response = await fetch(new URL(`/v1/articles?${params}`, base), keyed(key));
+  const page = (await response.json()) as ArticlePage;
+  const hits: Array<[number, number]> = [];
+  for (const item of page.items) {
+    if (item.article_id != null && item.score != null) hits.push([item.article_id, item.score]);
+  }
+  return hits;
+}
+
+export const modes: SearchMode[] = ["keyword", "semantic", "hybrid"];

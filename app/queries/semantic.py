@@ -1,0 +1,171 @@
+"""Search by meaning: the rankings of `mode=semantic` and `mode=hybrid`, and similar
+articles by meaning.
+
+- semantic: the SEMANTIC_DEPTH articles nearest the query's meaning (the cosine similarity
+  of its embedding and theirs) among those the filters admit; every one of them if fewer.
+- hybrid: the keyword ranking's first FUSION_DEPTH and the semantic ranking's first
+  FUSION_DEPTH, fused by reciprocal rank: an article scores the sum of 1 / (RRF_K + rank)
+  over the rankings it is in, so one found by both comes first, and when the words match
+  nothing the semantic ranking stands alone.
+
+Filters apply exactly in both: sources, ids, id ranges and dates from the vector folder's
+own columns; bylines, url and `-excluded` phrases through the search index (a narrow set of
+ids, or a check of each candidate, asking again for more until enough pass). Every
+ranking is whole (at most a few thousand hits), kept per index revisions, and paged by the
+same (score, article_id) cursor as relevance. Knows nothing of HTTP.
+"""
+
+from dataclasses import dataclass
+
+from app.dates import to_micros
+from app.queries.cache import RevisionCache
+from app.queries.filters import ArticleFilter
+from app.queries.ranking import Ranking
+from app.queries.search import SearchMode, SearchQuery
+from app.search import matching
+from app.search.embedder import Embedder, Vectors, article_text
+from app.search.index import IndexView
+from app.search.vectors import Bools, Hit, VectorView
+
+SEMANTIC_DEPTH = 1000
+FUSION_DEPTH = 1000
+RRF_K = 60
+# A byline, url or exclusion filter admitting at most this many articles is applied as a
+# set of ids; a broader one is checked on each candidate.
+NARROW_IDS = 50_000
+GROWTH = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Meaning:
+    """What search by meaning reads for one request: one commit of the vector folder and
+    the embedder that built it."""
+
+    vectors: VectorView
+    embedder: Embedder
+
+    def embed(self, text: str) -> Vectors:
+        vector: Vectors = self.embedder.embed([text])[0]
+        return vector
+
+
+def _native_mask(view: VectorView, flt: ArticleFilter) -> Bools | None:
+    return view.mask(
+        source_ids=flt.source_ids,
+        id_min=flt.id_min,
+        id_max=flt.id_max,
+        ids=flt.ids,
+        published_from=None if flt.published_from is None else to_micros(flt.published_from),
+        published_before=(
+            None if flt.published_before is None else to_micros(flt.published_before)
+        ),
+    )
+
+
+def _index_side(
+    index: IndexView, query: SearchQuery | None, flt: ArticleFilter
+) -> matching.Compiled | None:
+    """The index query of what the vector folder cannot check itself: bylines, url and
+    excluded phrases (None: nothing of the kind)."""
+    side = ArticleFilter(authors=flt.authors, url=flt.url)
+    excluded = query.excluded if query is not None else ()
+    if not excluded and not side.news_narrowed:
+        return None
+    return matching.compile_search(index.index, SearchQuery((), excluded), side)
+
+
+def nearest(
+    index: IndexView,
+    meaning: Meaning,
+    vector: Vectors,
+    flt: ArticleFilter,
+    depth: int,
+    query: SearchQuery | None = None,
+) -> list[Hit]:
+    """The `depth` articles nearest `vector` under `flt` (and `query`'s exclusions)."""
+    view = meaning.vectors
+    allowed = _native_mask(view, flt)
+    side = _index_side(index, query, flt)
+    if side is None:
+        return view.nearest(vector, depth, allowed)
+    searcher = index.searcher
+    admitted = matching.count(searcher, side)
+    if admitted <= NARROW_IDS:
+        ids = matching.by_id(searcher, side, max(admitted, 1), descending=False)
+        rows = view.rows_of(ids)
+        return view.nearest(vector, depth, rows if allowed is None else allowed & rows)
+    k = depth * 2
+    while True:
+        hits = view.nearest(vector, k, allowed)
+        passing = matching.scores(searcher, side, [article_id for _, article_id in hits])
+        kept = [hit for hit in hits if hit[1] in passing]
+        if len(kept) >= depth or len(hits) < k:
+            return kept[:depth]
+        k *= GROWTH
+
+
+def fuse(rankings: list[list[Hit]], depth: int | None = None) -> list[Hit]:
+    """Reciprocal rank fusion of rankings (each best first): (score desc, article_id desc)."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (_, article_id) in enumerate(ranking, start=1):
+            scores[article_id] = scores.get(article_id, 0.0) + 1.0 / (RRF_K + rank)
+    fused = sorted(((s, i) for i, s in scores.items()), key=lambda p: (-p[0], -p[1]))
+    return fused if depth is None else fused[:depth]
+
+
+def ranking(
+    index: IndexView,
+    meaning: Meaning,
+    flt: ArticleFilter,
+    cache: RevisionCache | None = None,
+) -> Ranking:
+    """The whole ranking of a semantic or hybrid search (`flt.mode`), kept in `cache` while
+    both indexes are unchanged."""
+    query = flt.search
+    assert query is not None, "list_query refuses a mode without q"
+    if not query.ranked:  # nothing to embed (only exclusions, refused by list_query)
+        return Ranking.of([], complete=True)
+    key = repr(("meaning", index.revision(), *flt.fingerprint_parts()))
+    revision = meaning.vectors.revision
+    kept = cache.get(key, revision) if cache is not None else None
+    if isinstance(kept, Ranking):
+        return kept
+    vector = meaning.embed(query.meaning_text())
+    semantic = nearest(index, meaning, vector, flt, SEMANTIC_DEPTH, query)
+    if flt.mode is SearchMode.HYBRID:
+        compiled = matching.compile_search(index.index, query, flt)
+        keyword = matching.top(index.searcher, compiled, FUSION_DEPTH)
+        pairs = fuse([keyword, semantic[:FUSION_DEPTH]])
+    else:
+        pairs = semantic
+    found = Ranking.of(pairs, complete=True)
+    if cache is not None:
+        cache.put(key, revision, found, weight=max(1, len(found)))
+    return found
+
+
+def similar(
+    index: IndexView,
+    meaning: Meaning,
+    article_id: int,
+    title: str,
+    content: str,
+    flt: ArticleFilter,
+    *,
+    mode: SearchMode,
+    limit: int,
+) -> list[Hit]:
+    """The `limit` articles most like `article_id` by meaning (semantic) or by both its
+    words and its meaning (hybrid), best first, never itself."""
+    vector = meaning.vectors.vector_of(article_id)
+    if vector is None:  # not in the folder yet: embed it as the follower will
+        vector = meaning.embedder.embed([article_text(title, content)])[0]
+    depth = max(limit, 100) if mode is SearchMode.HYBRID else limit
+    found = nearest(index, meaning, vector, flt, depth + 1)
+    semantic = [hit for hit in found if hit[1] != article_id]
+    if mode is SearchMode.SEMANTIC:
+        return semantic[:limit]
+    like = matching.similar_query(title, content, article_id, flt)
+    keyword = matching.top(index.searcher, matching.Compiled(like, None), depth)
+    return fuse([keyword, semantic[:depth]], limit)

@@ -1,0 +1,136 @@
+"""The vector folder on its own: what a commit shows readers, what a crash leaves, how
+compaction keeps answers, and that the two-pass search keeps to its filter and finds what
+an exact search finds."""
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from app.search import vectors as vector_files
+from app.search.vectors import VectorIndex, VectorWriter
+
+DIM = 256
+EMBEDDER = "test/clusters/256"
+
+
+def clustered(n: int, seed: int = 0, clusters: int = 40) -> npt.NDArray[np.float32]:
+    """Unit vectors around a few centres, as documents about a few subjects are."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, DIM)).astype(np.float32)
+    found = centres[rng.integers(0, clusters, n)] + 0.8 * rng.standard_normal((n, DIM))
+    unit: npt.NDArray[np.float32] = found.astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    return unit
+
+
+def filled(path: Path, n: int, seed: int = 0) -> tuple[VectorWriter, npt.NDArray[np.float32]]:
+    writer = VectorWriter.create(path, "db-1", EMBEDDER, DIM)
+    vectors = clustered(n, seed)
+    ids = list(range(1, n + 1))
+    writer.add(ids, [1 + i % 7 for i in ids], [i * 1_000_000 for i in ids], vectors)
+    writer.commit(revision=n)
+    return writer, vectors
+
+
+def test_a_reader_keeps_its_commit_until_it_reloads(tmp_path: Path) -> None:
+    writer, _ = filled(tmp_path / "v", 100)
+    reader = VectorIndex.open(tmp_path / "v")
+    assert reader is not None
+    view = reader.view()
+    writer.add([101], [1], [0], clustered(1, seed=9))
+    writer.delete([5])
+    writer.commit(revision=102)
+    assert view.live_count() == 100  # the request that took this view sees one commit
+    assert view.vector_of(5) is not None
+    reader.reload()
+    assert reader.view().live_count() == 100  # one added, one deleted
+    assert reader.view().vector_of(5) is None
+    assert reader.view().revision == 102
+
+
+def test_rows_past_the_manifest_are_cut_off_when_the_writer_opens(tmp_path: Path) -> None:
+    folder = tmp_path / "v"
+    _, vectors = filled(folder, 50)
+    before = VectorIndex.open(folder)
+    assert before is not None
+    expected = before.view().nearest(vectors[3], 10)
+    for column in ("ids", "codes", "vectors"):  # a crash mid-commit left half-written rows
+        with (folder / f"g0.{column}").open("ab") as f:
+            f.write(b"\x07" * 100)
+    writer = VectorWriter.open_for(folder, "db-1", EMBEDDER, DIM)
+    assert writer.revision == 50
+    writer.add([51], [1], [0], clustered(1, seed=3))
+    writer.commit(revision=51)
+    after = VectorIndex.open(folder)
+    assert after is not None
+    assert after.view().live_count() == 51
+    assert after.view().nearest(vectors[3], 10) == expected
+
+
+def test_another_database_or_embedder_starts_the_folder_afresh(tmp_path: Path) -> None:
+    folder = tmp_path / "v"
+    filled(folder, 20)
+    assert VectorWriter.open_for(folder, "db-1", EMBEDDER, DIM).meta.rows == 20
+    assert VectorWriter.open_for(folder, "db-2", EMBEDDER, DIM).meta.rows == 0
+    filled(folder, 20)
+    assert VectorWriter.open_for(folder, "db-1", "other/model/64", 64).meta.rows == 0
+
+
+def test_compaction_drops_dead_rows_and_keeps_every_answer(tmp_path: Path) -> None:
+    folder = tmp_path / "v"
+    n = vector_files.COMPACT_MIN_DEAD + 2_000
+    writer, vectors = filled(folder, n)
+    queries = clustered(5, seed=7)
+    before = VectorIndex.open(folder)
+    assert before is not None
+    expected = [before.view().nearest(q, 10) for q in queries]
+    ids = list(range(1, n + 1))
+    writer.add(ids, [1 + i % 7 for i in ids], [i * 1_000_000 for i in ids], vectors)
+    writer.commit(revision=2 * n)  # every row replaced by the same vector: n dead rows
+    after = VectorIndex.open(folder)
+    assert after is not None
+    assert after.meta.generation == 1
+    assert after.meta.rows == n
+    assert not (folder / "g0.vectors").exists()
+    assert [after.view().nearest(q, 10) for q in queries] == expected
+
+
+def test_the_two_passes_keep_to_the_filter_and_find_what_exact_search_finds(
+    tmp_path: Path,
+) -> None:
+    n = 5 * vector_files.CANDIDATES  # enough rows for the coarse pass to run
+    _, vectors = filled(tmp_path / "v", n)
+    index = VectorIndex.open(tmp_path / "v")
+    assert index is not None
+    view = index.view()
+    allowed = view.mask(source_ids=[2, 3, 5], published_from=2_000_000_000)
+    assert allowed is not None
+    admitted = np.flatnonzero(allowed)
+    assert len(admitted) > vector_files.CANDIDATES
+    recalls = []
+    for q in clustered(30, seed=11):
+        hits = view.nearest(q, 10, allowed)
+        assert len(hits) == 10
+        rows = [article_id - 1 for _, article_id in hits]
+        assert all(allowed[r] for r in rows)
+        exact = admitted[np.argsort(-(vectors[admitted] @ q))[:10]]
+        recalls.append(len(set(rows) & set(exact.tolist())) / 10)
+    assert np.mean(recalls) >= 0.95
+    few = view.mask(ids=[3, 9, 27])
+    assert few is not None
+    assert sorted(i for _, i in view.nearest(vectors[0], 10, few)) == [3, 9, 27]
+
+
+def test_rows_flushed_before_a_commit_stay_unseen_and_a_crash_drops_them(tmp_path: Path) -> None:
+    folder = tmp_path / "v"
+    writer, _ = filled(folder, 10)
+    n = vector_files.FLUSH_ROWS + 5  # past the flush size: they go to the files at once
+    writer.add(list(range(100, 100 + n)), [1] * n, [0] * n, clustered(n, seed=5))
+    assert (folder / "g0.ids").stat().st_size == (10 + n) * 8
+    reader = VectorIndex.open(folder)
+    assert reader is not None
+    assert reader.view().live_count() == 10  # no manifest names them
+    reopened = VectorWriter.open_for(folder, "db-1", EMBEDDER, DIM)  # as after a crash
+    assert reopened.meta.rows == 10
+    assert (folder / "g0.ids").stat().st_size == 10 * 8
