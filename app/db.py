@@ -62,8 +62,15 @@ class UTCDateTime(TypeDecorator[datetime]):
             return super().result_processor(dialect, coltype)
 
         def process(value: str | None) -> datetime | None:
-            # Appending the offset costs a tenth of replace(tzinfo=UTC).
-            return None if value is None else from_stored(value + "+00:00")
+            if value is None:
+                return None
+            try:  # appending the offset costs a tenth of replace(tzinfo=UTC)
+                return from_stored(value + "+00:00")
+            except ValueError:  # text with an offset of its own, written by another tool
+                parsed = from_stored(value)
+                return (
+                    parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+                )
 
         return process
 
