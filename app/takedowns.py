@@ -26,8 +26,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from app import models
 from app.db import SQLITE_BEGIN_OPTION, now_utc
-from app.ingest.busy import while_busy
-from app.ingest.stores import last_revision, take_write_lock
+from app.writes.busy import while_busy
+from app.writes.lock import last_revision, take_write_lock
 
 CHUNK_IDS = 500  # ids per statement: well under SQLite's bound-parameter limit
 

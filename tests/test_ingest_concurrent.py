@@ -21,12 +21,12 @@ from sqlalchemy.exc import OperationalError
 
 from app import models, synth
 from app.db import make_engine, migrate
-from app.ingest.busy import while_busy
 from app.ingest.fields import FieldMap
 from app.ingest.pipeline import Summary, ingest
 from app.ingest.records import Reject
-from app.ingest.stores import take_write_lock
 from app.settings import Settings
+from app.writes.busy import while_busy
+from app.writes.lock import take_write_lock
 from tests.test_ingest_scale import SMALL_BODIES, check_indexes, check_search_index, count
 
 SHORT_BUSY_TIMEOUT_MS = 50

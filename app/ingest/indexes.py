@@ -19,7 +19,7 @@ from sqlalchemy.schema import CreateIndex
 
 from app import models
 from app.db import SQLITE_BEGIN_OPTION
-from app.ingest.stores import take_write_lock
+from app.writes.lock import take_write_lock
 
 # Build after the data when the input holds several times more records (at ~3 KB each)
 # than the table, so re-running a load over a full table never pays for a rebuild.

@@ -9,8 +9,8 @@ On two or more cores a large load runs the stages before the writer in worker pr
 Processes, not threads: the GIL would serialise parsing with the writer's own Python work.
 
 Each phase that writes (sources, suspending the indexes, each batch, the rebuild, the final
-checkpoint) is one transaction that waits out other writers (app/ingest/busy.py), so loads
-started together into one database all finish, each record stored once.
+checkpoint) is one transaction that waits out other writers (app/writes/busy.py), so
+loads started together into one database all finish, each record stored once.
 """
 
 import time
@@ -22,7 +22,6 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from app.ingest import indexes, prefetch
-from app.ingest.busy import while_busy
 from app.ingest.fields import FieldMap
 from app.ingest.readers import MappedReads, iter_files, sources_files
 from app.ingest.records import ArticleIn, Located, OnReject, Reject
@@ -30,6 +29,7 @@ from app.ingest.sources import SourceNames, load_sources, name_sources
 from app.ingest.validate import validate
 from app.ingest.writer import BatchCounts, checkpoint, write_batches
 from app.settings import DEFAULT_MAX_CONTENT_BYTES
+from app.writes.busy import while_busy
 
 DEFAULT_BATCH_SIZE = 2000
 

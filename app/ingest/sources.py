@@ -13,10 +13,11 @@ from sqlalchemy import Connection, Engine, func, select
 
 from app import models
 from app.db import SQLITE_BEGIN_OPTION
-from app.ingest.busy import while_busy
 from app.ingest.records import Located, OnReject, Reject, raw_text
-from app.ingest.stores import take_write_lock, upsert_sources
+from app.ingest.stores import upsert_sources
 from app.models import MAX_ID
+from app.writes.busy import while_busy
+from app.writes.lock import take_write_lock
 
 
 def read_sources(path: Path, on_reject: OnReject) -> dict[int, str | None]:

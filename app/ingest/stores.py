@@ -33,9 +33,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import col
 
-from app import models, revisions
+from app import models
 from app.db import now_utc
 from app.ingest.records import ArticleIn
+from app.writes.lock import last_revision, take_write_lock
 
 T = TypeVar("T")
 
@@ -58,9 +59,6 @@ RECORD_COLUMNS = (
 ALL_COLUMNS = (*RECORD_COLUMNS, "revision", "ingested_at", "updated_at")
 # What an upsert rewrites: every field but the key, a new revision, and the time.
 UPDATABLE = (*RECORD_COLUMNS[1:], "revision", "updated_at")
-# Serialises PostgreSQL writers per batch, so revisions commit in the order they are
-# numbered. (SQLite's write lock, taken by BEGIN IMMEDIATE, does the same there.)
-WRITE_LOCK_KEY = 0x61727469636C65  # "article"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,17 +104,6 @@ def upsert_sources(connection: Connection, names: dict[int, str | None]) -> None
         )
     if bare:
         connection.execute(insert(models.Source).on_conflict_do_nothing(), bare)
-
-
-def take_write_lock(connection: Connection) -> None:
-    """PostgreSQL: the per-transaction writer lock (SQLite's is BEGIN IMMEDIATE)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(select(func.pg_advisory_xact_lock(WRITE_LOCK_KEY)))
-
-
-def last_revision(connection: Connection) -> int:
-    """The newest revision; read under the write lock so no other writer can interleave."""
-    return revisions.newest_revision(connection)
 
 
 def stored_hashes(connection: Connection, ids: Sequence[int]) -> dict[int, str]:

@@ -19,9 +19,9 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine
 
 from app.db import SQLITE_BEGIN_OPTION
-from app.ingest.busy import while_busy
 from app.ingest.records import ArticleIn
 from app.ingest.stores import BatchCounts, DryRunStore, PostgresStore, SqliteStore, Store
+from app.writes.busy import while_busy
 
 __all__ = ["BatchCounts", "chunks", "tune_sqlite_for_load", "write_batches"]
 

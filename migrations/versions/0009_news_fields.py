@@ -43,7 +43,7 @@ INDEXES = {
     "ix_article_author_article_id": ["author", "article_id"],
     "ix_article_url": ["url"],
 }
-WRITE_LOCK_KEY = 0x61727469636C65  # app/ingest/stores.py: serialises writers on PostgreSQL
+WRITE_LOCK_KEY = 0x61727469636C65  # app/writes/lock.py: serialises writers on PostgreSQL
 
 article = sa.table(
     "article",
