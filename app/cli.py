@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlmodel import Session
 from typer.core import TyperGroup
 
+from app import meta as corpus_meta
 from app import models, takedowns
 from app.db import head_revision, make_engine, migrate, schema_revision, sqlite_file
 from app.errors import CorpusError
@@ -645,7 +646,7 @@ def index_status_command(
     path = index_path(settings)
     with _database(settings) as engine:
         database_revision = sync.newest_revision(engine)
-        database_id = sync.database_id(engine)
+        database_id = corpus_meta.database_id(engine)
     index = SearchIndex.open(path)
     meta = index.meta() if index is not None else None
     state = "missing" if index is None else "ready"

@@ -15,12 +15,12 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from app import meta as meta_queries
 from app.db import make_engine
 from app.ingest.records import ArticleIn, Located
 from app.ingest.validate import check
 from app.ingest.writer import BatchCounts, write_batches
 from app.main import create_app
-from app.queries import meta as meta_queries
 from app.search.sync import newest_revision
 from app.settings import Settings
 from tests.databases import clone, drop

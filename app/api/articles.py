@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from sqlmodel import Session
 from starlette.responses import Response
 
+from app import meta as meta_queries
 from app import schemas
 from app.api.calls import run_db, run_db_short
 from app.api.deps import (
@@ -31,7 +32,6 @@ from app.api.responses import json_bytes_response, model_json
 from app.queries import articles as article_queries
 from app.queries import bodies, counts
 from app.queries import cursor as cursors
-from app.queries import meta as meta_queries
 from app.queries.articles import ArticleFilter, Content, Item
 from app.queries.cache import BYTES_PER_WEIGHT, newest_revision
 from app.queries.counts import CountMode

@@ -35,9 +35,9 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.api.calls import in_thread
 from app.db import refused_as_read_only
+from app.meta import database_id
 from app.queries import keys as key_queries
 from app.queries.keys import KeyRecord, Usage
-from app.search.sync import database_id
 from app.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import tantivy
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import Engine, Select
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import models, revisions
+from app import revisions
 from app.dates import bucket_number, to_micros
+from app.meta import database_id
 from app.search.index import (
     BUCKET_FIELDS,
     META_ID,
@@ -58,16 +59,6 @@ OnProgress = Callable[[int, int], None]  # (index revision so far, target revisi
 # What the index holds of an article, in ARTICLE_COLUMNS order.
 ARTICLE_COLUMNS = ("article_id", "source_id", "title", "content", "published_at", "url", "author")
 Article = tuple[int, int, str, str, datetime | None, str | None, str | None]
-
-
-def database_id(engine: Engine) -> str:
-    """The id migration 0006 gave this database."""
-    meta = models.meta_table
-    with engine.connect() as connection:
-        found = connection.execute(
-            select(meta.c.value).where(meta.c.key == models.DATABASE_ID_KEY)
-        ).scalar_one()
-    return str(found)
 
 
 def newest_revision(engine: Engine) -> int:

@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app import revisions
 from app.dates import to_micros
+from app.meta import database_id
 from app.search.embedder import Embedder, Vectors, article_text, is_off, load_embedder
 from app.search.index import index_path
 from app.search.sync import (
@@ -36,7 +37,6 @@ from app.search.sync import (
     FollowerLock,
     IndexStatus,
     OnProgress,
-    database_id,
     newest_revision,
 )
 from app.search.vectors import UNDATED, VectorIndex, VectorWriter, vectors_path
