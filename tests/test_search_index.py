@@ -436,6 +436,7 @@ def test_index_status_reports_revisions_lag_and_size(loaded: tuple[str, Engine])
     assert status["lag"] == 1
     assert status["revision"] == status["database_revision"] - 1
     assert status["size_bytes"] > 0
+    assert status["language"] == "en"
 
 
 async def test_one_request_reads_one_commit_of_the_index(database_url: str, engine: Engine) -> None:
