@@ -63,6 +63,9 @@ async def test_the_language_sets_the_word_forms_and_a_change_rebuilds_the_index(
         assert await found(client, "national") == [4, 5]
         assert await found(client, "gouvernement") == [3]
         assert await found(client, "Wahl") == []
+        # Typo tolerance compares words as written, in any language.
+        page = await client.get("/v1/articles", params={"q": "natoinaux", "typos": "auto"})
+        assert [item["article_id"] for item in page.json()["items"]] == [4]
     assert language_of(database_url) == "fr"
 
 

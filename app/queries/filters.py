@@ -15,6 +15,7 @@ from sqlmodel import col
 from app import models
 from app.queries import search
 from app.queries.search import SearchQuery
+from app.queries.search_options import ALL_FIELDS, SearchField, Typos
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,8 @@ class ArticleFilter:
     published_before: datetime | None = None
     authors: tuple[str, ...] = ()  # any of these bylines, exactly
     url: str | None = None
+    typos: Typos = Typos.OFF  # whether the search's words forgive typos
+    search_in: frozenset[SearchField] = ALL_FIELDS  # the fields the search matches in
 
     @property
     def search(self) -> SearchQuery | None:
@@ -47,6 +50,11 @@ class ArticleFilter:
             dates = (self.published_from, self.published_before)
             parts += (*(None if d is None else d.isoformat() for d in dates), self.url)
             parts += (sorted(set(self.authors)),)
+        # Only when set: cursors made before these options stay valid.
+        if self.typos is not Typos.OFF:
+            parts += (f"typos={self.typos.value}",)
+        if self.search_in != ALL_FIELDS:
+            parts += (f"search_in={','.join(sorted(self.search_in))}",)
         return parts
 
     @property
