@@ -153,7 +153,11 @@ class SearchIndex:
         index = cls.open(path)
         if index is None:
             if path.exists():
-                log.warning("rebuilding the search index at %s: it is damaged", path)
+                log.warning(
+                    "rebuilding the search index at %s: it is damaged, or of another schema "
+                    "(an older version's)",
+                    path,
+                )
             return cls.create(path, database_id, language)
         meta = index.meta()
         why = None
