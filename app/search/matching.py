@@ -15,7 +15,7 @@ nothing of HTTP.
 
 import html
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import tantivy
@@ -70,7 +70,7 @@ class _Scope:
 
     view: IndexView
     fields: tuple[str, ...]
-    tolerant: list[typos.Tolerant] | None = field(default=None)
+    tolerant: list[typos.Tolerant] | None = None
 
     def exact(self) -> "_Scope":
         return replace(self, tolerant=None)
@@ -234,9 +234,10 @@ def compile_search(
     narrowing = [(Occur.Must, q) for q in (*_filters(flt), *extra)]
     clauses = _clauses(scope, query)
     tolerant: list[typos.Tolerant] = []
+    forgiving = None
     if flt.typos is Typos.AUTO and query.ranked:
         forgiving = Query.boolean_query(_clauses(replace(scope, tolerant=tolerant), query))
-    if not tolerant:
+    if forgiving is None or not tolerant:  # no word forgives typos: the search as typed
         return Compiled(Query.boolean_query(clauses + narrowing), positive, (), scope.fields)
     typed = Query.boolean_query(clauses)
     either = [(Occur.Must, Query.const_score_query(forgiving, 0.0)), (Occur.Should, typed)]

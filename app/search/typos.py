@@ -9,8 +9,13 @@ words with digits, quoted words, phrases, prefixes and exclusions stay exact.
 Edits are counted between words as written (the index's WORD_FIELDS), never between stems:
 `goverment` is one edit from `government`, while its stem `gover` would be one from `over`.
 The index finds the words within reach itself, walking its term dictionary with one
-Levenshtein automaton per word (at most MAX_TOLERANT_WORDS words per search). Knows
-nothing of HTTP or of the database.
+Levenshtein automaton per word and field, which visits only the dictionary's prefixes that
+can still end within reach: a word's expansion is bounded by its edits (two at most, and
+only for words of five letters or more) rather than by a list of words built here, and
+costs the union of the postings of the words it finds, at most every article once, as a
+common word does. At most MAX_TOLERANT_WORDS words of one search expand; corrections
+marked on a page or weighed for a suggestion are capped at MAX_CORRECTIONS per word.
+Knows nothing of HTTP or of the database.
 """
 
 from collections.abc import Iterable, Sequence
@@ -28,7 +33,8 @@ TWO_EDITS_CHARS = 9  # ... and this long or longer, two
 # Words of one search that forgive typos, at most: each costs an automaton walk of each
 # field's term dictionary; the words after these match exactly.
 MAX_TOLERANT_WORDS = 10
-# Words marked or suggested for one typed word, at most (the most frequent first).
+# Corrections of one typed word marked on a page or weighed for a suggestion, at most
+# (the nearest first).
 MAX_CORRECTIONS = 50
 
 
