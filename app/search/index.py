@@ -135,7 +135,12 @@ class SearchIndex:
     def create(cls, path: Path, database_id: str, language: str) -> "SearchIndex":
         """A new, empty index for `database_id` in `path`, replacing whatever was there."""
         if path.exists():
-            shutil.rmtree(path)
+            # Renamed away first: a reader of the old index (another worker) may still
+            # create its lock file in it while it is being deleted.
+            gone = path.with_name(path.name + ".gone")
+            shutil.rmtree(gone, ignore_errors=True)
+            path.rename(gone)
+            shutil.rmtree(gone, ignore_errors=True)
         path.mkdir(parents=True)
         index = cls(path, tantivy.Index(SCHEMA, path=str(path), reuse=False), language)
         writer = index.writer()
