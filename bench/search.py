@@ -345,7 +345,7 @@ class InProcess:
     def __init__(self, index: SearchIndex, connection: Connection) -> None:
         self.index, self.connection = index, connection
         article = models.article_table
-        self.texts = select(article.c.title, article.c.content)
+        self.texts = select(article.c.article_id, article.c.title, article.c.content)
         self.article_id = article.c.article_id
 
     def __call__(self, search: Search) -> float:
@@ -364,10 +364,16 @@ class InProcess:
         self.connection.rollback()  # hold no read transaction open between searches
         started = time.perf_counter()
         window = matching.SNIPPET_WINDOW_CHARS
-        texts = [text for title, content in rows for text in (title, content[:window])]
+        fixed = {article_id for score, article_id in hits if not score}  # as the API does
+        texts = [
+            text
+            for article_id, title, content in rows
+            if article_id in fixed
+            for text in (title, content[:window])
+        ]
         corrected = typos.corrected_stems(self.index, compiled.tolerant, texts)
         snippets = matching.Snippets(searcher, compiled, corrected)
-        for title, content in rows:
+        for _, title, content in rows:
             snippets.snippet(title, content, "")
         return (searched + time.perf_counter() - started) * 1000
 

@@ -315,7 +315,7 @@ def _decorate(
     session: Session, index: IndexView, compiled: matching.Compiled, rows: Sequence[Item]
 ) -> None:
     """Add `score` (unless ranked already) and `snippet` to the page's rows, in place; the
-    snippets also mark the corrections of words that forgave typos found on the page."""
+    snippets also mark the corrections found in the hits that needed one."""
     if not rows:
         return
     searcher = index.searcher
@@ -327,9 +327,13 @@ def _decorate(
     # One character past the window tells the snippet whether the body goes on.
     window = matching.SNIPPET_WINDOW_CHARS
     texts = bodies.body_starts(session, ids, window + 1)
+    # Only hits that needed a correction (score 0) are read for corrections to mark: a hit
+    # as typed shows the words typed, and a page of them costs no scan.
+    fixed = {item["article_id"] for item in rows if compiled.tolerant and not item["score"]}
     searched = [
         text
-        for title, body in texts.values()
+        for article_id, (title, body) in texts.items()
+        if article_id in fixed
         for f, text in (("title", title), ("content", body[:window]))
         if f in compiled.fields
     ]
