@@ -640,8 +640,9 @@ def index_status_command(
     index_dir: IndexDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
-    """The index's revision against the database's, the lag between them, and its size;
-    and the same of the vector index beside it."""
+    """The index's revision against the database's, the lag between them, its size, and
+    the language it stems (CORPUS_LANGUAGE when it was built); and the same of the vector
+    index beside it."""
     settings = _settings(database_url, index_dir)
     path = index_path(settings)
     with _database(settings) as engine:
@@ -661,6 +662,7 @@ def index_status_command(
         "lag": max(0, database_revision - revision),
         "size_bytes": index.size_bytes() if index is not None else 0,
         "vectors": vector_sync.status(settings, database_revision),  # search by meaning's
+        "language": meta.language if meta is not None else None,
     }
     if as_json:
         sys.stdout.write(orjson.dumps(status).decode() + "\n")

@@ -133,6 +133,16 @@ class ArticlePage(BaseModel):
             "calendar bucket (in time order, the undated last)."
         ),
     )
+    suggestion: str | None = Field(
+        default=None,
+        description=(
+            "With `q` only: when the search found nothing, the query with each unknown word "
+            "replaced by the most frequent word of the corpus within typo reach (as "
+            '`typos=auto` counts it), for a "did you mean" link; null when it found '
+            "something or no word is close."
+        ),
+        examples=["palmyra"],
+    )
 
 
 class Source(BaseModel):

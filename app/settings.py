@@ -9,6 +9,12 @@ DEFAULT_DATABASE_URL = "sqlite:///data/corpus.db"
 # A record whose content is larger is rejected by ingest: real articles stay far below it,
 # and one huge body would cost every request that touches it (`corpus ingest --help`).
 DEFAULT_MAX_CONTENT_BYTES = 1 << 20
+# The corpus languages search can stem (ISO 639-1: the Snowball stemmers tantivy ships), or
+# `none`: every word as written, whatever its language (app/search/analysis.py).
+Language = Literal[
+    "ar", "da", "de", "el", "en", "es", "fi", "fr", "hu", "it", "nl", "no", "pt", "ro", "ru",
+    "sv", "ta", "tr", "none",
+]  # fmt: skip
 
 
 class Settings(BaseSettings):
@@ -79,6 +85,9 @@ class Settings(BaseSettings):
     # wheel), `wordllama:64|128`, `sentence-transformers:<folder>`, or `none` (off). The
     # vector index beside the search index is rebuilt when this changes.
     embedder: str = "wordllama"
+    # The language whose word forms search finds (`Wahl` finds `Wahlen` with `de`): the
+    # analyzer of the search index, recorded in it; a change rebuilds the index.
+    language: Language = "en"
     # Lists and details are served by plain routes that skip FastAPI's per-route work
     # (app/api/fastpath.py), inside the same middleware. Off, FastAPI's routes serve them:
     # the same responses, more CPU per request.

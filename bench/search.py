@@ -16,7 +16,14 @@ Then it builds a query set from the corpus itself, in eight classes of `--querie
 (words taken from real article text, their stem's document frequency looked up in the
 built index's term dictionary), two words of one article (AND), a quoted phrase of two
 adjacent words of one article, a word under a `source_id` filter, and a word with
-`count=exact` (the last two cycle through the bands). Each query is sent once over HTTP to
+`count=exact` (the last two cycle through the bands); and a ninth class of
+`--typo-queries` distinct misspelled queries with `typos=auto` (a word of five letters or
+more from the sample with one random edit, two for half of those of nine letters or more;
+alone, or beside a correct word of another article every third query; 0 skips the class).
+The reference runs them as it runs the others (compile_search, now with the fuzzy words,
+top(20), and snippets that also mark the corrections found on the page), and a line after
+the table gives plain tantivy fuzzy queries alone for scale (the same words and edits,
+no ranking tiers, no snippets). Each query is sent once over HTTP to
 a live server (tests.live.serve: uvicorn, one worker, access log off), one at a time, after
 a warm-up on other queries; every reply is a fresh search, since the reply cache keys on
 the exact request. The reference runs the same queries once, in process, directly on the
@@ -56,8 +63,9 @@ from sqlalchemy.engine import Connection
 
 from app import models
 from app.queries.filters import ArticleFilter
-from app.search import matching
-from app.search.index import SCHEMA, SearchIndex
+from app.queries.search_options import Typos
+from app.search import matching, typos
+from app.search.index import SCHEMA, WORD_FIELDS, SearchIndex
 from bench.ingest import corpus_file
 from tests.databases import PG_ADMIN_URL, pg_admin, pg_url
 from tests.live import serve
@@ -79,6 +87,8 @@ BANDS = (
 )
 CLASSES = [f"word, {name}" for name, _, _ in BANDS]
 CLASSES += ["two words (AND)", "phrase of two", "word + source_id", "word + count=exact"]
+TYPO_CLASS = "misspelled (typos=auto)"
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
 SOURCES = 20  # app.synth.SOURCES
 WORD = re.compile(r"[^\W_]+")
 SENTENCE = re.compile(r"[.!?]")
@@ -172,6 +182,7 @@ class Search:
     q: str
     source_id: int | None = None
     exact: bool = False
+    typos: bool = False
 
     def params(self) -> dict[str, str | int]:
         params: dict[str, str | int] = {"q": self.q, "limit": LIMIT}
@@ -179,11 +190,14 @@ class Search:
             params["source_id"] = self.source_id
         if self.exact:
             params["count"] = "exact"
+        if self.typos:
+            params["typos"] = "auto"
         return params
 
     def filter(self) -> ArticleFilter:
         sources = (self.source_id,) if self.source_id is not None else ()
-        return ArticleFilter(source_ids=sources, q=self.q)
+        forgiving = Typos.AUTO if self.typos else Typos.OFF
+        return ArticleFilter(source_ids=sources, q=self.q, typos=forgiving)
 
 
 def sample(data: Path, n: int) -> list[str]:
@@ -249,7 +263,19 @@ class QuerySet:
                 a, b = self.rng.sample(words, 2)
                 return f"{a} {b}"
 
+    def misspelled(self, i: int) -> str:
+        """A word of five letters or more with a typo or two it forgives (app/search/typos.py),
+        and every third time a correct word of another article beside it."""
+        words = [w for t in self.rng.sample(self.texts, 3) for w in WORD.findall(t)]
+        word = self.rng.choice([w for w in words if w.isalpha() and len(w) >= 5] or ["palmyra"])
+        typo = misspell(word, self.rng)
+        if len(word) >= typos.TWO_EDITS_CHARS and self.rng.random() < 0.5:
+            typo = misspell(typo, self.rng)
+        return f"{typo} {self.rng.choice(words)}" if i % 3 == 2 else typo
+
     def draw(self, kind: str, i: int) -> Search | None:
+        if kind == TYPO_CLASS:
+            return Search(kind, self.misspelled(i), typos=True)
         band_names = [name for name, _, _ in BANDS]
         if kind.startswith("word, "):
             word = self.word(kind.removeprefix("word, "))
@@ -279,6 +305,20 @@ class QuerySet:
         return found
 
 
+def misspell(word: str, rng: random.Random) -> str:
+    """`word` with one random edit: a letter inserted, deleted, changed, or two swapped."""
+    i = rng.randrange(len(word))
+    kind = rng.choice("idst")
+    if kind == "i":
+        return word[:i] + rng.choice(LETTERS) + word[i:]
+    if kind == "d":
+        return word[:i] + word[i + 1 :]
+    if kind == "s":
+        return word[:i] + rng.choice(LETTERS.replace(word[i], "")) + word[i + 1 :]
+    i = min(i, len(word) - 2)
+    return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+
+
 # -- Timing ---------------------------------------------------------------------------------------
 
 
@@ -305,7 +345,7 @@ class InProcess:
     def __init__(self, index: SearchIndex, connection: Connection) -> None:
         self.index, self.connection = index, connection
         article = models.article_table
-        self.texts = select(article.c.title, article.c.content)
+        self.texts = select(article.c.article_id, article.c.title, article.c.content)
         self.article_id = article.c.article_id
 
     def __call__(self, search: Search) -> float:
@@ -323,10 +363,50 @@ class InProcess:
         rows = self.connection.execute(self.texts.where(self.article_id.in_(ids))).all()
         self.connection.rollback()  # hold no read transaction open between searches
         started = time.perf_counter()
-        snippets = matching.Snippets(searcher, compiled)
-        for title, content in rows:
+        window = matching.SNIPPET_WINDOW_CHARS
+        fixed = {article_id for score, article_id in hits if not score}  # as the API does
+        texts = [
+            text
+            for article_id, title, content in rows
+            if article_id in fixed
+            for text in (title, content[:window])
+        ]
+        corrected = typos.corrected_stems(self.index, compiled.tolerant, texts)
+        snippets = matching.Snippets(searcher, compiled, corrected)
+        for _, title, content in rows:
             snippets.snippet(title, content, "")
         return (searched + time.perf_counter() - started) * 1000
+
+
+class PlainFuzzy:
+    """Scale for the misspelled class: tantivy's fuzzy queries alone, in this process. Each
+    word of five letters or more forgives the edits ours does (words as written, title or
+    body), any other matches its stem; the top 20, nothing else."""
+
+    def __init__(self, index: SearchIndex) -> None:
+        self.index = index
+
+    def __call__(self, search: Search) -> float:
+        started = time.perf_counter()
+        searcher = self.index.searcher()
+        clauses = []
+        for word in WORD.findall(search.q.lower()):
+            tolerant = typos.tolerant(self.index, word)
+            if tolerant is None:
+                either = [
+                    tantivy.Query.term_query(SCHEMA, f, t)
+                    for t in self.index.terms(word)
+                    for f in ("title", "content")
+                ]
+            else:
+                either = [
+                    tantivy.Query.fuzzy_term_query(SCHEMA, f, tolerant.word, tolerant.edits)
+                    for f in WORD_FIELDS.values()
+                ]
+            should = [(tantivy.Occur.Should, q) for q in either]
+            clauses.append((tantivy.Occur.Must, tantivy.Query.boolean_query(should)))
+        searcher.search(tantivy.Query.boolean_query(clauses), LIMIT, count=False)
+        return (time.perf_counter() - started) * 1000
 
 
 def measure(ours: Http, ref: InProcess, searches: list[Search]) -> tuple[list[float], list[float]]:
@@ -363,18 +443,26 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
 
 
-def report(searches: list[Search], ours: list[float], ref: list[float]) -> bool:
+def report(searches: list[Search], ours: list[float], ref: list[float], kinds: list[str]) -> bool:
+    """The table, one row per class of `kinds` and one for all of the eight word classes
+    (whose bars are p95 < 15 ms and no query over 100 ms too); whether every bar was met.
+    The misspelled class's bar is the ratio only (issue 26)."""
     print()
     print(
-        f"{'class':<20} {'n':>3}  {'ours p50':>8} {'p95':>6} {'max':>6}  "
+        f"{'class':<23} {'n':>3}  {'ours p50':>8} {'p95':>6} {'max':>6}  "
         f"{'tantivy p50':>11} {'p95':>6} {'max':>6}  {'p95 ratio':>9}  "
         f"{'<=2x+3ms (bound)':<18} {'p95<15ms':<8} {'max<=100ms':<10}"
     )
     all_met = True
-    for kind in [*CLASSES, "all"]:
-        picked = [i for i, s in enumerate(searches) if kind in ("all", s.kind)]
+    rows = [*kinds, "all"] if set(kinds) & set(CLASSES) else kinds
+    for kind in rows:
+        picked = [
+            i
+            for i, s in enumerate(searches)
+            if kind == s.kind or (kind == "all" and s.kind in CLASSES)
+        ]
         if not picked:
-            print(f"{kind:<20}   0  (no queries: the corpus is too small for this class)")
+            print(f"{kind:<23}   0  (no queries: the corpus is too small for this class)")
             all_met = False
             continue
         mine = [ours[i] for i in picked]
@@ -383,10 +471,12 @@ def report(searches: list[Search], ours: list[float], ref: list[float]) -> bool:
         r50, r95, rmax = percentile(theirs, 0.5), percentile(theirs, 0.95), max(theirs)
         bound = RATIO_BAR * r95 + SLACK_MS
         bars = (m95 <= bound, m95 < P95_MS, mmax <= MAX_MS)
-        all_met = all_met and all(bars)
+        all_met = all_met and (bars[0] if kind == TYPO_CLASS else all(bars))
         marks = ["met" if ok else "NOT MET" for ok in bars]
+        if kind == TYPO_CLASS:
+            marks[1:] = ["-", "-"]
         print(
-            f"{kind:<20} {len(picked):>3}  {m50:>6.2f}ms {m95:>6.2f} {mmax:>6.1f}  "
+            f"{kind:<23} {len(picked):>3}  {m50:>6.2f}ms {m95:>6.2f} {mmax:>6.1f}  "
             f"{r50:>9.2f}ms {r95:>6.2f} {rmax:>6.1f}  {m95 / r95:>8.2f}x  "
             f"{marks[0] + f' ({bound:.1f} ms)':<18} {marks[1]:<8} {marks[2]}"
         )
@@ -419,12 +509,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
-    parser.add_argument("--queries", type=int, default=300, help="measured, over all classes")
+    parser.add_argument(
+        "--queries", type=int, default=300, help="measured, over the eight word classes (0: none)"
+    )
+    parser.add_argument(
+        "--typo-queries", type=int, default=300, help="measured misspelled queries (0: none)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="for drawing the queries")
     args = parser.parse_args()
     data = corpus_file(args.rows)
     header(args, data)
-    per_class = max(1, math.ceil(args.queries / len(CLASSES)))
+    per_class = math.ceil(args.queries / len(CLASSES))
+    counts = {kind: per_class for kind in CLASSES if per_class}
+    if args.typo_queries:
+        counts[TYPO_CLASS] = args.typo_queries
     with (
         tempfile.TemporaryDirectory(prefix="bench-search-", dir=OUT) as tmp,
         database(args.backend, Path(tmp)) as url,
@@ -445,10 +543,10 @@ def main() -> None:
             )
         )
         queries = QuerySet(texts, banded, args.seed)
-        measured = [s for kind in CLASSES for s in queries.take(kind, per_class)]
-        warmup = [s for kind in CLASSES for s in queries.take(kind, WARMUP_PER_CLASS)]
+        measured = [s for kind, n in counts.items() for s in queries.take(kind, n)]
+        warmup = [s for kind in counts for s in queries.take(kind, WARMUP_PER_CLASS)]
         print(f"# {len(measured)} measured queries, {len(warmup)} other ones for the warm-up")
-        for kind in CLASSES[-4:]:
+        for kind in [k for k in counts if k in (*CLASSES[-4:], TYPO_CLASS)]:
             print(f"#   e.g. {kind}: {[s.params() for s in measured if s.kind == kind][:2]}")
         if args.backend == "sqlite":
             read_through([work / "corpus.db"])
@@ -466,9 +564,17 @@ def main() -> None:
                 ours, ref = Http(client), InProcess(index, connection)
                 measure(ours, ref, warmup)
                 mine, theirs = measure(ours, ref, measured)
+                plain = PlainFuzzy(index)
+                fuzzy = [plain(s) for s in measured if s.kind == TYPO_CLASS]
         finally:
             engine.dispose()
-    met = report(measured, mine, theirs)
+    met = report(measured, mine, theirs, list(counts))
+    if fuzzy:
+        print(
+            f"plain tantivy fuzzy queries, the misspelled class in process (top 20 only, no "
+            f"tiers or snippets): p50 {percentile(fuzzy, 0.5):.2f} ms, "
+            f"p95 {percentile(fuzzy, 0.95):.2f} ms, max {max(fuzzy):.1f} ms"
+        )
     print(f"every bar met: {'yes' if met else 'no'}; load average now {os.getloadavg()[0]:.2f}")
     report_load(args.backend, args.rows, loaded, insert, fts)
 

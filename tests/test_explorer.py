@@ -135,9 +135,10 @@ def test_search_facet_scroll_article_and_back(
     marks = browser.find_elements(By.CSS_SELECTOR, "#results mark")
     assert len(marks) >= 20
     assert {m.text.lower() for m in marks} == {"body"}
-    # The last word goes as a prefix (`body*`): search as you type.
-    assert by_id(browser, "request-url-text").text == f"{api.url}/v1/articles?q=body*&limit=20"
-    assert by_id(browser, "request-curl").text == f"curl '{api.url}/v1/articles?q=body*&limit=20'"
+    # The last word goes as a prefix (`body*`): search as you type, typos forgiven.
+    sent = f"{api.url}/v1/articles?q=body*&typos=auto&limit=20"
+    assert by_id(browser, "request-url-text").text == sent
+    assert by_id(browser, "request-curl").text == f"curl '{sent}'"
     facets = {
         b.get_attribute("data-source"): b.text.split("\n")
         for b in browser.find_elements(By.CSS_SELECTOR, "#facets button")
@@ -319,6 +320,35 @@ def test_dates_timeline_and_newest_first(
     browser.back()
     wait(browser, lambda b: "to=2016-03-10" in b.current_url)
     assert by_id(browser, "to").get_attribute("value") == "2016-03-10"
+
+
+def test_a_search_that_finds_nothing_offers_did_you_mean(
+    browser: webdriver.Chrome, api: LiveServer, tmp_path: Path
+) -> None:
+    browser.get(f"{api.url}/?q=articel")
+    wait(browser, lambda b: by_id(b, "status").text.startswith("No articles found."))
+    # Sent as `articel*` (a prefix, which stays exact): nothing; the API's suggestion is
+    # `article*`, shown without the star the explorer added.
+    assert by_id(browser, "status").text == "No articles found. Did you mean article?"
+    assert "q=articel*&typos=auto" in by_id(browser, "request-url-text").text
+    link = by_id(browser, "suggestion")
+    assert link.get_attribute("href") == f"{api.url}/?q=article"
+    screenshot(browser, tmp_path / "did-you-mean.png")
+    assert axe_violations(browser) == []
+
+    link.click()
+    wait(browser, lambda b: by_id(b, "status").text == "120 articles match “article”")
+    assert browser.current_url == f"{api.url}/?q=article"
+    assert by_id(browser, "q").get_attribute("value") == "article"
+    browser.back()
+    wait(browser, lambda b: by_id(b, "status").text.endswith("Did you mean article?"))
+
+    # Typos are forgiven in a word before the last: `articel` finds `article`, marked.
+    by_id(browser, "q").clear()
+    by_id(browser, "q").send_keys("articel body")
+    wait(browser, lambda b: by_id(b, "status").text == "120 articles match “articel body”")
+    marks = {m.text.lower() for m in browser.find_elements(By.CSS_SELECTOR, "#results mark")}
+    assert marks == {"article", "body"}
 
 
 def test_what_was_typed_before_the_script_ran_is_the_search(

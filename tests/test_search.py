@@ -136,3 +136,14 @@ def test_a_star_after_the_last_word_marks_a_prefix() -> None:
     assert star is not None
     assert plain is not None
     assert star.canonical() != plain.canonical()  # cursors and caches tell them apart
+
+
+def test_a_quoted_word_is_kept_exact_apart_from_the_same_word_unquoted() -> None:
+    quoted, plain = parse('"palmyra"'), parse("palmyra")
+    assert quoted == SearchQuery(((Phrase(("palmyra",), exact=True),),), ())
+    assert plain == SearchQuery(((Phrase(("palmyra",)),),), ())
+    assert quoted is not None
+    assert plain is not None
+    assert quoted.canonical() != plain.canonical()  # typos=auto corrects only the second
+    # A phrase of several words is exact anyway, and its form is as before.
+    assert parse('"islamic state"') == SearchQuery(((p("islamic", "state"),),), ())

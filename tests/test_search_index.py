@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+import tantivy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
@@ -25,8 +26,9 @@ from app import models, synth
 from app.db import backend, make_engine, migrate
 from app.queries.filters import ArticleFilter
 from app.queries.search import parse
+from app.queries.search_options import Typos
 from app.search import matching, sync
-from app.search.index import SearchIndex, index_path
+from app.search.index import SCHEMA_VERSION, SearchIndex, index_path
 from app.search.sync import newest_revision
 from app.settings import Settings
 from app.text import excerpt
@@ -232,6 +234,40 @@ def test_a_truncated_index_file_is_rebuilt_and_answers_as_before(
     assert "damaged" in caplog.text
     assert answers(_opened(settings), queries) == before
     assert all(before.values())
+
+
+def test_an_index_of_an_older_schema_is_rebuilt_on_upgrade(
+    database_url: str, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An index as version 2 left it (no fields of words as written) is not served: the
+    first catch-up after the upgrade rebuilds it, and typos=auto then works."""
+    add_articles(engine, [record(1, title="Palmyra", content="The ancient city.")])
+    folder = index_path(Settings(database_url=database_url))
+    older = tantivy.SchemaBuilder()
+    older.add_unsigned_field("article_id", indexed=True, fast=True)
+    older.add_text_field("title", index_option="position")
+    older.add_text_field("meta", stored=True, tokenizer_name="raw")
+    folder.mkdir(parents=True)
+    writer = tantivy.Index(older.build(), path=str(folder)).writer(15_000_000, 1)
+    meta = tantivy.Document()
+    meta.add_unsigned("article_id", 0)
+    meta.add_text("meta", '{"schema_version": 2}')
+    writer.add_document(meta)
+    writer.commit()
+    writer.wait_merging_threads()
+    assert SearchIndex.open(folder) is None
+    with caplog.at_level(logging.WARNING, logger="app.search.index"):
+        assert sync.catch_up(Settings(database_url=database_url), engine)
+    assert "of another schema" in caplog.text
+    index = _opened(Settings(database_url=database_url))
+    now = index.meta()
+    assert now is not None
+    assert (now.schema_version, now.revision) == (SCHEMA_VERSION, newest_revision(engine))
+    query = parse("plamyra")
+    assert query is not None
+    forgiving = ArticleFilter(q="plamyra", typos=Typos.AUTO)
+    compiled = matching.compile_search(index, query, forgiving)
+    assert [i for _, i in matching.top(index.searcher(), compiled, 5)] == [1]
 
 
 def test_a_writer_killed_mid_rebuild_leaves_an_index_that_answers_as_a_fresh_one(
@@ -443,6 +479,7 @@ def test_index_status_reports_revisions_lag_and_size(loaded: tuple[str, Engine])
     assert vectors["lag"] == 1
     assert vectors["articles"] == 3_000
     assert vectors["embedder"] == "wordllama/l2_supercat/256"
+    assert status["language"] == "en"
 
 
 async def test_one_request_reads_one_commit_of_the_index(database_url: str, engine: Engine) -> None:

@@ -5,6 +5,7 @@ another index schema, is rebuilt instead, as any foreign index is."""
 
 import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.db import make_engine
 from app.search import sync
-from app.search.index import SCHEMA_VERSION, IndexMeta, SearchIndex
+from app.search.index import SCHEMA_VERSION, SearchIndex
 from app.settings import Settings
 from app.takedowns import delete_articles
 from tests.factories import add_articles, make_client, record
@@ -138,7 +139,7 @@ def stamp_schema_version(folder: Path, version: int) -> None:
     meta = index.meta()
     assert meta is not None
     writer = index.writer()
-    sync._commit(writer, IndexMeta(meta.database_id, meta.revision, version))
+    sync._commit(writer, replace(meta, schema_version=version))
     writer.wait_merging_threads()
 
 

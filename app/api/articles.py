@@ -30,7 +30,7 @@ from app.api.pagination import link_header, page_links
 from app.api.problems import GONE_RESPONSES, PROBLEM_RESPONSES
 from app.api.responses import json_bytes_response, model_json
 from app.queries import articles as article_queries
-from app.queries import bodies, counts
+from app.queries import bodies, counts, suggestions
 from app.queries import cursor as cursors
 from app.queries.articles import ArticleFilter, Content, Item
 from app.queries.cache import BYTES_PER_WEIGHT, newest_revision
@@ -182,6 +182,10 @@ def _build_page(
     }
     if options.facets:
         body["facets"] = counts.facets(session, flt, options.facets, page.cache, index, meaning)
+    if flt.search is not None:  # a search that found nothing offers a correction
+        asked = not rows.rows and given is None
+        found = suggestions.suggest(session, index, flt) if asked and index else None
+        body["suggestion"] = found
     return orjson.dumps(body, option=orjson.OPT_UTC_Z), link_header(next_url, prev_url)
 
 
@@ -195,11 +199,12 @@ async def list_articles(
 ) -> Response:
     """Articles, newest `article_id` first (or as `sort` says), one keyset page at a time.
 
-    `q` searches title and content: words are ANDed, `"a phrase"`, `-excluded` (or `NOT`),
-    `OR` between two items, parentheses group, `palm*` is a prefix; any text is safe. Hits
-    are ranked by relevance unless `sort` says otherwise and carry `score` (higher is
-    better) and a `snippet` of HTML whose matches are wrapped in `<mark>`…`</mark>`, the
-    rest escaped. Follow `next` (or the `Link`
+    `q` searches title and content (or the one `search_in` names): words are ANDed,
+    `"a phrase"`, `-excluded` (or `NOT`), `OR` between two items, parentheses group, `palm*`
+    is a prefix; any text is safe; `typos=auto` forgives typos. Hits are ranked by relevance
+    unless `sort` says otherwise and carry `score` (higher is better) and a `snippet` of
+    HTML whose matches are wrapped in `<mark>`…`</mark>`, the rest escaped. A search that
+    finds nothing offers a `suggestion` ("did you mean"). Follow `next` (or the `Link`
     header) to walk forward and `prev` to walk back; the cursor in those URLs is opaque and
     only valid with the same search, filters and sort.
     """

@@ -34,6 +34,7 @@ from app.queries.articles import ArticleFilter, Content, Sort
 from app.queries.cache import RevisionCache
 from app.queries.counts import CountMode, Facet
 from app.queries.search import MAX_QUERY_CHARS, SearchMode
+from app.queries.search_options import SearchField, Typos
 from app.settings import Settings
 
 T = TypeVar("T")
@@ -102,6 +103,19 @@ ModeParam = Annotated[
             "a 422 where the server has search by meaning off."
         ),
         examples=["hybrid"],
+    ),
+]
+TyposParam = Annotated[
+    Typos,
+    Field(
+        description=(
+            "`0` (default): words match as typed (and their word forms). `auto`: a word of "
+            "5-8 letters also matches words one typo away (a letter inserted, deleted, "
+            "changed, or two swapped), of 9 or more two typos away; hits that match every "
+            "word as typed rank first. Short words, words with digits, quoted words, "
+            "phrases, prefixes (`palm*`) and exclusions stay exact."
+        ),
+        examples=["auto"],
     ),
 ]
 ContentParam = Annotated[
@@ -247,6 +261,18 @@ class FilterQuery(QueryModel):
         description="Only the article at exactly this url (do we have this story already?).",
         examples=["https://news.example/2016/03/27/palmyra"],
     )
+    typos: TyposParam = Typos.OFF
+    search_in: list[SearchField] = Field(
+        [SearchField.TITLE, SearchField.CONTENT],
+        min_length=1,
+        max_length=len(SearchField),
+        description=(
+            "Where `q` matches: `title`, `content`, or both (default; `title,content` or "
+            "repeated). Ranking, snippets (a title-only search's is the marked title), "
+            "counts and facets follow."
+        ),
+        examples=[["title"]],
+    )
 
     def article_filter(self, source_ids: Sequence[int] = ()) -> ArticleFilter:
         """The filter, narrowed to `source_ids` when given; InvalidParameter for bad `ids`
@@ -262,6 +288,8 @@ class FilterQuery(QueryModel):
             published_before=end,
             authors=tuple(self.author),
             url=self.url,
+            typos=self.typos,
+            search_in=frozenset(self.search_in),
         )
 
 
@@ -352,6 +380,16 @@ class SimilarQuery(SourcesQuery):
         ),
         examples=["semantic"],
     )
+    typos: Annotated[
+        Typos,
+        Field(
+            description=(
+                "Accepted as on the lists, so one set of search parameters fits every "
+                "route, and ignored: similar articles match the article's own words."
+            ),
+            examples=["auto"],
+        ),
+    ] = Typos.OFF
     limit: LimitParam = DEFAULT_LIMIT
     content: ContentParam = Content.EXCERPT
     fields: FieldsParam = None

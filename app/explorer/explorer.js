@@ -87,11 +87,15 @@ async function getJson(path, signal) {
 // Search as you type: the last word also matches as a prefix (`palm*` finds palmyra).
 const asTyped = (q) => (/[\p{L}\p{N}]$/u.test(q) ? `${q}*` : q);
 
-// The list's filters as API parameters: the search, the date range, and the sources unless
-// `withSources` is off (the source facet counts every source of the other filters).
+// The list's filters as API parameters: the search (forgiving typos), the date range, and
+// the sources unless `withSources` is off (the source facet counts every source of the other
+// filters).
 function filterParams(state, withSources = true) {
   const params = new URLSearchParams();
-  if (state.q) params.set("q", asTyped(state.q));
+  if (state.q) {
+    params.set("q", asTyped(state.q));
+    params.set("typos", "auto");
+  }
   if (byMeaning(state)) params.set("mode", state.mode);
   if (withSources) for (const id of state.sources) params.append("source_id", id);
   if (state.from) params.set("published_from", state.from);
@@ -334,9 +338,8 @@ async function loadList(state) {
     appendPage(page, state);
     renderFacets(counted.facets?.source_id ?? [], state);
     if (timeline) renderTimeline(Object.values(timeline.facets ?? {})[0] ?? []);
-    $("status").textContent = page.items.length
-      ? describe(state, counted.facets?.source_id ?? [])
-      : "No articles found.";
+    if (page.items.length) $("status").textContent = describe(state, counted.facets?.source_id ?? []);
+    else showNothingFound(state, page.suggestion);
     shownListKey = listKey(state);
   } catch (error) {
     if (error.name === "AbortError") return;
@@ -346,6 +349,21 @@ async function loadList(state) {
     shownListKey = null;
     $("status").textContent = `The API answered: ${error.message}`;
   }
+}
+
+// "No articles found", and the API's "did you mean" as a link, when it has one: the
+// suggestion is for the search as sent, so the `*` the explorer added goes again.
+function showNothingFound(state, suggestion) {
+  const status = $("status");
+  status.replaceChildren("No articles found.");
+  if (typeof suggestion !== "string" || !suggestion) return;
+  const q = asTyped(state.q) !== state.q ? suggestion.replace(/\*$/, "") : suggestion;
+  const link = document.createElement("a");
+  link.id = "suggestion";
+  link.href = stateUrl({ ...state, q, article: "" });
+  link.dataset.q = q;
+  link.textContent = q;
+  status.append(" Did you mean ", link, "?");
 }
 
 async function loadMore() {
@@ -491,6 +509,12 @@ function init() {
     });
   }
   $("clear-dates").addEventListener("click", () => go({ ...readState(), from: "", to: "", article: "" }));
+  $("status").addEventListener("click", (event) => {
+    const link = event.target.closest("a#suggestion");
+    if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+    event.preventDefault();
+    go({ ...readState(), q: link.dataset.q, article: "" });
+  });
   $("histogram").addEventListener("click", (event) => {
     const bar = event.target.closest("button[data-from]");
     if (bar) go({ ...readState(), from: bar.dataset.from, to: bar.dataset.to, article: "" });

@@ -55,7 +55,7 @@ from app.queries.ranking import Ranking, ranking_to
 from app.queries.search import SearchMode
 from app.queries.semantic import Meaning
 from app.queries.walks import KEY_NAMES, LIMIT_NAME, index_page, order_of, walk_select
-from app.search import matching
+from app.search import matching, typos
 from app.search.index import IndexView, SearchIndex
 
 __all__ = [  # re-exported: the API and the export engine import them from here
@@ -170,7 +170,7 @@ def list_articles(
         page = _date_page(session, searcher, compiled, sort, limit, cursor, content)
     else:
         page = _title_page(session, searcher, compiled, flt, sort, limit, cursor, content)
-    _decorate(session, searcher, compiled, page.rows)
+    _decorate(session, index, compiled, page.rows)
     for item in page.rows:
         item.pop("_head", None)
     return page
@@ -321,11 +321,13 @@ def _slice_page(
 
 
 def _decorate(
-    session: Session, searcher: tantivy.Searcher, compiled: matching.Compiled, rows: Sequence[Item]
+    session: Session, index: IndexView, compiled: matching.Compiled, rows: Sequence[Item]
 ) -> None:
-    """Add `score` (unless ranked already) and `snippet` to the page's rows, in place."""
+    """Add `score` (unless ranked already) and `snippet` to the page's rows, in place; the
+    snippets also mark the corrections found in the hits that needed one."""
     if not rows:
         return
+    searcher = index.searcher
     ids = [r["article_id"] for r in rows]
     if any("score" not in item for item in rows):
         scores = matching.scores(searcher, compiled, ids)
@@ -334,7 +336,18 @@ def _decorate(
     # One character past the window tells the snippet whether the body goes on.
     window = matching.SNIPPET_WINDOW_CHARS
     texts = bodies.body_starts(session, ids, window + 1)
-    snippets = matching.Snippets(searcher, compiled)
+    # Only hits that needed a correction (score 0) are read for corrections to mark: a hit
+    # as typed shows the words typed, and a page of them costs no scan.
+    fixed = {item["article_id"] for item in rows if compiled.tolerant and not item["score"]}
+    searched = [
+        text
+        for article_id, (title, body) in texts.items()
+        if article_id in fixed
+        for f, text in (("title", title), ("content", body[:window]))
+        if f in compiled.fields
+    ]
+    corrected = typos.corrected_stems(index.index, compiled.tolerant, searched)
+    snippets = matching.Snippets(searcher, compiled, corrected)
     for item in rows:
         title, body = texts.get(item["article_id"], ("", ""))
         more = len(body) > window

@@ -15,6 +15,7 @@ from sqlmodel import col
 from app import models
 from app.queries import search
 from app.queries.search import SearchMode, SearchQuery
+from app.queries.search_options import ALL_FIELDS, SearchField, Typos
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,8 @@ class ArticleFilter:
     authors: tuple[str, ...] = ()  # any of these bylines, exactly
     url: str | None = None
     mode: SearchMode = SearchMode.KEYWORD  # how `q` finds articles (no `q`: no effect)
+    typos: Typos = Typos.OFF  # whether the search's words forgive typos
+    search_in: frozenset[SearchField] = ALL_FIELDS  # the fields the search matches in
 
     @property
     def search(self) -> SearchQuery | None:
@@ -50,6 +53,11 @@ class ArticleFilter:
             parts += (sorted(set(self.authors)),)
         if self.mode is not SearchMode.KEYWORD:  # only then: keyword cursors stay valid
             parts += (self.mode.value,)
+        # Only when set: cursors made before these options stay valid.
+        if self.typos is not Typos.OFF:
+            parts += (f"typos={self.typos.value}",)
+        if self.search_in != ALL_FIELDS:
+            parts += (f"search_in={','.join(sorted(self.search_in))}",)
         return parts
 
     @property

@@ -39,10 +39,12 @@ class SearchMode(StrEnum):
 class Phrase:
     """Words that must appear next to each other, in order (one word is a phrase of one).
     With `prefix` (typed as a `*` right after the last word), the last word also matches
-    every word it begins: `palm*` finds `palmyra`, for search as you type."""
+    every word it begins: `palm*` finds `palmyra`, for search as you type. `exact`: one
+    word typed in quotes, which typo tolerance leaves as it is (as it does every phrase)."""
 
     words: tuple[str, ...]
     prefix: bool = False
+    exact: bool = False
 
 
 # An item of a query: a phrase, or a parenthesised query that does not flatten into its
@@ -91,6 +93,8 @@ def _quote(clause: Clause) -> str:
     if isinstance(clause, SearchQuery):
         return f"({clause.canonical()})"
     quoted = '"' + " ".join(clause.words).replace('"', '""') + '"'
+    if clause.exact:
+        quoted = "=" + quoted  # apart from the same word unquoted, which typos may correct
     return quoted + "*" if clause.prefix else quoted
 
 
@@ -234,7 +238,8 @@ def _clause(item: _Item) -> Clause | None:
     words = tuple(w.lower() for w in _WORD.findall(item.text))
     if not words:
         return None
-    return Phrase(words, prefix=_PREFIX.search(item.text) is not None)
+    prefix = _PREFIX.search(item.text) is not None
+    return Phrase(words, prefix=prefix, exact=item.quoted and len(words) == 1 and not prefix)
 
 
 def _level(items: tuple[_Item, ...]) -> SearchQuery:

@@ -1,11 +1,11 @@
 """One tantivy index folder, derived from one database, and what it records about itself.
 
 Besides the articles the index holds one meta document (article_id 0, never a corpus id)
-naming the database it was built from, its schema version and the newest revision it has
-applied. The meta document is replaced in the same commit as the changes it counts, so an
-index never claims more than it holds, whatever moment a crash hits. An index of another
-database, of another schema, or one that cannot be opened is wiped and rebuilt, never
-served. Knows nothing of HTTP.
+naming the database it was built from, its schema version, its language (the analyzer's
+stemmer) and the newest revision it has applied. The meta document is replaced in the same
+commit as the changes it counts, so an index never claims more than it holds, whatever
+moment a crash hits. An index of another database, of another schema or language, or one
+that cannot be opened is wiped and rebuilt, never served. Knows nothing of HTTP.
 """
 
 import logging
@@ -18,30 +18,19 @@ import tantivy
 from sqlalchemy.engine import make_url
 
 from app.dates import Unit
+from app.search.analysis import DEFAULT_LANGUAGE, analyzer
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Bumped whenever the schema or the analyzer changes: an index of another version is rebuilt.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 ANALYZER = "corpus"
+WORDS_ANALYZER = "words"  # words as written: the stemmed analyzer without its stemmer
 META_ID = 0  # the meta document's article_id; corpus ids start at 1
-# Words longer than this are dropped by the analyzer, on both sides (documents and queries).
-MAX_TERM_CHARS = 80
-
-
-def analyzer(*, stem: bool = True) -> tantivy.TextAnalyzer:
-    """Letters and digits, lower-cased, accents folded, English stems: `city` finds `cities`.
-    Without `stem`, for a prefix: a stemmer would cut `palmy` to `palmi`."""
-    builder = (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
-        .filter(tantivy.Filter.remove_long(MAX_TERM_CHARS))
-        .filter(tantivy.Filter.lowercase())
-        .filter(tantivy.Filter.ascii_fold())
-    )
-    if stem:
-        builder = builder.filter(tantivy.Filter.stemmer("english"))
-    return builder.build()
+# Each text field's words as written (doc ids only: no positions, no frequencies): what
+# typo tolerance compares a typed word with (app/search/typos.py).
+WORD_FIELDS = {"title": "title_words", "content": "content_words"}
 
 
 # An undated article has none of the date fields: `exists` tells dated from undated.
@@ -67,6 +56,8 @@ def build_schema() -> tantivy.Schema:
     # Bodies and titles are indexed, never stored: snippets are cut from the database's copy.
     builder.add_text_field("title", tokenizer_name=ANALYZER, index_option="position")
     builder.add_text_field("content", tokenizer_name=ANALYZER, index_option="position")
+    for field in WORD_FIELDS.values():
+        builder.add_text_field(field, tokenizer_name=WORDS_ANALYZER, index_option="basic")
     builder.add_text_field("meta", stored=True, tokenizer_name="raw")
     return builder.build()
 
@@ -95,6 +86,7 @@ def index_path(settings: Settings) -> Path:
 class IndexMeta:
     database_id: str
     revision: int
+    language: str  # the stemmer's language (app/search/analysis.py), or `none`
     schema_version: int = SCHEMA_VERSION
 
     def document(self) -> tantivy.Document:
@@ -103,6 +95,7 @@ class IndexMeta:
         payload = {
             "database_id": self.database_id,
             "revision": self.revision,
+            "language": self.language,
             "schema_version": self.schema_version,
         }
         doc.add_text("meta", orjson.dumps(payload).decode())
@@ -110,14 +103,20 @@ class IndexMeta:
 
 
 class SearchIndex:
-    """An open index folder: searchers for requests, its meta, and its analyzer."""
+    """An open index folder: searchers for requests, its meta, and its analyzers, those of
+    the language its meta document records."""
 
-    def __init__(self, path: Path, index: tantivy.Index) -> None:
+    def __init__(self, path: Path, index: tantivy.Index, language: str) -> None:
         self.path = path
         self.index = index
-        self.analyzer = analyzer()
-        self.unstemmed = analyzer(stem=False)
-        index.register_tokenizer(ANALYZER, self.analyzer)
+        self._use_language(language)
+
+    def _use_language(self, language: str) -> None:
+        self.language = language
+        self.analyzer = analyzer(language)
+        self.unstemmed = analyzer(language, stem=False)
+        self.index.register_tokenizer(ANALYZER, self.analyzer)
+        self.index.register_tokenizer(WORDS_ANALYZER, self.unstemmed)
 
     @classmethod
     def open(cls, path: Path) -> "SearchIndex | None":
@@ -125,36 +124,46 @@ class SearchIndex:
         if not (path / "meta.json").exists():
             return None
         try:
-            index = cls(path, tantivy.Index(SCHEMA, path=str(path), reuse=True))
-            index.meta()
+            opened = tantivy.Index(SCHEMA, path=str(path), reuse=True)
+            meta = _read_meta(opened.searcher())
         except (OSError, ValueError) as exc:
             log.warning("search index at %s cannot be read (%s)", path, exc)
             return None
-        return index
+        return cls(path, opened, meta.language if meta is not None else DEFAULT_LANGUAGE)
 
     @classmethod
-    def create(cls, path: Path, database_id: str) -> "SearchIndex":
+    def create(cls, path: Path, database_id: str, language: str) -> "SearchIndex":
         """A new, empty index for `database_id` in `path`, replacing whatever was there."""
         if path.exists():
-            shutil.rmtree(path)
+            # Renamed away first: a reader of the old index (another worker) may still
+            # create its lock file in it while it is being deleted.
+            gone = path.with_name(path.name + ".gone")
+            shutil.rmtree(gone, ignore_errors=True)
+            path.rename(gone)
+            shutil.rmtree(gone, ignore_errors=True)
         path.mkdir(parents=True)
-        index = cls(path, tantivy.Index(SCHEMA, path=str(path), reuse=False))
+        index = cls(path, tantivy.Index(SCHEMA, path=str(path), reuse=False), language)
         writer = index.writer()
-        writer.add_document(IndexMeta(database_id, 0).document())
+        writer.add_document(IndexMeta(database_id, 0, language).document())
         writer.commit()
         writer.wait_merging_threads()
         index.reload()
         return index
 
     @classmethod
-    def open_for(cls, path: Path, database_id: str) -> "SearchIndex":
-        """The index in `path` if it belongs to `database_id`, else a new one (said in the log).
-        Only the process that holds the follower lock may call this: it may wipe the folder."""
+    def open_for(cls, path: Path, database_id: str, language: str) -> "SearchIndex":
+        """The index in `path` if it belongs to `database_id` and speaks `language`, else a
+        new one (said in the log). Only the process that holds the follower lock may call
+        this: it may wipe the folder."""
         index = cls.open(path)
         if index is None:
             if path.exists():
-                log.warning("rebuilding the search index at %s: it is damaged", path)
-            return cls.create(path, database_id)
+                log.warning(
+                    "rebuilding the search index at %s: it is damaged, or of another schema "
+                    "(an older version's)",
+                    path,
+                )
+            return cls.create(path, database_id, language)
         meta = index.meta()
         why = None
         if meta is None:
@@ -163,10 +172,12 @@ class SearchIndex:
             why = f"it was built from another database ({meta.database_id})"
         elif meta.schema_version != SCHEMA_VERSION:
             why = f"its schema version is {meta.schema_version}, not {SCHEMA_VERSION}"
+        elif meta.language != language:
+            why = f"its language is {meta.language}, not {language}"
         if why is None:
             return index
         log.warning("rebuilding the search index at %s: %s", path, why)
-        return cls.create(path, database_id)
+        return cls.create(path, database_id, language)
 
     def writer(self, heap_bytes: int = 128_000_000, threads: int = 0) -> tantivy.IndexWriter:
         return self.index.writer(heap_bytes, threads)
@@ -179,21 +190,15 @@ class SearchIndex:
         return IndexView(self, self.index.searcher())
 
     def reload(self) -> None:
+        """See the last commit; a rebuild in another language brings its analyzers along."""
         self.index.reload()
+        meta = self.meta()
+        if meta is not None and meta.language != self.language:
+            self._use_language(meta.language)
 
     def meta(self, searcher: tantivy.Searcher | None = None) -> IndexMeta | None:
         """What the meta document of the last commit (or of `searcher`'s) says."""
-        searcher = searcher or self.searcher()
-        found = searcher.search(tantivy.Query.term_query(SCHEMA, "article_id", META_ID), 1)
-        if not found.hits:
-            return None
-        values = searcher.doc(found.hits[0][1]).to_dict().get("meta") or []
-        if not values:
-            return None
-        data = orjson.loads(values[0])
-        return IndexMeta(
-            str(data["database_id"]), int(data["revision"]), int(data["schema_version"])
-        )
+        return _read_meta(searcher or self.searcher())
 
     def revision(self, searcher: tantivy.Searcher | None = None) -> int:
         """The revision the index (or `searcher`'s view of it) has applied; 0 when none."""
@@ -206,6 +211,22 @@ class SearchIndex:
 
     def size_bytes(self) -> int:
         return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
+
+
+def _read_meta(searcher: tantivy.Searcher) -> IndexMeta | None:
+    found = searcher.search(tantivy.Query.term_query(SCHEMA, "article_id", META_ID), 1)
+    if not found.hits:
+        return None
+    values = searcher.doc(found.hits[0][1]).to_dict().get("meta") or []
+    if not values:
+        return None
+    data = orjson.loads(values[0])
+    return IndexMeta(
+        str(data["database_id"]),
+        int(data["revision"]),
+        str(data.get("language", DEFAULT_LANGUAGE)),  # indexes before languages were English
+        int(data["schema_version"]),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,16 +3,19 @@
 User text never reaches tantivy's query parser: `app/queries/search.py` parses it into
 phrases of letters and digits, and each phrase becomes term or phrase queries built here,
 its words run through the index's own analyzer. A phrase matches in the title (weighted
-TITLE_BOOST times) or in the body; filters (sources, id range, ids) score nothing. Hits come
-back as article ids and BM25 scores; rows and snippets come from the database, a snippet
-from at most SNIPPET_WINDOW_CHARS of the body and a more-like-this query from at most
+TITLE_BOOST times) or in the body, or in the one of them the filter's `search_in` names;
+with `typos=auto` a word also matches words a typo or two away (app/search/typos.py):
+such hits score 0 and come after every hit that matches all words as typed, newest first.
+Filters (sources, id range, ids) score nothing. Hits come back as article ids and BM25
+scores; rows and snippets come from the database, a snippet from at most
+SNIPPET_WINDOW_CHARS of the body and a more-like-this query from at most
 SIMILAR_WINDOW_CHARS, so no request's cost grows with the size of one article. Knows
 nothing of HTTP.
 """
 
 import html
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import tantivy
@@ -23,6 +26,8 @@ from app.errors import InvalidParameter
 from app.models import MAX_ID
 from app.queries.filters import ArticleFilter
 from app.queries.search import MARK_END, MARK_START, Clause, Phrase, SearchQuery
+from app.queries.search_options import Typos, field_names
+from app.search import typos
 from app.search.index import BUCKET_FIELDS, PUBLISHED_AT, SCHEMA, IndexView, SearchIndex
 
 TITLE_BOOST = 10.0
@@ -43,10 +48,32 @@ _NOTHING = Query.empty_query()
 @dataclass(frozen=True, slots=True)
 class Compiled:
     """A search as the index runs it: `query` for hits and counts, `positive` for snippets
-    (the terms a snippet marks, prefixes expanded to the words they found)."""
+    (the terms a snippet marks, prefixes expanded to the words they found), the words that
+    forgave typos (whose corrections a page marks too) and the text fields searched.
+
+    With typos forgiven, `query`'s hits are the union of `exact`, the hits of the search as
+    typed (scored as without typos), and `corrected`, those that needed a correction (score
+    0): `top` takes the second in id order, since their scores all tie."""
 
     query: tantivy.Query
     positive: tantivy.Query | None
+    tolerant: tuple[typos.Tolerant, ...] = ()
+    fields: tuple[str, ...] = TEXT_FIELDS
+    exact: tantivy.Query | None = None
+    corrected: tantivy.Query | None = None
+
+
+@dataclass(slots=True)
+class _Scope:
+    """What compiling one search reads: the request's view, the fields searched, and (with
+    typos=auto only) the words made tolerant so far."""
+
+    view: IndexView
+    fields: tuple[str, ...]
+    tolerant: list[typos.Tolerant] | None = None
+
+    def exact(self) -> "_Scope":
+        return replace(self, tolerant=None)
 
 
 def _field_phrase(field: str, terms: list[str | tuple[int, str]]) -> tantivy.Query:
@@ -55,34 +82,51 @@ def _field_phrase(field: str, terms: list[str | tuple[int, str]]) -> tantivy.Que
     return Query.phrase_query(SCHEMA, field, terms)
 
 
-def _phrase(view: IndexView, phrase: Phrase) -> tantivy.Query:
+def _boosted(field_name: str, query: tantivy.Query) -> tantivy.Query:
+    return Query.boost_query(query, TITLE_BOOST) if field_name == "title" else query
+
+
+def _phrase(scope: _Scope, phrase: Phrase) -> tantivy.Query:
     """Title or body, the words next to each other in order, as the analyzer cuts them;
     for a prefix, the last word as typed (unstemmed) matching as a prefix, and its word
     forms when it may be a whole word (`_whole_word`)."""
+    view = scope.view
     terms: list[str | tuple[int, str]] = [
         term for word in phrase.words for term in view.index.terms(word)
     ]
     if not terms:
         return _NOTHING
     found = []
-    if not phrase.prefix or _whole_word(view, phrase.words[-1]):
-        title = Query.boost_query(_field_phrase("title", terms), TITLE_BOOST)
-        found += [title, _field_phrase("content", terms)]
+    if not phrase.prefix or _whole_word(scope, phrase.words[-1]):
+        found += [_boosted(f, _field_phrase(f, terms)) for f in scope.fields]
     if phrase.prefix:
         *head, last = phrase.words
         typed: list[str | tuple[int, str]] = [t for w in head for t in view.index.terms(w)]
         typed += view.index.terms(last, stem=False)
-        found += [
-            Query.boost_query(Query.phrase_prefix_query(SCHEMA, "title", typed), TITLE_BOOST),
-            Query.phrase_prefix_query(SCHEMA, "content", typed),
-        ]
+        found += [_boosted(f, Query.phrase_prefix_query(SCHEMA, f, typed)) for f in scope.fields]
     return _any(found)
 
 
-def _whole_word(view: IndexView, word: str) -> bool:
+def _forgiving(scope: _Scope, phrase: Phrase, tolerant: list[typos.Tolerant]) -> tantivy.Query:
+    """The articles a phrase matches with typos forgiven: as typed, or for a lone word that
+    forgives typos (up to MAX_TOLERANT_WORDS of them), corrected too. Unscored."""
+    exact = _phrase(scope, phrase)
+    word = None
+    if len(phrase.words) == 1 and not (phrase.prefix or phrase.exact):
+        word = typos.tolerant(scope.view.index, phrase.words[0])
+    if word is None or (word not in tolerant and len(tolerant) >= typos.MAX_TOLERANT_WORDS):
+        return exact
+    if word not in tolerant:
+        tolerant.append(word)
+    near = typos.fuzzy_query(scope.fields, word)
+    return Query.boolean_query([(Occur.Should, exact), (Occur.Should, near)])
+
+
+def _whole_word(scope: _Scope, word: str) -> bool:
     """Whether a prefix `word*` also finds the forms of `word` as a whole word (`cities*`
     finds `city`). Not when the stemmer cut a word still being typed and longer words
     begin with it: `viing*` finds `viingnoca`, not the `vi` that `viing` stems to."""
+    view = scope.view
     stems, typed = view.index.terms(word), view.index.terms(word, stem=False)
     if not stems or not typed:
         return False
@@ -90,47 +134,51 @@ def _whole_word(view: IndexView, word: str) -> bool:
     if stem == text or not text.startswith(stem):
         return True
     searcher = view.searcher
-    return not any(searcher.terms_with_prefix(field, text, limit=1) for field in TEXT_FIELDS)
+    return not any(searcher.terms_with_prefix(f, text, limit=1) for f in scope.fields)
 
 
-def _marked_terms(view: IndexView, phrases: Iterable[Phrase]) -> tantivy.Query | None:
+def _marked_terms(scope: _Scope, phrases: Iterable[Phrase]) -> tantivy.Query | None:
     """The terms a snippet marks: each word's stem, and for a prefix the words it found in
     the index (and its own forms, as `_phrase` matches them)."""
+    view = scope.view
     searcher = view.searcher
     terms: dict[tuple[str, str], None] = {}
     for phrase in phrases:
         whole = phrase.words[:-1] if phrase.prefix else phrase.words
-        if phrase.prefix and _whole_word(view, phrase.words[-1]):
+        if phrase.prefix and _whole_word(scope, phrase.words[-1]):
             whole = phrase.words
-        for field in TEXT_FIELDS:
-            terms.update(((field, t), None) for word in whole for t in view.index.terms(word))
+        for f in scope.fields:
+            terms.update(((f, t), None) for word in whole for t in view.index.terms(word))
         if phrase.prefix:
             for text in view.index.terms(phrase.words[-1], stem=False):
-                for field in TEXT_FIELDS:
-                    found = searcher.terms_with_prefix(field, text, limit=MAX_PREFIX_TERMS)
-                    terms.update(((field, term), None) for term, _ in found)
+                for f in scope.fields:
+                    found = searcher.terms_with_prefix(f, text, limit=MAX_PREFIX_TERMS)
+                    terms.update(((f, term), None) for term, _ in found)
     if not terms:
         return None
     return Query.boolean_query(
-        [(Occur.Should, Query.term_query(SCHEMA, field, term)) for field, term in terms]
+        [(Occur.Should, Query.term_query(SCHEMA, f, term)) for f, term in terms]
     )
 
 
-def _clause(view: IndexView, clause: Clause) -> tantivy.Query:
+def _clause(scope: _Scope, clause: Clause) -> tantivy.Query:
     """A phrase, or a parenthesised query as one boolean query."""
     if isinstance(clause, Phrase):
-        return _phrase(view, clause)
-    return Query.boolean_query(_clauses(view, clause))
+        if scope.tolerant is None:
+            return _phrase(scope, clause)
+        return _forgiving(scope, clause, scope.tolerant)
+    return Query.boolean_query(_clauses(scope, clause))
 
 
-def _clauses(view: IndexView, query: SearchQuery) -> list[tuple[Occur, tantivy.Query]]:
-    """Every group required (or, with none, every article), every exclusion refused."""
+def _clauses(scope: _Scope, query: SearchQuery) -> list[tuple[Occur, tantivy.Query]]:
+    """Every group required (or, with none, every article), every exclusion refused (as
+    typed: an exclusion never forgives typos)."""
     clauses: list[tuple[Occur, tantivy.Query]] = [
-        (Occur.Must, _any([_clause(view, c) for c in group])) for group in query.groups
+        (Occur.Must, _any([_clause(scope, c) for c in group])) for group in query.groups
     ]
     if not clauses:
         clauses.append((Occur.Must, Query.const_score_query(_ALL_ARTICLES, 0.0)))
-    return clauses + [(Occur.MustNot, _clause(view, c)) for c in query.excluded]
+    return clauses + [(Occur.MustNot, _clause(scope.exact(), c)) for c in query.excluded]
 
 
 def _any(queries: Sequence[tantivy.Query]) -> tantivy.Query:
@@ -175,11 +223,33 @@ def compile_search(
     extra: Iterable[tantivy.Query] = (),
 ) -> Compiled:
     """The index query for `query` under `flt` (and any `extra` required clauses). Given a
-    request's view, prefixes expand to the words of that view's commit."""
+    request's view, prefixes expand to the words of that view's commit.
+
+    With typos=auto, an article matches when each of its words matches as typed or
+    corrected (`_forgiving`); it scores its BM25 if it matches the search as typed, else 0.
+    """
     view = index if isinstance(index, IndexView) else index.view()
-    clauses = _clauses(view, query)
-    clauses += [(Occur.Must, q) for q in (*_filters(flt), *extra)]
-    return Compiled(Query.boolean_query(clauses), _marked_terms(view, query.phrases()))
+    scope = _Scope(view, field_names(flt.search_in))
+    positive = _marked_terms(scope, query.phrases())
+    narrowing = [(Occur.Must, q) for q in (*_filters(flt), *extra)]
+    clauses = _clauses(scope, query)
+    tolerant: list[typos.Tolerant] = []
+    forgiving = None
+    if flt.typos is Typos.AUTO and query.ranked:
+        forgiving = Query.boolean_query(_clauses(replace(scope, tolerant=tolerant), query))
+    if forgiving is None or not tolerant:  # no word forgives typos: the search as typed
+        return Compiled(Query.boolean_query(clauses + narrowing), positive, (), scope.fields)
+    typed = Query.boolean_query(clauses)
+    either = [(Occur.Must, Query.const_score_query(forgiving, 0.0)), (Occur.Should, typed)]
+    corrected = [(Occur.Must, forgiving), (Occur.MustNot, typed)]
+    return Compiled(
+        Query.boolean_query(either + narrowing),
+        positive,
+        tuple(tolerant),
+        scope.fields,
+        exact=Query.boolean_query(clauses + narrowing),
+        corrected=Query.boolean_query(corrected + narrowing),
+    )
 
 
 def compile_filter(flt: ArticleFilter) -> Compiled:
@@ -196,14 +266,27 @@ def _ids(searcher: tantivy.Searcher, hits: list[tuple[object, tantivy.DocAddress
 
 
 def top(searcher: tantivy.Searcher, compiled: Compiled, limit: int) -> list[tuple[float, int]]:
-    """The first `limit` of every match in (score desc, article_id desc) order.
+    """The first `limit` of every match in (score desc, article_id desc) order: with typos
+    forgiven, the hits as typed by score, then the corrected ones (score 0) by id."""
+    if compiled.exact is None or compiled.corrected is None:
+        return _top(searcher, compiled.query, limit)
+    pairs = _top(searcher, compiled.exact, limit)
+    if len(pairs) < limit:
+        corrected = Compiled(compiled.corrected, None)
+        rest = by_id(searcher, corrected, limit - len(pairs), descending=True)
+        pairs += [(0.0, article_id) for article_id in rest]
+    return pairs
+
+
+def _top(searcher: tantivy.Searcher, query: tantivy.Query, limit: int) -> list[tuple[float, int]]:
+    """The first `limit` of `query`'s matches in (score desc, article_id desc) order.
 
     The index cuts its top-k among equal scores at random, so it is asked for more until
     the cut falls strictly below the last score kept: then every tie of that score is in.
     """
     k = limit + 1  # one past the cut, to see whether it splits a tie
     while True:
-        found = searcher.search(compiled.query, k, count=False)
+        found = searcher.search(query, k, count=False)
         pairs = list(
             zip((float(h[0]) for h in found.hits), _ids(searcher, found.hits), strict=True)
         )
@@ -412,25 +495,36 @@ def similar_query(title: str, content: str, article_id: int, flt: ArticleFilter)
 
 
 class Snippets:
-    """Marked passages for one page of hits, cut from the database's copy of each text."""
+    """Marked passages for one page of hits, cut from the database's copy of each text:
+    from the fields searched (a title-only search's snippet is its marked title). Besides
+    the search's own terms they mark `corrected`, the stems of the corrections of its
+    tolerant words found on the page (typos.corrected_stems)."""
 
-    def __init__(self, searcher: tantivy.Searcher, compiled: Compiled) -> None:
+    def __init__(
+        self, searcher: tantivy.Searcher, compiled: Compiled, corrected: Iterable[str] = ()
+    ) -> None:
         self.body = self.title = None
-        if compiled.positive is not None:
-            self.body = tantivy.SnippetGenerator.create(
-                searcher, compiled.positive, SCHEMA, "content"
-            )
+        marked = [(Occur.Should, compiled.positive)] if compiled.positive is not None else []
+        marked += [
+            (Occur.Should, Query.term_query(SCHEMA, f, stem))
+            for stem in corrected
+            for f in compiled.fields
+        ]
+        if not marked:
+            return
+        positive = marked[0][1] if len(marked) == 1 else Query.boolean_query(marked)
+        if "content" in compiled.fields:
+            self.body = tantivy.SnippetGenerator.create(searcher, positive, SCHEMA, "content")
             self.body.set_max_num_chars(SNIPPET_CHARS)
-            self.title = tantivy.SnippetGenerator.create(
-                searcher, compiled.positive, SCHEMA, "title"
-            )
+        if "title" in compiled.fields:
+            self.title = tantivy.SnippetGenerator.create(searcher, positive, SCHEMA, "title")
             self.title.set_max_num_chars(1_000)
 
     def snippet(self, title: str, content: str, fallback: str, *, more: bool = False) -> str:
         """HTML: the body's best passage with matches in <mark>, else the marked title when
         only it matched, else `fallback` (the excerpt) escaped. `content` is the start of
         the body (SNIPPET_WINDOW_CHARS at most); `more` says the body goes on after it."""
-        if self.body is not None and self.title is not None:
+        if self.body is not None:
             doc = tantivy.Document()
             doc.add_text("content", content)
             body = self.body.snippet_from_doc(doc)
@@ -442,6 +536,7 @@ class Snippets:
                     before=span.start > 0,
                     after=more or span.end < len(content.encode()),
                 )
+        if self.title is not None:
             doc = tantivy.Document()
             doc.add_text("title", title)
             head = self.title.snippet_from_doc(doc)

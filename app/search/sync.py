@@ -24,7 +24,7 @@ import os
 import shutil
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from app.search.index import (
     META_ID,
     PUBLISHED_AT,
     SCHEMA,
+    WORD_FIELDS,
     IndexMeta,
     SearchIndex,
     index_path,
@@ -73,6 +74,8 @@ def _document(article: Article) -> tantivy.Document:
     doc.add_unsigned("source_id", source_id)
     doc.add_text("title", title)
     doc.add_text("content", content)
+    doc.add_text(WORD_FIELDS["title"], title)
+    doc.add_text(WORD_FIELDS["content"], content)
     if published_at is not None:
         doc.add_integer(PUBLISHED_AT, to_micros(published_at))
         for unit, field in BUCKET_FIELDS.items():
@@ -129,12 +132,12 @@ def apply_changes(
             revision = rows[-1][7]
             pending += len(rows)
             if pending >= COMMIT_EVERY_ROWS:
-                _commit(writer, IndexMeta(meta.database_id, revision))
+                _commit(writer, replace(meta, revision=revision))
                 pending = 0
                 if on_progress is not None:
                     on_progress(revision, target)
             connection.rollback()  # end the read: a long catch-up must not pin old versions
-    _commit(writer, IndexMeta(meta.database_id, revision))
+    _commit(writer, replace(meta, revision=revision))
     index.reload()
     if on_progress is not None:
         on_progress(revision, target)
@@ -157,7 +160,7 @@ def build_next(settings: Settings, engine: Engine, *, on_progress: OnProgress | 
     if not lock.acquire():
         raise OSError(f"another rebuild is writing {folder}")
     try:
-        index = SearchIndex.create(folder, database_id(engine))
+        index = SearchIndex.create(folder, database_id(engine), settings.language)
         writer = index.writer(BULK_HEAP_BYTES)
         try:
             revision = apply_changes(index, writer, engine, on_progress=on_progress)
@@ -261,7 +264,11 @@ def rebuild_or_follow(
     """Under the lock: open (or, if asked or needed, rebuild) the index and apply every change."""
     path = index_path(settings)
     db_id = database_id(engine)
-    index = SearchIndex.create(path, db_id) if rebuild else SearchIndex.open_for(path, db_id)
+    language = settings.language
+    if rebuild:
+        index = SearchIndex.create(path, db_id, language)
+    else:
+        index = SearchIndex.open_for(path, db_id, language)
     writer = index.writer(BULK_HEAP_BYTES)
     try:
         return apply_changes(index, writer, engine, on_progress=on_progress)
@@ -290,6 +297,7 @@ class Follower:
         self.path = index_path(settings)
         self.engine = engine
         self.poll_s = settings.index_poll_s
+        self.language = settings.language
         self.lock = FollowerLock(self.path)
         self.index: SearchIndex | None = None
         self._writer: tantivy.IndexWriter | None = None
@@ -341,7 +349,7 @@ class Follower:
             self._writer = None
             adopt_next(self.path, self.engine)
         if self._writer is None and self.lock.acquire():
-            self.index = SearchIndex.open_for(self.path, self._database_id)
+            self.index = SearchIndex.open_for(self.path, self._database_id, self.language)
             self._writer = self.index.writer(FOLLOWER_HEAP_BYTES, 1)
         if self._writer is not None and self.index is not None:
             apply_changes(self.index, self._writer, self.engine, on_progress=self._progress)
@@ -383,7 +391,8 @@ class LoadIndexer:
 
     def __enter__(self) -> "LoadIndexer":
         if self.lock.acquire():
-            self.index = SearchIndex.open_for(self.path, database_id(self.engine))
+            db_id = database_id(self.engine)
+            self.index = SearchIndex.open_for(self.path, db_id, self.settings.language)
             # A thread per core (up to four): indexing, not the database, is a load's
             # slowest stage, and the readers and the writer mostly wait on it.
             threads = max(1, min(4, os.cpu_count() or 1))
@@ -408,7 +417,7 @@ class LoadIndexer:
         assert meta is not None
         newest = newest_revision(self.engine)
         alone = newest == self._start + self._revisions
-        _commit(self._writer, IndexMeta(meta.database_id, newest if alone else self._start))
+        _commit(self._writer, replace(meta, revision=newest if alone else self._start))
         self.index.reload()
         apply_changes(self.index, self._writer, self.engine, on_progress=on_progress)
         return True
