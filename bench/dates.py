@@ -41,7 +41,7 @@ import httpx
 import orjson
 from sqlalchemy import create_engine
 
-from app.queries.filters import ArticleFilter
+from app.search.filters import ArticleFilter
 from app.search.index import SearchIndex, index_path
 from app.settings import Settings
 from app.synth import FIRST_DAY, SOURCES, SPAN_S

@@ -62,10 +62,10 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import Connection
 
 from app import models
-from app.queries.filters import ArticleFilter
-from app.queries.search_options import Typos
 from app.search import matching, typos
+from app.search.filters import ArticleFilter
 from app.search.index import SCHEMA, WORD_FIELDS, SearchIndex
+from app.search.options import Typos
 from bench.ingest import corpus_file
 from tests.databases import PG_ADMIN_URL, pg_admin, pg_url
 from tests.live import serve

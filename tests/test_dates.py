@@ -15,7 +15,7 @@ from app.db import make_engine
 from app.queries import counts
 from app.queries.cache import RevisionCache
 from app.queries.counts import CountMode, Facet
-from app.queries.filters import ArticleFilter
+from app.search.filters import ArticleFilter
 from app.settings import Settings
 from tests.factories import make_client, record, written_database
 

@@ -3,7 +3,7 @@
 import pytest
 
 from app.queries.cache import RevisionCache
-from app.queries.search import Phrase, SearchQuery, highlight, parse
+from app.search.language import Phrase, SearchQuery, highlight, parse
 
 
 def p(*words: str) -> Phrase:

@@ -24,11 +24,11 @@ from sqlalchemy import Engine, select
 
 from app import models, synth
 from app.db import backend, make_engine, migrate
-from app.queries.filters import ArticleFilter
-from app.queries.search import parse
-from app.queries.search_options import Typos
 from app.search import matching, sync
+from app.search.filters import ArticleFilter
 from app.search.index import SCHEMA_VERSION, SearchIndex, index_path
+from app.search.language import parse
+from app.search.options import Typos
 from app.search.sync import newest_revision
 from app.settings import Settings
 from app.text import excerpt

@@ -35,9 +35,9 @@ from app.queries import cursor as cursors
 from app.queries.articles import ArticleFilter, Content, Item
 from app.queries.cache import BYTES_PER_WEIGHT, newest_revision
 from app.queries.counts import CountMode
-from app.queries.search import SearchMode
 from app.queries.semantic import Meaning
 from app.search.index import IndexView
+from app.search.language import SearchMode
 from app.search.sync import Follower
 
 router = APIRouter(prefix="/v1/articles", tags=["articles"], responses=PROBLEM_RESPONSES)

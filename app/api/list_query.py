@@ -33,8 +33,8 @@ from app.models import AUTHOR_MAX_CHARS, MAX_ID, URL_MAX_BYTES
 from app.queries.articles import ArticleFilter, Content, Sort
 from app.queries.cache import RevisionCache
 from app.queries.counts import CountMode, Facet
-from app.queries.search import MAX_QUERY_CHARS, SearchMode
-from app.queries.search_options import SearchField, Typos
+from app.search.language import MAX_QUERY_CHARS, SearchMode
+from app.search.options import SearchField, Typos
 from app.settings import Settings
 
 T = TypeVar("T")

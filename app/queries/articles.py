@@ -32,7 +32,7 @@ from app.errors import Gone, NotFound, ServiceUnavailable
 from app.queries import bodies, semantic, takedowns
 from app.queries.cache import RevisionCache
 from app.queries.cursor import Cursor, KeyValue
-from app.queries.filters import ArticleFilter, filter_clauses, with_sources
+from app.queries.filters import filter_clauses
 from app.queries.pages import (
     BY_DATE,
     DESCENDING,
@@ -52,11 +52,12 @@ from app.queries.pages import (
 )
 from app.queries.prepared import Prepared
 from app.queries.ranking import Ranking, ranking_to
-from app.queries.search import SearchMode
 from app.queries.semantic import Meaning
 from app.queries.walks import KEY_NAMES, LIMIT_NAME, index_page, order_of, walk_select
 from app.search import matching, typos
+from app.search.filters import ArticleFilter, with_sources
 from app.search.index import IndexView, SearchIndex
+from app.search.language import SearchMode
 
 __all__ = [  # re-exported: the API and the export engine import them from here
     "DETAIL_COLUMNS",

@@ -18,11 +18,12 @@ from app.dates import Unit
 from app.errors import ServiceUnavailable
 from app.queries import semantic
 from app.queries.cache import RevisionCache, newest_revision
-from app.queries.filters import ArticleFilter, filter_clauses
-from app.queries.search import SearchMode
+from app.queries.filters import filter_clauses
 from app.queries.semantic import Meaning
 from app.search import matching
+from app.search.filters import ArticleFilter
 from app.search.index import IndexView
+from app.search.language import SearchMode
 from app.search.matching import MAX_DATE_BUCKETS
 
 

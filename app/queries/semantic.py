@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 from app.dates import to_micros
 from app.queries.cache import RevisionCache
-from app.queries.filters import ArticleFilter
 from app.queries.ranking import Ranking
-from app.queries.search import SearchMode, SearchQuery
 from app.search import matching
 from app.search.embedder import Embedder, Vectors, article_text
+from app.search.filters import ArticleFilter
 from app.search.index import IndexView
+from app.search.language import SearchMode, SearchQuery
 from app.search.vectors import Bools, Hit, VectorView
 
 SEMANTIC_DEPTH = 1000

@@ -19,15 +19,15 @@ from sqlmodel import Session
 from tantivy import Occur, Query
 
 from app.queries import bodies
-from app.queries.filters import ArticleFilter
-from app.queries.search import Phrase, SearchQuery
-from app.queries.search_options import field_names
 from app.search import matching, typos
+from app.search.filters import ArticleFilter
 from app.search.index import IndexView
+from app.search.language import Phrase, SearchQuery
+from app.search.options import field_names
 
 SAMPLE_ARTICLES = 8
 SUGGEST_ROUNDS = 4
-_WORD = re.compile(r"[^\W_]+")  # as app/queries/search.py reads words
+_WORD = re.compile(r"[^\W_]+")  # as app/search/language.py reads words
 
 
 def suggest(session: Session, index: IndexView, flt: ArticleFilter) -> str | None:

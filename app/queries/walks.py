@@ -27,7 +27,7 @@ from sqlmodel import Session
 from app import models
 from app.dates import from_micros, segments
 from app.queries.cursor import Cursor, KeyValue
-from app.queries.filters import ArticleFilter, filter_binds, filter_clauses_for
+from app.queries.filters import filter_binds, filter_clauses_for
 from app.queries.pages import (
     BY_DATE,
     DESCENDING,
@@ -42,6 +42,7 @@ from app.queries.pages import (
     walk,
 )
 from app.queries.prepared import Prepared
+from app.search.filters import ArticleFilter
 
 # Which index a walk follows: ids, titles, the dated articles by date, the undated by id.
 Order = Literal["id", "title", "dated", "undated"]

@@ -1,6 +1,6 @@
 """Our parsed queries and filters as tantivy queries, and what we ask of the index.
 
-User text never reaches tantivy's query parser: `app/queries/search.py` parses it into
+User text never reaches tantivy's query parser: `app/search/language.py` parses it into
 phrases of letters and digits, and each phrase becomes term or phrase queries built here,
 its words run through the index's own analyzer. A phrase matches in the title (weighted
 TITLE_BOOST times) or in the body, or in the one of them the filter's `search_in` names;
@@ -24,11 +24,11 @@ from tantivy import FieldType, Occur, Order, Query
 from app.dates import Unit, bucket_label, segments, to_micros
 from app.errors import InvalidParameter
 from app.models import MAX_ID
-from app.queries.filters import ArticleFilter
-from app.queries.search import MARK_END, MARK_START, Clause, Phrase, SearchQuery
-from app.queries.search_options import Typos, field_names
 from app.search import typos
+from app.search.filters import ArticleFilter
 from app.search.index import BUCKET_FIELDS, PUBLISHED_AT, SCHEMA, IndexView, SearchIndex
+from app.search.language import MARK_END, MARK_START, Clause, Phrase, SearchQuery
+from app.search.options import Typos, field_names
 
 TITLE_BOOST = 10.0
 SNIPPET_CHARS = 160
