@@ -14,6 +14,7 @@ from functools import cache
 from typing import Annotated, Literal, TypeVar, get_args, get_origin
 
 from fastapi import Query, Request
+from fastapi._compat import field_annotation_is_sequence
 from fastapi.exceptions import RequestValidationError
 from pydantic import (
     AfterValidator,
@@ -422,7 +423,11 @@ def read_query(model: type[M], params: QueryParams) -> M:
 @cache
 def _query_fields(model: type[BaseModel]) -> tuple[tuple[str, bool], ...]:
     """Each field's name, and whether it is a list (repeated in the query string)."""
-    return tuple((name, get_origin(f.annotation) is list) for name, f in model.model_fields.items())
+    # FastAPI's own rule for a repeated parameter, so both paths read a field alike
+    # (`list[int] | None` included, which a plain `get_origin(...) is list` would not).
+    return tuple(
+        (name, field_annotation_is_sequence(f.annotation)) for name, f in model.model_fields.items()
+    )
 
 
 def read_path(adapter: TypeAdapter[T], name: str, value: str) -> T:

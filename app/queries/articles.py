@@ -39,6 +39,7 @@ from app.queries.pages import (
     Content,
     Item,
     Page,
+    PageQuery,
     Sort,
     check_key,
     fetch_items,
@@ -149,9 +150,10 @@ def list_articles(
     """
     if cursor is not None:
         check_key(sort, cursor.key)
+    ask = PageQuery(flt, sort, limit, cursor, content)
     query = flt.search
     if query is None:
-        return index_page(session, flt, sort, limit, cursor, content)
+        return index_page(session, ask)
     if query.matches_nothing:
         return Page([], has_next=False, has_prev=False)
     if index is None:
@@ -162,15 +164,15 @@ def list_articles(
         if meaning is None:
             raise ServiceUnavailable("Search by meaning is not available: no vector index.")
         ranked = semantic.ranking(index, meaning, flt, cache)
-        page = _slice_page(session, ranked, limit, cursor, content)
+        page = _slice_page(session, ranked, ask)
     elif sort is Sort.RELEVANCE and query.ranked:
-        page = _ranked_page(session, index, compiled, flt, limit, cursor, content, cache)
+        page = _ranked_page(session, index, compiled, ask, cache)
     elif key_arity(sort) == 1:
-        page = _id_page(session, index, flt, sort, limit, cursor, content)
+        page = _id_page(session, index, ask)
     elif sort in BY_DATE:
-        page = _date_page(session, searcher, compiled, sort, limit, cursor, content)
+        page = _date_page(session, searcher, compiled, ask)
     else:
-        page = _title_page(session, searcher, compiled, flt, sort, limit, cursor, content)
+        page = _title_page(session, searcher, compiled, ask)
     _decorate(session, index, compiled, page.rows)
     for item in page.rows:
         item.pop("_head", None)
@@ -181,82 +183,58 @@ def _ranked_page(
     session: Session,
     index: IndexView,
     compiled: matching.Compiled,
-    flt: ArticleFilter,
-    limit: int,
-    cursor: Cursor | None,
-    content: Content,
+    ask: PageQuery,
     cache: RevisionCache | None,
 ) -> Page:
     """A page of hits by relevance: the first from the index's top hits, later ones cut
     from a ranking that reaches the cursor (app/queries/ranking.py)."""
-    if cursor is None:
-        pairs = matching.top(index.searcher, compiled, limit + 1)
-        ranked = Ranking.of(pairs, complete=len(pairs) <= limit)
+    if ask.cursor is None:
+        pairs = matching.top(index.searcher, compiled, ask.limit + 1)
+        ranked = Ranking.of(pairs, complete=len(pairs) <= ask.limit)
     else:
         ranked = ranking_to(
             index.searcher,
             compiled,
-            cursor,
-            limit,
+            ask.cursor,
+            ask.limit,
             cache=cache,
-            key=repr(("ranking", *flt.fingerprint_parts())),
+            key=repr(("ranking", *ask.flt.fingerprint_parts())),
             revision=index.revision(),
         )
-    return _slice_page(session, ranked, limit, cursor, content)
+    return _slice_page(session, ranked, ask)
 
 
-def _id_page(
-    session: Session,
-    index: IndexView,
-    flt: ArticleFilter,
-    sort: Sort,
-    limit: int,
-    cursor: Cursor | None,
-    content: Content,
-) -> Page:
+def _id_page(session: Session, index: IndexView, ask: PageQuery) -> Page:
     """Hits in article_id order, walked by the index from the cursor's id."""
-    query = flt.search
+    query = ask.flt.search
     assert query is not None
-    _, walk_descending = walk(cursor, sort is Sort.NEWEST)
+    _, walk_descending = walk(ask.cursor, ask.sort is Sort.NEWEST)
     extra = []
-    if cursor is not None:
-        last = cursor.key[0]
+    if ask.cursor is not None:
+        last = ask.cursor.key[0]
         assert isinstance(last, int)
         extra.append(matching.id_bound(last, descending=walk_descending))
-    bounded = matching.compile_search(index, query, flt, extra=extra)
-    ids = matching.by_id(index.searcher, bounded, limit + 1, descending=walk_descending)
-    rows = in_order(fetch_items(session, ids, content), ids)
-    return paged(rows, keys_of(sort, rows), limit, cursor)
+    bounded = matching.compile_search(index, query, ask.flt, extra=extra)
+    ids = matching.by_id(index.searcher, bounded, ask.limit + 1, descending=walk_descending)
+    rows = in_order(fetch_items(session, ids, ask.content), ids)
+    return paged(rows, keys_of(ask.sort, rows), ask.limit, ask.cursor)
 
 
 def _date_page(
-    session: Session,
-    searcher: tantivy.Searcher,
-    compiled: matching.Compiled,
-    sort: Sort,
-    limit: int,
-    cursor: Cursor | None,
-    content: Content,
+    session: Session, searcher: tantivy.Searcher, compiled: matching.Compiled, ask: PageQuery
 ) -> Page:
     """Hits by date, undated last, walked by the index from the cursor's key."""
-    backward, walk_descending = walk(cursor, sort in DESCENDING)
-    key = cursor.key if cursor is not None else None
+    backward, walk_descending = walk(ask.cursor, ask.sort in DESCENDING)
+    key = ask.cursor.key if ask.cursor is not None else None
     ids = matching.by_date(
-        searcher, compiled, limit + 1, descending=walk_descending, backward=backward, after=key
+        searcher, compiled, ask.limit + 1, descending=walk_descending, backward=backward, after=key
     )
-    rows = in_order(fetch_items(session, ids, content), ids)
-    return paged(rows, keys_of(sort, rows), limit, cursor)
+    rows = in_order(fetch_items(session, ids, ask.content), ids)
+    return paged(rows, keys_of(ask.sort, rows), ask.limit, ask.cursor)
 
 
 def _title_page(
-    session: Session,
-    searcher: tantivy.Searcher,
-    compiled: matching.Compiled,
-    flt: ArticleFilter,
-    sort: Sort,
-    limit: int,
-    cursor: Cursor | None,
-    content: Content,
+    session: Session, searcher: tantivy.Searcher, compiled: matching.Compiled, ask: PageQuery
 ) -> Page:
     """Hits in title order: the index gives every matching id, the title index walks them."""
     ids = matching.by_id(
@@ -264,16 +242,17 @@ def _title_page(
     )
     if not ids:
         return Page([], has_next=False, has_prev=False)
-    _, walk_descending = walk(cursor, sort is Sort.TITLE_DESC)
+    cursor = ask.cursor
+    _, walk_descending = walk(cursor, ask.sort is Sort.TITLE_DESC)
     binds: dict[str, Any] = {}
     if cursor is not None:
         binds.update(zip(KEY_NAMES, cursor.key, strict=False))
-    where = [*filter_clauses(flt), _among(session, ids, binds)]
-    after_key = cursor is not None
-    stmt = walk_select(order_of(sort), content, walk_descending, after_key, where, head=True)
-    found = session.execute(stmt, {**binds, LIMIT_NAME: limit + 1})
-    rows = [item_of(row, content) for row in found]
-    return paged(rows, keys_of(sort, rows), limit, cursor)
+    where = [*filter_clauses(ask.flt), _among(session, ids, binds)]
+    order = order_of(ask.sort)
+    stmt = walk_select(order, ask.content, walk_descending, cursor is not None, where, head=True)
+    found = session.execute(stmt, {**binds, LIMIT_NAME: ask.limit + 1})
+    rows = [item_of(row, ask.content) for row in found]
+    return paged(rows, keys_of(ask.sort, rows), ask.limit, cursor)
 
 
 def _among(session: Session, ids: list[int], binds: dict[str, Any]) -> ColumnElement[bool]:
@@ -289,10 +268,9 @@ def _among(session: Session, ids: list[int], binds: dict[str, Any]) -> ColumnEle
     return article_id == func.any(bindparam("among", type_=ARRAY(BigInteger())))
 
 
-def _slice_page(
-    session: Session, ranked: Ranking, limit: int, cursor: Cursor | None, content: Content
-) -> Page:
+def _slice_page(session: Session, ranked: Ranking, ask: PageQuery) -> Page:
     """A keyset page cut from a ranking: a binary search for the cursor's position."""
+    limit, cursor = ask.limit, ask.cursor
     n = len(ranked)
     positions: Sequence[int]
     if cursor is None:
@@ -309,7 +287,7 @@ def _slice_page(
             end = bisect_left(range(n), target, key=ranked.sort_key)
             positions = range(end - 1, max(-1, end - limit - 2), -1)
     ids = [ranked.ids[i] for i in positions]
-    by_id = fetch_items(session, ids, content)
+    by_id = fetch_items(session, ids, ask.content)
     rows: list[Item] = []
     keys: list[tuple[KeyValue, ...]] = []
     for i in positions:

@@ -20,6 +20,7 @@ from app import models
 from app.dates import to_micros
 from app.errors import InvalidCursor
 from app.queries.cursor import Cursor, KeyValue
+from app.search.filters import ArticleFilter
 
 Item = dict[str, Any]
 
@@ -46,6 +47,18 @@ class Content(StrEnum):
     NONE = "none"
     EXCERPT = "excerpt"
     FULL = "full"
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """What one page asks for: the filter (and search), the order, how many items, the
+    cursor it starts from, and how much body each item carries."""
+
+    flt: ArticleFilter
+    sort: Sort
+    limit: int
+    cursor: Cursor | None
+    content: Content
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from sqlmodel import Session
 
 from app import models
 from app.dates import from_micros, segments
-from app.queries.cursor import Cursor, KeyValue
+from app.queries.cursor import KeyValue
 from app.queries.filters import filter_binds, filter_clauses_for
 from app.queries.pages import (
     BY_DATE,
@@ -34,6 +34,7 @@ from app.queries.pages import (
     Content,
     Item,
     Page,
+    PageQuery,
     Sort,
     item_of,
     keys_of,
@@ -42,7 +43,6 @@ from app.queries.pages import (
     walk,
 )
 from app.queries.prepared import Prepared
-from app.search.filters import ArticleFilter
 
 # Which index a walk follows: ids, titles, the dated articles by date, the undated by id.
 Order = Literal["id", "title", "dated", "undated"]
@@ -170,38 +170,24 @@ def _rows(
     ]
 
 
-def index_page(
-    session: Session,
-    flt: ArticleFilter,
-    sort: Sort,
-    limit: int,
-    cursor: Cursor | None,
-    content: Content,
-) -> Page:
+def index_page(session: Session, ask: PageQuery) -> Page:
     """A page walked along an index with no search."""
-    if sort in BY_DATE:
-        return _dated_page(session, flt, sort, limit, cursor, content)
-    _, walk_descending = walk(cursor, sort in DESCENDING)
-    binds: dict[str, Any] = filter_binds(flt)
-    if cursor is not None:
-        binds.update(zip(KEY_NAMES, cursor.key, strict=False))
-    rows = _rows(session, order_of(sort), content, walk_descending, binds, limit + 1)
-    return paged(rows, keys_of(sort, rows), limit, cursor)
+    if ask.sort in BY_DATE:
+        return _dated_page(session, ask)
+    _, walk_descending = walk(ask.cursor, ask.sort in DESCENDING)
+    binds: dict[str, Any] = filter_binds(ask.flt)
+    if ask.cursor is not None:
+        binds.update(zip(KEY_NAMES, ask.cursor.key, strict=False))
+    rows = _rows(session, order_of(ask.sort), ask.content, walk_descending, binds, ask.limit + 1)
+    return paged(rows, keys_of(ask.sort, rows), ask.limit, ask.cursor)
 
 
-def _dated_page(
-    session: Session,
-    flt: ArticleFilter,
-    sort: Sort,
-    limit: int,
-    cursor: Cursor | None,
-    content: Content,
-) -> Page:
+def _dated_page(session: Session, ask: PageQuery) -> Page:
     """A page by date: the dated segment, then the undated one (walking back, the reverse),
     from the segment the cursor's key is in. A second read only where the two meet."""
-    backward, walk_descending = walk(cursor, sort in DESCENDING)
-    binds: dict[str, Any] = filter_binds(flt)
-    key = cursor.key if cursor is not None else None
+    backward, walk_descending = walk(ask.cursor, ask.sort in DESCENDING)
+    binds: dict[str, Any] = filter_binds(ask.flt)
+    key = ask.cursor.key if ask.cursor is not None else None
     from_undated = None if key is None else key[0] is None
     rows: list[Item] = []
     for n, segment in enumerate(segments(backward=backward, from_undated=from_undated)):
@@ -213,8 +199,8 @@ def _dated_page(
                 segment_binds |= {KEY_NAMES[0]: from_micros(micros), KEY_NAMES[1]: article_id}
             else:
                 segment_binds[KEY_NAMES[0]] = article_id
-        wanted = limit + 1 - len(rows)
-        rows += _rows(session, segment, content, walk_descending, segment_binds, wanted)
-        if len(rows) > limit:
+        wanted = ask.limit + 1 - len(rows)
+        rows += _rows(session, segment, ask.content, walk_descending, segment_binds, wanted)
+        if len(rows) > ask.limit:
             break
-    return paged(rows, keys_of(sort, rows), limit, cursor)
+    return paged(rows, keys_of(ask.sort, rows), ask.limit, ask.cursor)
