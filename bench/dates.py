@@ -318,6 +318,20 @@ def ingest_rate(args: argparse.Namespace) -> None:
     print(f"load average after the run: {os.getloadavg()}")
 
 
+def wait_until_indexed(client: httpx.Client, timeout_s: float = 3600) -> None:
+    """Until the search index, and the vector index when there is one, have caught up: a
+    server that builds either (its first start on a database) is busy doing so."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ready = client.get("/readyz").json()
+        states = [ready.get("search_index"), ready.get("vector_index")]
+        if all(state is None or state.get("state") == "ready" for state in states):
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the indexes did not become ready: {ready}")
+        time.sleep(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -346,11 +360,7 @@ def main() -> None:
             httpx.Client(base_url=server.url, timeout=120) as client,
             engine.connect() as connection,
         ):
-            wait = time.monotonic() + 1800
-            while (client.get("/readyz").json().get("search_index") or {}).get("state") != "ready":
-                if time.monotonic() > wait:
-                    raise SystemExit("the search index did not become ready")
-                time.sleep(1)
+            wait_until_indexed(client)
             index = SearchIndex.open(folder)
             assert index is not None
             warmup = max(1, args.requests // 4)

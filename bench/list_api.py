@@ -233,7 +233,7 @@ def server(cmd: list[str], port: int, env: dict[str, str], log: Path) -> Iterato
             cmd, cwd=REPO, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 3600  # a first start builds its indexes
         while not _ready(port):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"server did not start; see {log}")
@@ -245,8 +245,9 @@ def server(cmd: list[str], port: int, env: dict[str, str], log: Path) -> Iterato
 
 
 def _ready(port: int) -> bool:
-    """The server answers, and ours has its search index caught up (searches answer 503
-    until it has); the reference has no /readyz."""
+    """The server answers, and ours has its search and vector indexes caught up (searches
+    answer 503 until they have, and a server building one is busy); the reference has no
+    /readyz."""
     try:
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
@@ -254,8 +255,10 @@ def _ready(port: int) -> bool:
         return False
     if ready.status_code == 404:
         return True
-    index = ready.json().get("search_index") if ready.status_code == 200 else None
-    return index is None or index.get("state") == "ready"
+    if ready.status_code != 200:
+        return False
+    states = [ready.json().get("search_index"), ready.json().get("vector_index")]
+    return all(state is None or state.get("state") == "ready" for state in states)
 
 
 class RssSampler:
