@@ -46,6 +46,7 @@ from app.queries.articles import ArticleFilter
 from app.queries.export import Format, export_chunks
 from app.search import snapshot, sync, vector_sync
 from app.search.index import SearchIndex, index_path
+from app.search.vectors import vectors_path
 from app.settings import Settings
 
 EXIT_REJECTS = 1
@@ -713,10 +714,10 @@ def index_snapshot_command(
     index_dir: IndexDir = None,
     as_json: AsJson = False,
 ) -> None:
-    """Copy this host's index, as of its last commit, to a new folder, while its servers
-    keep serving and following. A new host given the copy as its index folder answers
-    searches once it has applied the changes since (a host of another database, or of
-    another index schema, rebuilds instead)."""
+    """Copy this host's index, as of its last commit, to a new folder (and its vector index
+    beside it: PATH.vectors), while its servers keep serving and following. A new host given
+    the copy as its index folder answers searches once it has applied the changes since (a
+    host of another database, or of another index schema, rebuilds instead)."""
     settings = _settings(database_url, index_dir)
     try:
         made = snapshot.take_snapshot(index_path(settings), path)
@@ -731,6 +732,9 @@ def index_snapshot_command(
         "database_id": made.meta.database_id,
         "files": made.files,
         "size_bytes": made.size_bytes,
+        "vectors": None
+        if made.vectors is None
+        else {"path": str(vectors_path(made.path)), "revision": made.vectors.revision},
     }
     if as_json:
         sys.stdout.write(orjson.dumps(summary).decode() + "\n")
@@ -740,6 +744,11 @@ def index_snapshot_command(
         f"({made.files} files, {made.size_bytes / 1e6:.1f} MB)",
         err=True,
     )
+    if made.vectors is not None:
+        typer.echo(
+            f"vector index at revision {made.vectors.revision} copied to {vectors_path(made.path)}",
+            err=True,
+        )
 
 
 keys_cli = typer.Typer(

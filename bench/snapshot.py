@@ -34,6 +34,7 @@ from pathlib import Path
 import httpx
 
 from app.cli import SERVER_LOOP
+from app.search.vectors import vectors_path
 from bench.list_api import CORPUS, corpus_file, pg_database
 from tests.live import free_port
 
@@ -108,7 +109,8 @@ def main() -> None:
             started = time.monotonic()
             print(sh([CORPUS, "index", "snapshot", str(snapshot), "--index-dir", str(first)]))
             snapshot_s = time.monotonic() - started
-        size = sum(f.stat().st_size for f in snapshot.iterdir())
+        copies = [snapshot, vectors_path(snapshot)]  # the vector index is copied beside
+        size = sum(f.stat().st_size for c in copies if c.exists() for f in c.iterdir())
 
         if args.delta:
             delta = work / "delta.jsonl"

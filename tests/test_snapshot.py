@@ -18,6 +18,7 @@ from app.cli import cli
 from app.db import make_engine
 from app.search import sync
 from app.search.index import SCHEMA_VERSION, SearchIndex
+from app.search.vectors import VectorIndex, vectors_path
 from app.settings import Settings
 from app.takedowns import delete_articles
 from tests.factories import add_articles, make_client, record
@@ -69,6 +70,9 @@ async def test_snapshots_taken_while_the_host_follows_writes_each_hold_one_commi
         assert meta is not None
         assert index.searcher().num_docs - 1 == meta.revision  # less the meta document
         revisions.append(meta.revision)
+        vectors = VectorIndex.open(vectors_path(copy))  # of its own commit, maybe another
+        assert vectors is not None
+        assert vectors.view().live_count() == vectors.meta.revision > 0
     assert revisions == sorted(revisions)
     assert len(set(revisions)) > 1, "the index never moved while copies were taken"
 
@@ -83,18 +87,28 @@ async def test_a_host_started_from_a_snapshot_applies_only_the_changes_after_it(
     async with make_client(database_url):  # the first host builds its index
         made = snapshot(database_url, tmp_path / "copy")
     assert made["revision"] == 50
+    # The vector index beside it is copied too, as of its own last commit.
+    assert made["vectors"] == {"path": str(tmp_path / "copy.vectors"), "revision": 50}
     add_articles(engine, [record(i, title=f"New {i}", content="a newt") for i in range(51, 61)])
     delete_articles(engine, [1])
     engine.dispose()
     folder = tmp_path / "new-host"
     shutil.copytree(tmp_path / "copy", folder)
+    shutil.copytree(tmp_path / "copy.vectors", tmp_path / "new-host.vectors")
     capsys.readouterr()
     async with make_client(database_url, index_dir=str(folder)) as client:
         newts = (await client.get("/v1/articles", params={"q": "newt", "count": "exact"})).json()
         herons = (await client.get("/v1/articles", params={"q": "heron", "count": "exact"})).json()
-        index = (await client.get("/readyz")).json()["search_index"]
+        params: dict[str, str | int] = {"q": "newt", "mode": "semantic", "limit": 100}
+        meant = await client.get("/v1/articles", params=params)
+        ready = (await client.get("/readyz")).json()
     assert (newts["total"], herons["total"]) == (10, 49)
-    assert index["revision"] == index["database_revision"] == 61
+    for index in (ready["search_index"], ready["vector_index"]):
+        assert index["revision"] == index["database_revision"] == 61
+    # Search by meaning answers from the copy and what followed: the newts, not article 1.
+    found = [item["article_id"] for item in meant.json()["items"]]
+    assert sorted(found) == list(range(2, 61))
+    assert set(found[:10]) == set(range(51, 61))
     assert "rebuilding" not in capsys.readouterr().err
 
 

@@ -237,6 +237,18 @@ class VectorView:
         return int(np.count_nonzero(self.live))
 
 
+def commit_files(meta: VectorMeta) -> dict[str, int]:
+    """The files of the commit `meta` describes, each with the bytes of it that commit
+    holds: its row files may already hold rows added after it (a copy takes the prefix)."""
+    files = {
+        _file(Path(), meta.generation, column).name: meta.rows * width * np.dtype(dtype).itemsize
+        for column, (dtype, width) in _widths(meta.dim).items()
+    }
+    if meta.live:
+        files[meta.live] = meta.rows
+    return files
+
+
 def _map(path: Path, dtype: type[np.generic], shape: tuple[int, ...]) -> npt.NDArray[Any]:
     if shape[0] == 0:
         return np.zeros(shape, dtype)
