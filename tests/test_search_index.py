@@ -24,6 +24,7 @@ from sqlalchemy import Engine, select
 
 from app import models, synth
 from app.db import backend, make_engine, migrate
+from app.meta import database_id
 from app.search import matching, sync
 from app.search.filters import ArticleFilter
 from app.search.index import SCHEMA_VERSION, SearchIndex, index_path
@@ -510,3 +511,23 @@ async def test_one_request_reads_one_commit_of_the_index(database_url: str, engi
                 faceted = counts.facets(session, flt, [Facet.SOURCE_ID], cache, seen)
                 assert faceted["source_id"] == [{"value": 2, "count": n}]
         assert view.revision() < newer.revision()
+
+
+def test_a_catch_up_told_to_stop_keeps_what_it_applied_and_the_next_goes_on(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    """A server stopped during its first build of a large index stops within a batch of
+    changes (not minutes later), and the next start goes on from there."""
+    add_articles(engine, [record(i) for i in range(1, sync.CHANGE_BATCH_ROWS + 201)])
+    settings = Settings(database_url=database_url, index_dir=str(tmp_path / "index"))
+    index = SearchIndex.open_for(index_path(settings), database_id(engine), settings.language)
+    writer = index.writer(sync.FOLLOWER_HEAP_BYTES, 1)
+    stopped = sync.apply_changes(index, writer, engine, stopping=lambda: True)
+    index.reload()
+    assert index.searcher().num_docs - 1 == sync.CHANGE_BATCH_ROWS  # less the meta document
+    meta = index.meta()
+    assert meta is not None
+    assert meta.revision == stopped < newest_revision(engine)
+    assert sync.apply_changes(index, writer, engine) == newest_revision(engine)
+    assert index.searcher().num_docs - 1 == sync.CHANGE_BATCH_ROWS + 200
+    writer.wait_merging_threads()

@@ -17,7 +17,7 @@ from app.db import backend
 from app.search import vector_sync
 from app.search.embedder import load_embedder
 from app.search.index import index_path
-from app.search.sync import FollowerLock
+from app.search.sync import CHANGE_BATCH_ROWS, FollowerLock, newest_revision
 from app.search.vectors import VectorIndex
 from app.settings import Settings
 from tests.factories import add_articles, make_client, record, written_database
@@ -306,6 +306,28 @@ async def test_an_embedder_change_rebuilds_the_vector_index(
         assert after.view().live_count() == 12
         found = await _ids(client, q="government budget", mode="semantic", limit=3)
         assert sorted(found) == BUDGET_IDS
+
+
+def test_a_catch_up_told_to_stop_keeps_what_it_embedded_and_the_next_goes_on(
+    database_url: str, engine: Engine
+) -> None:
+    """A server stopped while it embeds a large corpus stops within a batch of changes and
+    keeps them: the next start embeds only the rest."""
+    batch = CHANGE_BATCH_ROWS
+    add_articles(engine, [record(i, content=f"note {i}") for i in range(1, batch + 101)])
+    settings = Settings(database_url=database_url, embedder="wordllama:64")
+    small = load_embedder("wordllama:64")
+    assert small is not None
+    writer = vector_sync.open_writer(settings, engine, small)
+    stopped = vector_sync.apply_changes(writer, small, engine, stopping=lambda: True)
+    committed = VectorIndex.open(vector_sync.folder(settings))
+    assert committed is not None
+    assert committed.meta.revision == stopped
+    assert committed.view().live_count() == batch
+    assert stopped < newest_revision(engine)
+    assert vector_sync.apply_changes(writer, small, engine) == newest_revision(engine)
+    committed.reload()
+    assert committed.view().live_count() == batch + 100
 
 
 def test_a_takedown_leaves_the_vector_index_within_2_s(

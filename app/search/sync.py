@@ -111,8 +111,10 @@ def apply_changes(
     engine: Engine,
     *,
     on_progress: OnProgress | None = None,
+    stopping: Callable[[], bool] | None = None,
 ) -> int:
-    """Apply every change after the index's revision, in revision order; the new revision."""
+    """Apply every change after the index's revision, in revision order; the new revision.
+    Stops early, after committing what it applied, once `stopping()` says so."""
     meta = index.meta()
     assert meta is not None, "open_for gives every index its meta document"
     target = newest_revision(engine)
@@ -137,6 +139,8 @@ def apply_changes(
                 if on_progress is not None:
                     on_progress(revision, target)
             connection.rollback()  # end the read: a long catch-up must not pin old versions
+            if stopping is not None and stopping():
+                break  # the process is stopping: keep what is applied, the next one goes on
     _commit(writer, replace(meta, revision=revision))
     index.reload()
     if on_progress is not None:
@@ -352,7 +356,13 @@ class Follower:
             self.index = SearchIndex.open_for(self.path, self._database_id, self.language)
             self._writer = self.index.writer(FOLLOWER_HEAP_BYTES, 1)
         if self._writer is not None and self.index is not None:
-            apply_changes(self.index, self._writer, self.engine, on_progress=self._progress)
+            apply_changes(
+                self.index,
+                self._writer,
+                self.engine,
+                on_progress=self._progress,
+                stopping=self._stop.is_set,
+            )
         elif self.index is None:
             self.index = SearchIndex.open(self.path)
         else:

@@ -17,7 +17,7 @@ import multiprocessing
 import os
 import threading
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -84,8 +84,10 @@ def apply_changes(
     engine: Engine,
     *,
     on_progress: OnProgress | None = None,
+    stopping: Callable[[], bool] | None = None,
 ) -> int:
-    """Apply every change after the folder's revision, in revision order; the new revision."""
+    """Apply every change after the folder's revision, in revision order; the new revision.
+    Stops early, after committing what it applied, once `stopping()` says so."""
     target = newest_revision(engine)
     revision = writer.revision
     if revision >= target:
@@ -106,6 +108,8 @@ def apply_changes(
                 if on_progress is not None:
                     on_progress(revision, target)
             connection.rollback()  # end the read: a long catch-up must not pin old versions
+            if stopping is not None and stopping():
+                break  # the process is stopping: keep what is applied, the next one goes on
     writer.commit(revision)
     if on_progress is not None:
         on_progress(revision, target)
@@ -194,7 +198,13 @@ class VectorFollower:
                 self.path, self._database_id, self.embedder.name, self.embedder.dim
             )
         if self._writer is not None:
-            apply_changes(self._writer, self.embedder, self.engine, on_progress=self._progress)
+            apply_changes(
+                self._writer,
+                self.embedder,
+                self.engine,
+                on_progress=self._progress,
+                stopping=self._stop.is_set,
+            )
         if self.index is None:
             self.index = VectorIndex.open(self.path)
         else:
