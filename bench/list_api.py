@@ -141,12 +141,13 @@ def sqlite_database(rows: int, seed: int, data: Path) -> str:
         loading.rename(path)
         for stale in OUT.glob(loading.name + "-*"):
             stale.unlink()
-        # The search index the load built sits beside the file, named after it: move it
-        # along, or the server would build another before it answers searches.
-        index = loading.with_name(loading.stem + ".index")
-        if index.exists():
-            index.rename(path.with_name(path.stem + ".index"))
-        loading.with_name(index.name + ".lock").unlink(missing_ok=True)
+        # The search and vector indexes the load built sit beside the file, named after
+        # it: move them along, or the server would build others before it answers searches.
+        for suffix in (".index", ".vectors"):
+            index = loading.with_name(loading.stem + suffix)
+            if index.exists():
+                index.rename(path.with_name(path.stem + suffix))
+            loading.with_name(index.name + ".lock").unlink(missing_ok=True)
     return f"sqlite:///{path}"
 
 
