@@ -12,7 +12,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,14 @@ class LiveServer:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def log_when(self, done: Callable[[str], bool], timeout_s: float = 5.0) -> str:
+        """The log once `done` holds of it, or as it is after `timeout_s`: a request's access
+        line is written just after its answer is sent, so a client may read it before."""
+        deadline = time.monotonic() + timeout_s
+        while not done(text := self.log_text()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return text
 
 
 def free_port() -> int:
