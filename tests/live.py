@@ -139,7 +139,7 @@ def wait_for_search(server: LiveServer, timeout_s: float = START_TIMEOUT_S) -> N
         if index.get("state") == "ready" and index["revision"] >= index["database_revision"]:
             return
         time.sleep(0.1)
-    raise RuntimeError(f"the search index did not catch up in {timeout_s}s")
+    raise RuntimeError(f"the search index did not catch up in {timeout_s}s\n{server.log_text()}")
 
 
 def latencies_ms(url: str, until: threading.Event, *, pause_s: float = 0.005) -> list[float]:

@@ -4,7 +4,6 @@ concurrent requests. The pooler runs each transaction on whichever of a few serv
 sessions is next, so anything that leans on a session (prepared statements, SET, temporary
 tables, session locks) fails here."""
 
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from app.queries.prepared import Prepared
 from app.settings import Settings
 from tests.databases import pg_admin, pg_url
 from tests.factories import CORPUS_IDS, add_articles, corpus_records
-from tests.live import LiveServer, serve
+from tests.live import serve, wait_for_search
 from tests.pgbouncer import PgBouncer
 from tests.test_ingest_concurrent import finish, start
 from tests.test_ingest_scale import SMALL_BODIES, count
@@ -122,16 +121,6 @@ OTHERS = [
 ]
 
 
-def wait_until_searchable(server: LiveServer) -> None:
-    deadline = time.monotonic() + READY_WITHIN_S
-    while True:
-        index = httpx.get(f"{server.url}/readyz").json().get("search_index") or {}
-        if index.get("state") == "ready":
-            return
-        assert time.monotonic() < deadline, server.log_text()
-        time.sleep(0.05)
-
-
 def test_serve_with_two_workers_through_the_pooler_answers_every_request(
     pg_database_url: str, pgbouncer: PgBouncer
 ) -> None:
@@ -139,7 +128,7 @@ def test_serve_with_two_workers_through_the_pooler_answers_every_request(
     add_articles(engine, corpus_records())
     engine.dispose()
     with serve(pgbouncer.url(pg_database_url), workers=2) as server:
-        wait_until_searchable(server)
+        wait_for_search(server, READY_WITHIN_S)
 
         # Four connections at once, which the kernel spreads over both workers.
         with httpx.Client(base_url=server.url) as client, ThreadPoolExecutor(4) as pool:

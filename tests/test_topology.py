@@ -16,7 +16,7 @@ from app.cli import cli
 from app.db import make_engine
 from app.settings import Settings
 from tests.factories import add_articles, record
-from tests.live import LiveServer, serve
+from tests.live import LiveServer, serve, wait_for_search
 from tests.pgbouncer import PgBouncer
 from tests.replica import Replica
 from tests.test_keys_live import REDIS_URL
@@ -38,15 +38,6 @@ def within(hosts: list[LiveServer], check: Callable[[LiveServer], bool], what: s
         while not check(host):
             assert time.monotonic() - started < WITHIN_S, f"{what}: not on {host.url} in time"
             time.sleep(0.05)
-
-
-def wait_until_searchable(host: LiveServer) -> None:
-    deadline = time.monotonic() + 30
-    while (httpx.get(f"{host.url}/readyz").json().get("search_index") or {}).get(
-        "state"
-    ) != "ready":
-        assert time.monotonic() < deadline, host.log_text()
-        time.sleep(0.05)
 
 
 def test_two_hosts_on_the_primary_and_a_replica_see_what_operators_do_on_the_primary(
@@ -75,7 +66,7 @@ def test_two_hosts_on_the_primary_and_a_replica_see_what_operators_do_on_the_pri
     ):
         hosts = [a, b]
         for host in hosts:
-            wait_until_searchable(host)
+            wait_for_search(host)
         ready_b = httpx.get(f"{b.url}/readyz").json()
         assert ready_b["database"]["replica"] is True
 
