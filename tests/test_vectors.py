@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from app.search import vectors as vector_files
 from app.search.vectors import VectorIndex, VectorWriter
@@ -55,7 +56,7 @@ def test_rows_past_the_manifest_are_cut_off_when_the_writer_opens(tmp_path: Path
     before = VectorIndex.open(folder)
     assert before is not None
     expected = before.view().nearest(vectors[3], 10)
-    for column in ("ids", "codes", "vectors"):  # a crash mid-commit left half-written rows
+    for column in ("ids", "bits0", "vectors"):  # a crash mid-commit left half-written rows
         with (folder / f"g0.{column}").open("ab") as f:
             f.write(b"\x07" * 100)
     writer = VectorWriter.open_for(folder, "db-1", EMBEDDER, DIM)
@@ -134,3 +135,53 @@ def test_rows_flushed_before_a_commit_stay_unseen_and_a_crash_drops_them(tmp_pat
     reopened = VectorWriter.open_for(folder, "db-1", EMBEDDER, DIM)  # as after a crash
     assert reopened.meta.rows == 10
     assert (folder / "g0.ids").stat().st_size == 10 * 8
+
+
+def test_a_folder_of_the_format_before_is_upgraded_in_place_not_embedded_again(
+    tmp_path: Path,
+) -> None:
+    """Format 2 kept each row's sign bits together (g<G>.codes); the writer rewrites them as
+    word columns and keeps every vector."""
+    folder = tmp_path / "v"
+    n = 5 * vector_files.CANDIDATES
+    _, vectors = filled(folder, n)
+    current = VectorIndex.open(folder)
+    assert current is not None
+    queries = clustered(5, seed=4)
+    expected = [current.view().nearest(q, 10) for q in queries]
+    words = len(current.view().bits)
+    codes = np.packbits(vectors > 0, axis=1)  # what format 2 wrote
+    (folder / "g0.codes").write_bytes(codes.tobytes() + b"\x07" * 32)  # and a torn row
+    for j in range(words):
+        (folder / f"g0.bits{j}").unlink()
+    meta = orjson.loads((folder / "manifest.json").read_bytes())
+    (folder / "manifest.json").write_bytes(orjson.dumps({**meta, "format": 2}))
+    assert VectorIndex.open(folder) is None  # a reader waits for the writer
+
+    writer = VectorWriter.open_for(folder, "db-1", EMBEDDER, DIM)
+
+    assert writer.meta.rows == n  # kept, not rebuilt
+    assert not (folder / "g0.codes").exists()
+    upgraded = VectorIndex.open(folder)
+    assert upgraded is not None
+    assert upgraded.meta.format == vector_files.FORMAT
+    assert [upgraded.view().nearest(q, 10) for q in queries] == expected
+
+
+def test_the_coarse_cut_does_not_depend_on_the_order_rows_were_written_in(tmp_path: Path) -> None:
+    """Rows written in a repeating order (a feed's sources in turn) must not sway which
+    rows the coarse pass keeps: the same rows in another order give the same answers."""
+    n = 8 * vector_files.CANDIDATES
+    rng = np.random.default_rng(3)
+    vectors = clustered(n, seed=2, clusters=16)
+    ids = np.arange(1, n + 1)
+    answers: list[list[list[tuple[float, int]]]] = []
+    for order in (np.argsort(ids % 16, kind="stable"), rng.permutation(n)):
+        writer = VectorWriter.create(tmp_path / f"v{len(answers)}", "db-1", EMBEDDER, DIM)
+        chosen = ids[order].tolist()
+        writer.add(chosen, [1] * n, [0] * n, vectors[order])
+        writer.commit(revision=n)
+        index = VectorIndex.open(writer.path)
+        assert index is not None
+        answers.append([index.view().nearest(q, 50) for q in clustered(10, seed=8)])
+    assert answers[0] == answers[1]
