@@ -15,7 +15,11 @@ ranking is whole (at most a few thousand hits), kept per index revisions, and pa
 same (score, article_id) cursor as relevance. Knows nothing of HTTP.
 """
 
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+
+import tantivy
 
 from app.dates import to_micros
 from app.queries.cache import RevisionCache
@@ -34,6 +38,16 @@ RRF_K = 60
 # set of ids; a broader one is checked on each candidate.
 NARROW_IDS = 50_000
 GROWTH = 4
+# Hybrid rankings ask the search index on one of these threads while the request's own
+# thread scans the vectors: both release the GIL, so a hybrid search costs about the
+# slower of the two rather than their sum (bench/semantic.py).
+_KEYWORD_SIDE = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="hybrid")
+
+
+def _keyword_top(
+    searcher: tantivy.Searcher, compiled: matching.Compiled, depth: int
+) -> "Future[list[Hit]]":
+    return _KEYWORD_SIDE.submit(matching.top, searcher, compiled, depth)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +124,7 @@ def fuse(rankings: list[list[Hit]], depth: int | None = None) -> list[Hit]:
     for ranking in rankings:
         for rank, (_, article_id) in enumerate(ranking, start=1):
             scores[article_id] = scores.get(article_id, 0.0) + 1.0 / (RRF_K + rank)
-    fused = sorted(((s, i) for i, s in scores.items()), key=lambda p: (-p[0], -p[1]))
+    fused = sorted(((s, i) for i, s in scores.items()), reverse=True)  # score, then id
     return fused if depth is None else fused[:depth]
 
 
@@ -131,14 +145,13 @@ def ranking(
     kept = cache.get(key, revision) if cache is not None else None
     if isinstance(kept, Ranking):
         return kept
-    vector = meaning.embed(query.meaning_text())
-    semantic = nearest(index, meaning, vector, flt, SEMANTIC_DEPTH, query)
+    keyword = None
     if flt.mode is SearchMode.HYBRID:
         compiled = matching.compile_search(index.index, query, flt)
-        keyword = matching.top(index.searcher, compiled, FUSION_DEPTH)
-        pairs = fuse([keyword, semantic[:FUSION_DEPTH]])
-    else:
-        pairs = semantic
+        keyword = _keyword_top(index.searcher, compiled, FUSION_DEPTH)
+    vector = meaning.embed(query.meaning_text())
+    semantic = nearest(index, meaning, vector, flt, SEMANTIC_DEPTH, query)
+    pairs = semantic if keyword is None else fuse([keyword.result(), semantic[:FUSION_DEPTH]])
     found = Ranking.of(pairs, complete=True)
     if cache is not None:
         cache.put(key, revision, found, weight=max(1, len(found)))
@@ -158,14 +171,16 @@ def similar(
 ) -> list[Hit]:
     """The `limit` articles most like `article_id` by meaning (semantic) or by both its
     words and its meaning (hybrid), best first, never itself."""
+    depth = max(limit, 100) if mode is SearchMode.HYBRID else limit
+    keyword = None
+    if mode is SearchMode.HYBRID:
+        like = matching.similar_query(title, content, article_id, flt)
+        keyword = _keyword_top(index.searcher, matching.Compiled(like, None), depth)
     vector = meaning.vectors.vector_of(article_id)
     if vector is None:  # not in the folder yet: embed it as the follower will
         vector = meaning.embedder.embed([article_text(title, content)])[0]
-    depth = max(limit, 100) if mode is SearchMode.HYBRID else limit
     found = nearest(index, meaning, vector, flt, depth + 1)
     semantic = [hit for hit in found if hit[1] != article_id]
-    if mode is SearchMode.SEMANTIC:
+    if keyword is None:
         return semantic[:limit]
-    like = matching.similar_query(title, content, article_id, flt)
-    keyword = matching.top(index.searcher, matching.Compiled(like, None), depth)
-    return fuse([keyword, semantic[:depth]], limit)
+    return fuse([keyword.result(), semantic[:depth]], limit)
