@@ -12,7 +12,10 @@ serves with its index built. Then:
    caught up with the database);
 2. `corpus index snapshot` of the first host's index while that host serves;
 3. `--delta` more articles ingested on the database, so the new host has changes to apply;
-4. from the snapshot: a new host whose index folder is the snapshot; the same time.
+4. from the snapshot: a new host whose index folder is the snapshot (and whose vector
+   folder is the snapshot's copy of it); the same time.
+
+A host counts as searchable once both keyword search and search by meaning answer.
 
 It prints both times, their ratio, and the snapshot's time and size. The machine is shared:
 compare the two figures of one run. The delta stays in the database (ids after its newest).
@@ -39,6 +42,8 @@ from bench.list_api import CORPUS, corpus_file, pg_database
 from tests.live import free_port
 
 QUERY = "/v1/articles?q=rogiku&limit=5"  # a word of the synthetic vocabulary
+# Searches by meaning answer 503 until the vector index has caught up too.
+MEANING = f"{QUERY}&mode=semantic"
 START_TIMEOUT_S = 3600.0
 
 
@@ -49,7 +54,8 @@ def sh(cmd: list[str]) -> str:
 
 @contextmanager
 def host(url: str, index_dir: Path, log: Path) -> Iterator[float]:
-    """A host on `index_dir`, once a search answers 200: the seconds that took."""
+    """A host on `index_dir`, once a search answers 200 in every mode it serves (by
+    meaning too, unless the host has it off: a 422): the seconds that took."""
     port = free_port()
     cmd = [CORPUS, "serve", "--database-url", url, "--index-dir", str(index_dir)]
     cmd += ["--port", str(port), "--no-access-log"]
@@ -61,11 +67,7 @@ def host(url: str, index_dir: Path, log: Path) -> Iterator[float]:
         while True:
             if process.poll() is not None:
                 sys.exit(f"the host exited; see {log}")
-            try:
-                status = httpx.get(f"http://127.0.0.1:{port}{QUERY}", timeout=10).status_code
-            except httpx.TransportError:
-                status = 0
-            if status == 200:
+            if _answers(port, QUERY, 200) and _answers(port, MEANING, 200, 422):
                 break
             if time.monotonic() - started > START_TIMEOUT_S:
                 sys.exit(f"no search answered in {START_TIMEOUT_S} s; see {log}")
@@ -74,6 +76,13 @@ def host(url: str, index_dir: Path, log: Path) -> Iterator[float]:
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def _answers(port: int, path: str, *statuses: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=10).status_code in statuses
+    except httpx.TransportError:
+        return False
 
 
 def newest_id(url: str) -> int:
