@@ -567,7 +567,7 @@ def _upgrade(path: Path, meta: VectorMeta) -> VectorMeta | None:
     kept: a million rows take seconds, where embedding them again takes minutes. None when
     it cannot be read (the caller rebuilds it)."""
     old = _file(path, meta.generation, "codes")
-    width = meta.dim // 8
+    width = -(-meta.dim // 8)  # np.packbits rounds up to whole bytes
     try:
         codes = np.fromfile(old, np.uint8, count=meta.rows * width).reshape(meta.rows, width)
         words = _as_words(codes)
