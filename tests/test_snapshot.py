@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from app.cli import cli
 from app.db import make_engine
 from app.search import sync
-from app.search.index import SCHEMA_VERSION, SearchIndex
+from app.search.index import SCHEMA_VERSION, SearchIndex, index_path
 from app.search.vectors import VectorIndex, vectors_path
 from app.settings import Settings
 from app.takedowns import delete_articles
@@ -181,3 +181,26 @@ def test_a_snapshot_never_overwrites_and_needs_an_index(database_url: str, tmp_p
         assert why in result.stderr
     assert list(taken.iterdir()) == []
     assert not (tmp_path / "new").exists()
+
+
+async def test_a_vector_index_of_the_format_before_is_refused_and_nothing_is_left(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A host of an older version serving the folder keeps its files in the old layout: the
+    snapshot says so rather than failing on a file this version names and that one lacks."""
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    add_articles(engine, [record(i) for i in range(1, 21)])
+    engine.dispose()
+    async with make_client(database_url):
+        pass  # the host builds both indexes
+    manifest = vectors_path(index_path(Settings(database_url=database_url))) / "manifest.json"
+    meta = orjson.loads(manifest.read_bytes())
+    manifest.write_bytes(orjson.dumps({**meta, "format": 2}))
+    target = tmp_path / "copy"
+    result = CliRunner().invoke(
+        cli, ["index", "snapshot", str(target), "--database-url", database_url]
+    )
+    assert result.exit_code == 2, result.output
+    assert "is of format 2" in result.stderr
+    assert not target.exists()
+    assert not vectors_path(target).exists()

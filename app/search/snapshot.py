@@ -33,6 +33,7 @@ import orjson
 
 from app.search.index import IndexMeta, SearchIndex
 from app.search.vectors import (
+    FORMAT,
     MANIFEST,
     VectorMeta,
     VectorView,
@@ -151,6 +152,12 @@ def _copy_vectors(source: Path, target: Path) -> VectorMeta:
         manifest = (source / MANIFEST).read_bytes()
         try:
             meta = VectorMeta.decode(manifest)
+            if meta.format != FORMAT:  # its files are not the ones this version names
+                raise SnapshotError(
+                    f"the vector index at {source} is of format {meta.format}, not "
+                    f"{FORMAT}: serve it with this version once (it upgrades it), "
+                    "then take the snapshot"
+                )
             for name, size in commit_files(meta).items():
                 _copy_prefix(source / name, partial / name, size)
         except FileNotFoundError:
