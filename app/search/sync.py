@@ -290,21 +290,20 @@ class IndexStatus:
     following: bool  # this process writes the index
 
 
-class Follower:
-    """One process's view of its index folder, kept current by a thread polling the database.
+class Polling:
+    """A folder derived from the database, kept current by a thread that looks every
+    `poll_s` (`step`, each index's own) and keeps going when the database or the disk is
+    away. Ready once the folder has reached the revision the database had when it started.
+    One loop for the search index's follower and the vector index's."""
 
-    Ready once the index has reached the revision the database had when the follower
-    started; until then searches answer 503 (plain lists and details never wait for it).
-    """
+    name = "follower"  # its thread's
+    label = "follower"  # its log lines'
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
-        self.path = index_path(settings)
+    def __init__(self, path: Path, engine: Engine, poll_s: float) -> None:
+        self.path = path
         self.engine = engine
-        self.poll_s = settings.index_poll_s
-        self.language = settings.language
-        self.lock = FollowerLock(self.path)
-        self.index: SearchIndex | None = None
-        self._writer: tantivy.IndexWriter | None = None
+        self.poll_s = poll_s
+        self.lock = FollowerLock(path)
         self._database_id: str | None = None
         self._target: int | None = None
         self._ready = False
@@ -319,41 +318,75 @@ class Follower:
         )
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="index-follower", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        if self._writer is not None:
-            self._writer.wait_merging_threads()
-            self._writer = None
+        self._close()
         self.lock.release()
+
+    def _close(self) -> None:
+        """Let go of the writer, if any, once the thread has stopped."""
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 self.step()
             except (SQLAlchemyError, OSError, ValueError) as exc:
-                # The database or the disk is away: keep serving what the index holds.
-                log.warning("search index follower: %s", exc)
+                # The database or the disk is away: keep serving what the folder holds.
+                log.warning("%s: %s", self.label, exc)
             self._stop.wait(self.poll_s)
 
     def step(self) -> None:
-        """One look: apply the database's new changes (as the writer), or reload (as a reader)."""
+        raise NotImplementedError
+
+    def _look(self) -> tuple[int, str]:
+        """The database's newest revision and its id; the first look also fixes the revision
+        to reach before ready."""
         database_revision = newest_revision(self.engine)
         if self._database_id is None:
             self._database_id = database_id(self.engine)
         if self._target is None:
             self._target = database_revision
+        return database_revision, self._database_id
+
+    def _reached(self, revision: int) -> None:
+        """The folder holds the database's changes up to `revision`."""
+        self._index_revision = revision
+        self._ready = self._ready or revision >= (self._target or 0)
+
+
+class Follower(Polling):
+    """One process's view of its search index folder: until ready, searches answer 503
+    (plain lists and details never wait for it)."""
+
+    name = "index-follower"
+    label = "search index follower"
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        super().__init__(index_path(settings), engine, settings.index_poll_s)
+        self.language = settings.language
+        self.index: SearchIndex | None = None
+        self._writer: tantivy.IndexWriter | None = None
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.wait_merging_threads()
+            self._writer = None
+
+    def step(self) -> None:
+        """One look: apply the database's new changes (as the writer), or reload (as a reader)."""
+        database_revision, db_id = self._look()
         if self._writer is not None and (next_folder(self.path) / READY_FILE).exists():
             # A rebuild is ready: let go of the old index, adopt the new one, write that.
             self._writer.wait_merging_threads()
             self._writer = None
             adopt_next(self.path, self.engine)
         if self._writer is None and self.lock.acquire():
-            self.index = SearchIndex.open_for(self.path, self._database_id, self.language)
+            self.index = SearchIndex.open_for(self.path, db_id, self.language)
             self._writer = self.index.writer(FOLLOWER_HEAP_BYTES, 1)
         if self._writer is not None and self.index is not None:
             apply_changes(
@@ -369,9 +402,8 @@ class Follower:
             self.index.reload()
         self._database_revision = database_revision
         meta = self.index.meta() if self.index is not None else None
-        if meta is not None and meta.database_id == self._database_id:
-            self._index_revision = meta.revision
-            self._ready = self._ready or meta.revision >= self._target
+        if meta is not None and meta.database_id == db_id:
+            self._reached(meta.revision)
         elif meta is not None:
             self.index = None  # another database's: wait for the writer to rebuild it
 

@@ -15,7 +15,6 @@ rebuilt. Knows nothing of HTTP.
 import logging
 import multiprocessing
 import os
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -24,7 +23,6 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from app import revisions
 from app.dates import to_micros
@@ -35,8 +33,8 @@ from app.search.sync import (
     CHANGE_BATCH_ROWS,
     Article,
     FollowerLock,
-    IndexStatus,
     OnProgress,
+    Polling,
     newest_revision,
 )
 from app.search.vectors import UNDATED, VectorIndex, VectorWriter, vectors_path
@@ -143,59 +141,25 @@ def behind(settings: Settings, engine: Engine, embedder: Embedder) -> bool:
     return index.meta.revision < newest_revision(engine)
 
 
-class VectorFollower:
-    """One process's view of its vector folder, kept current by a thread polling the
-    database; ready once it has reached the revision the database had at start, and built
-    by the embedder this process uses."""
+class VectorFollower(Polling):
+    """One process's view of its vector folder: ready once it has reached the revision the
+    database had at start, and built by the embedder this process uses."""
+
+    name = "vector-follower"
+    label = "vector index follower"
 
     def __init__(self, settings: Settings, engine: Engine, embedder: Embedder) -> None:
-        self.path = folder(settings)
-        self.engine = engine
+        super().__init__(folder(settings), engine, settings.index_poll_s)
         self.embedder = embedder
-        self.poll_s = settings.index_poll_s
-        self.lock = FollowerLock(self.path)
         self.index: VectorIndex | None = None
         self._writer: VectorWriter | None = None
-        self._database_id: str | None = None
-        self._target: int | None = None
-        self._ready = False
-        self._revision = 0
-        self._database_revision = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def status(self) -> IndexStatus:
-        return IndexStatus(self._ready, self._revision, self._database_revision, self.lock.held)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="vector-follower", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.lock.release()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.step()
-            except (SQLAlchemyError, OSError, ValueError) as exc:
-                # The database or the disk is away: keep serving what the folder holds.
-                log.warning("vector index follower: %s", exc)
-            self._stop.wait(self.poll_s)
 
     def step(self) -> None:
         """One look: embed and apply the new changes (as the writer), or reload (a reader)."""
-        database_revision = newest_revision(self.engine)
-        if self._database_id is None:
-            self._database_id = database_id(self.engine)
-        if self._target is None:
-            self._target = database_revision
+        database_revision, db_id = self._look()
         if self._writer is None and self.lock.acquire():
             self._writer = VectorWriter.open_for(
-                self.path, self._database_id, self.embedder.name, self.embedder.dim
+                self.path, db_id, self.embedder.name, self.embedder.dim
             )
         if self._writer is not None:
             apply_changes(
@@ -211,15 +175,14 @@ class VectorFollower:
             self.index.reload()
         self._database_revision = database_revision
         meta = self.index.meta if self.index is not None else None
-        ours = (self._database_id, self.embedder.name, self.embedder.dim)
+        ours = (db_id, self.embedder.name, self.embedder.dim)
         if meta is not None and (meta.database_id, meta.embedder, meta.dim) == ours:
-            self._revision = meta.revision
-            self._ready = self._ready or meta.revision >= self._target
+            self._reached(meta.revision)
         elif meta is not None:
             self.index = None  # another database's or embedder's: wait for the rebuild
 
     def _progress(self, revision: int, _target: int) -> None:
-        self._revision = revision
+        self._index_revision = revision
         if self.index is not None:
             self.index.reload()
 
