@@ -144,11 +144,14 @@ def _build_page(
 
     The body is built as plain dicts and serialised once by orjson: with `fields` an item
     holds only the keys asked for, which a pydantic model with defaults could not express.
-    With `snapshot`, the several reads that follow share one transaction (Prepared.rows).
+    With `snapshot`, a list's several reads (its page, its count, its facets) share one
+    transaction (Prepared.rows). A search reads the database once, for its page's rows (its
+    counts and facets are the index's, as of the same view): no transaction, so on
+    PostgreSQL no BEGIN and ROLLBACK round trips around that one statement.
     """
     session, options, flt = page.session, page.options, page.options.flt
     secret = _cursor_secret(page)
-    if snapshot:
+    if snapshot and flt.search is None:
         session.connection()
     sort = article_queries.resolve_sort(options.sort, flt)
     fingerprint = cursors.fingerprint("articles", sort.value, *flt.fingerprint_parts())

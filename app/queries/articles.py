@@ -12,19 +12,12 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-import orjson
 import tantivy
 from sqlalchemy import (
-    BigInteger,
-    ColumnElement,
     Dialect,
-    Select,
     bindparam,
-    func,
-    literal_column,
     select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
 
 from app import models
@@ -41,6 +34,8 @@ from app.queries.pages import (
     Page,
     PageQuery,
     Sort,
+    among,
+    among_value,
     check_key,
     fetch_items,
     in_order,
@@ -179,6 +174,11 @@ def list_articles(
     return page
 
 
+# What a hit's snippet is cut from: one character past the window tells it whether the
+# body goes on.
+SNIPPET_CHARS = matching.SNIPPET_WINDOW_CHARS + 1
+
+
 def _ranked_page(
     session: Session,
     index: IndexView,
@@ -216,7 +216,7 @@ def _id_page(session: Session, index: IndexView, ask: PageQuery) -> Page:
         extra.append(matching.id_bound(last, descending=walk_descending))
     bounded = matching.compile_search(index, query, ask.flt, extra=extra)
     ids = matching.by_id(index.searcher, bounded, ask.limit + 1, descending=walk_descending)
-    rows = in_order(fetch_items(session, ids, ask.content), ids)
+    rows = in_order(fetch_items(session, ids, ask.content, body_chars=SNIPPET_CHARS), ids)
     return paged(rows, keys_of(ask.sort, rows), ask.limit, ask.cursor)
 
 
@@ -229,7 +229,7 @@ def _date_page(
     ids = matching.by_date(
         searcher, compiled, ask.limit + 1, descending=walk_descending, backward=backward, after=key
     )
-    rows = in_order(fetch_items(session, ids, ask.content), ids)
+    rows = in_order(fetch_items(session, ids, ask.content, body_chars=SNIPPET_CHARS), ids)
     return paged(rows, keys_of(ask.sort, rows), ask.limit, ask.cursor)
 
 
@@ -247,25 +247,14 @@ def _title_page(
     binds: dict[str, Any] = {}
     if cursor is not None:
         binds.update(zip(KEY_NAMES, cursor.key, strict=False))
-    where = [*filter_clauses(ask.flt), _among(session, ids, binds)]
+    dialect = session.get_bind().dialect.name
+    binds["among"] = among_value(dialect, ids)
+    where = [*filter_clauses(ask.flt), among(dialect, "among")]
     order = order_of(ask.sort)
     stmt = walk_select(order, ask.content, walk_descending, cursor is not None, where, head=True)
     found = session.execute(stmt, {**binds, LIMIT_NAME: ask.limit + 1})
     rows = [item_of(row, ask.content) for row in found]
     return paged(rows, keys_of(ask.sort, rows), ask.limit, cursor)
-
-
-def _among(session: Session, ids: list[int], binds: dict[str, Any]) -> ColumnElement[bool]:
-    """article_id in `ids`, bound as one parameter however many there are."""
-    article_id = models.article_table.c.article_id
-    if session.get_bind().dialect.name == "sqlite":
-        binds["among"] = orjson.dumps(ids).decode()
-        members: Select[Any] = select(literal_column("value")).select_from(
-            func.json_each(bindparam("among"))
-        )
-        return article_id.in_(members)
-    binds["among"] = ids
-    return article_id == func.any(bindparam("among", type_=ARRAY(BigInteger())))
 
 
 def _slice_page(session: Session, ranked: Ranking, ask: PageQuery) -> Page:
@@ -287,7 +276,7 @@ def _slice_page(session: Session, ranked: Ranking, ask: PageQuery) -> Page:
             end = bisect_left(range(n), target, key=ranked.sort_key)
             positions = range(end - 1, max(-1, end - limit - 2), -1)
     ids = [ranked.ids[i] for i in positions]
-    by_id = fetch_items(session, ids, ask.content)
+    by_id = fetch_items(session, ids, ask.content, body_chars=SNIPPET_CHARS)
     rows: list[Item] = []
     keys: list[tuple[KeyValue, ...]] = []
     for i in positions:
@@ -312,9 +301,10 @@ def _decorate(
         scores = matching.scores(searcher, compiled, ids)
         for item in rows:
             item.setdefault("score", scores.get(item["article_id"], 0.0))
-    # One character past the window tells the snippet whether the body goes on.
     window = matching.SNIPPET_WINDOW_CHARS
-    texts = bodies.body_starts(session, ids, window + 1)
+    texts = {item["article_id"]: item.pop("_body") for item in rows if "_body" in item}
+    unread = [i for i in ids if i not in texts]  # SQLite, and pages walked in SQL by title
+    texts.update(bodies.body_starts(session, unread, SNIPPET_CHARS))
     # Only hits that needed a correction (score 0) are read for corrections to mark: a hit
     # as typed shows the words typed, and a page of them costs no scan.
     fixed = {item["article_id"] for item in rows if compiled.tolerant and not item["score"]}

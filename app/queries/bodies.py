@@ -10,9 +10,9 @@ session's own read transaction. Takes a Session; knows nothing of HTTP.
 import codecs
 import sqlite3
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import ColumnElement, bindparam, func, select
 from sqlmodel import Session
 
 from app import models
@@ -24,6 +24,11 @@ _article = models.article_table
 _TITLES = select(_article.c.article_id, _article.c.title).where(
     _article.c.article_id.in_(bindparam("ids", expanding=True))
 )
+
+
+def start_column(chars: int) -> ColumnElement[Any]:
+    """The first `chars` characters of the body, cut by the database (not SQLite's way)."""
+    return func.substr(_article.c.content, 1, chars)
 
 
 def body_bytes(session: Session, article_id: int) -> int | None:
@@ -44,9 +49,9 @@ def body_starts(session: Session, ids: Sequence[int], chars: int) -> dict[int, t
     if not ids:
         return {}
     if session.get_bind().dialect.name != "sqlite":
-        stmt = select(
-            _article.c.article_id, _article.c.title, func.substr(_article.c.content, 1, chars)
-        ).where(_article.c.article_id.in_(bindparam("ids", expanding=True)))
+        stmt = select(_article.c.article_id, _article.c.title, start_column(chars)).where(
+            _article.c.article_id.in_(bindparam("ids", expanding=True))
+        )
         return {row[0]: (row[1], row[2]) for row in session.execute(stmt, {"ids": list(ids)})}
     titles = {row[0]: row[1] for row in session.execute(_TITLES, {"ids": list(ids)})}
     dbapi = cast(sqlite3.Connection, session.connection().connection.dbapi_connection)

@@ -10,16 +10,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from functools import cache
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, select
+import orjson
+from sqlalchemy import BigInteger, ColumnElement, Dialect, Select, bindparam, func, select
+from sqlalchemy import literal_column as column_named
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
 
 from app import models
 from app.dates import to_micros
 from app.errors import InvalidCursor
+from app.queries.bodies import start_column
 from app.queries.cursor import Cursor, KeyValue
+from app.queries.prepared import Prepared
 from app.search.filters import ArticleFilter
 
 Item = dict[str, Any]
@@ -136,19 +141,52 @@ def summary_select(content: Content = Content.EXCERPT, *, head: bool = False) ->
     return select(*columns)
 
 
-@cache
-def _by_ids(content: Content) -> Select[Any]:
-    """Built once per content mode: statement building costs more than the lookup itself."""
+def among(dialect: str, name: str) -> ColumnElement[bool]:
+    """article_id in the ids bound to `name` as one parameter (see `among_value`), so the
+    statement is compiled once however many ids a page holds."""
     article_id = models.article_table.c.article_id
-    return summary_select(content, head=True).where(
-        article_id.in_(bindparam("ids", expanding=True))
+    if dialect == "sqlite":
+        members: Select[Any] = select(column_named("value")).select_from(
+            func.json_each(bindparam(name))
+        )
+        return article_id.in_(members)
+    return article_id == func.any(bindparam(name, type_=ARRAY(BigInteger())))
+
+
+def among_value(dialect: str, ids: Sequence[int]) -> object:
+    """The value `among`'s parameter takes: a JSON array on SQLite, an array elsewhere."""
+    return orjson.dumps(list(ids)).decode() if dialect == "sqlite" else list(ids)
+
+
+@lru_cache(maxsize=32)
+def _by_ids(dialect: Dialect, content: Content, body_chars: int) -> Prepared:
+    """Built once per shape: statement building costs more than the lookup itself."""
+    stmt = summary_select(content, head=True)
+    if body_chars:
+        stmt = stmt.add_columns(start_column(body_chars))
+    return Prepared.of(stmt.where(among(dialect.name, "ids")), dialect)
+
+
+def fetch_items(
+    session: Session, ids: list[int], content: Content, *, body_chars: int = 0
+) -> dict[int, Item]:
+    """The list items for `ids`, by id (a missing id is simply absent). With `body_chars`,
+    on PostgreSQL each item also carries `_body`: its title and the start of its body (the
+    snippet's text), read by the same statement, so a search page is one round trip;
+    SQLite reads those through the blob API instead (app/queries/bodies.py)."""
+    dialect = session.get_bind().dialect
+    if dialect.name == "sqlite":
+        body_chars = 0
+    rows = _by_ids(dialect, content, body_chars).rows(
+        session, {"ids": among_value(dialect.name, ids)}
     )
-
-
-def fetch_items(session: Session, ids: list[int], content: Content) -> dict[int, Item]:
-    """The list items for `ids`, by id (a missing id is simply absent)."""
-    rows = session.execute(_by_ids(content), {"ids": ids})
-    return {row[0]: item_of(row, content) for row in rows}
+    if not body_chars:
+        return {row[0]: item_of(row, content) for row in rows}
+    found = {}
+    for row in rows:
+        item = found[row[0]] = item_of(row[:-1], content)
+        item["_body"] = (row[2], row[-1])
+    return found
 
 
 def in_order(by_id: dict[int, Item], ids: Sequence[int]) -> list[Item]:
