@@ -14,6 +14,7 @@ nothing of HTTP.
 """
 
 import html
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -265,24 +266,37 @@ def _ids(searcher: tantivy.Searcher, hits: list[tuple[object, tantivy.DocAddress
     return [v for v in values if isinstance(v, int)]
 
 
-def top(searcher: tantivy.Searcher, compiled: Compiled, limit: int) -> list[tuple[float, int]]:
+def top(
+    searcher: tantivy.Searcher, compiled: Compiled, limit: int, *, cut_ties: bool = False
+) -> list[tuple[float, int]]:
     """The first `limit` of every match in (score desc, article_id desc) order: with typos
-    forgiven, the hits as typed by score, then the corrected ones (score 0) by id."""
+    forgiven, the hits as typed by score, then the corrected ones (score 0) by id.
+
+    With `cut_ties`, for a ranking that only feeds a fusion: when equal scores straddle the
+    `limit`th place, they are left out whole (fewer than `limit` come back), rather than all
+    of them asked for (see `_top`), unless that would leave fewer than half."""
     if compiled.exact is None or compiled.corrected is None:
-        return _top(searcher, compiled.query, limit)
-    pairs = _top(searcher, compiled.exact, limit)
-    if len(pairs) < limit:
+        return _top(searcher, compiled.query, limit, cut_ties=cut_ties)[0]
+    pairs, every = _top(searcher, compiled.exact, limit, cut_ties=cut_ties)
+    if every and len(pairs) < limit:
         corrected = Compiled(compiled.corrected, None)
         rest = by_id(searcher, corrected, limit - len(pairs), descending=True)
         pairs += [(0.0, article_id) for article_id in rest]
     return pairs
 
 
-def _top(searcher: tantivy.Searcher, query: tantivy.Query, limit: int) -> list[tuple[float, int]]:
-    """The first `limit` of `query`'s matches in (score desc, article_id desc) order.
+def _top(
+    searcher: tantivy.Searcher, query: tantivy.Query, limit: int, *, cut_ties: bool = False
+) -> tuple[list[tuple[float, int]], bool]:
+    """The first `limit` of `query`'s matches in (score desc, article_id desc) order, and
+    whether they are every match.
 
-    The index cuts its top-k among equal scores at random, so it is asked for more until
-    the cut falls strictly below the last score kept: then every tie of that score is in.
+    The index cuts its top-k among equal scores in its own document order, which differs
+    between hosts and between merges. So it is asked for one more, and when that one ties
+    the last kept, for more until the cut falls strictly below the last score kept: then
+    every tie of that score is in (at a million articles, a fifth of two-word queries tie
+    at the 1,000th place, and the second ask costs ten times the first). With `cut_ties`,
+    the tied group is dropped instead: what is left is the same on every host.
     """
     k = limit + 1  # one past the cut, to see whether it splits a tie
     while True:
@@ -292,7 +306,11 @@ def _top(searcher: tantivy.Searcher, query: tantivy.Query, limit: int) -> list[t
         )
         pairs.sort(key=lambda p: (-p[0], -p[1]))
         if len(pairs) < k or limit == 0 or pairs[limit - 1][0] > pairs[-1][0]:
-            return pairs[:limit]
+            return pairs[:limit], len(pairs) <= limit
+        if cut_ties:
+            above = bisect_left(pairs, -pairs[-1][0], key=lambda p: -p[0])
+            if above >= limit // 2:
+                return pairs[:above], False
         k *= 4
 
 
