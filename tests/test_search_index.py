@@ -513,6 +513,61 @@ async def test_one_request_reads_one_commit_of_the_index(database_url: str, engi
         assert view.revision() < newer.revision()
 
 
+def test_a_fused_keyword_ranking_leaves_out_a_tie_at_its_cut_whole(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    """Hybrid search fuses the keyword top k: equal scores straddling the k-th place are
+    left out together (what is left is the same whatever order the index holds them in),
+    where a page of results takes every tie and orders it by id."""
+    same = "walrus tusk ice floe " * 5
+    add_articles(engine, [record(i, title="Tied", content=same) for i in range(1, 21)])
+    add_articles(engine, [record(i, title="Walrus", content=same) for i in range(21, 31)])
+    settings = Settings(database_url=database_url, index_dir=str(tmp_path / "index"))
+    assert sync.catch_up(settings, engine)
+    index = _opened(settings)
+    compiled = matching.compile_search(index, parse("walrus"), ArticleFilter(q="walrus"))
+    searcher = index.searcher()
+    whole = matching.top(searcher, compiled, 15)
+    assert [i for _, i in whole] == [*range(30, 20, -1), *range(20, 15, -1)]
+    cut = matching.top(searcher, compiled, 15, cut_ties=True)
+    assert cut == whole[:10]  # the ten that score higher; the twenty tied all left out
+    # Cutting would leave fewer than half of what was asked: every tie is read instead.
+    assert matching.top(searcher, compiled, 25, cut_ties=True) == matching.top(
+        searcher, compiled, 25
+    )
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic"])
+async def test_a_search_page_reads_its_rows_and_snippets_in_one_statement(
+    database_url: str, engine: Engine, db_backend: str, mode: str
+) -> None:
+    """A search page's items and the body starts its snippets are cut from come from one
+    statement outside a transaction: on PostgreSQL, the revision probe and that statement
+    are the request's only round trips (no BEGIN, no ROLLBACK)."""
+    from sqlalchemy import event
+
+    add_articles(engine, [record(i, content=f"walrus tusk number {i} " * 40) for i in range(1, 31)])
+    # The followers caught up at start; a long poll keeps their reads out of the count.
+    async with make_client(database_url, embedder="wordllama", index_poll_s=3600) as client:
+        app_engine = client._transport.app.state.engine  # type: ignore[attr-defined]
+        await search_caught_up(client, database_url)
+        await client.get("/v1/articles", params={"q": "number"})  # reads the cursor secret
+        begun: list[object] = []
+        checkouts: list[object] = []
+        event.listen(app_engine, "begin", begun.append)
+        event.listen(app_engine.pool, "checkout", lambda *args: checkouts.append(args))
+        reply = await client.get("/v1/articles", params={"q": "walrus", "mode": mode, "limit": 5})
+        assert reply.status_code == 200, reply.text
+        page = reply.json()
+        assert len(page["items"]) == 5 and page["next"]
+        for item in page["items"]:
+            assert f"number {item['article_id']} " in item["snippet"]
+            assert "_body" not in item and "_head" not in item
+        if db_backend == "postgresql":
+            assert begun == []
+            assert len(checkouts) == 2  # the revision probe, then the page's one statement
+
+
 def test_a_catch_up_told_to_stop_keeps_what_it_applied_and_the_next_goes_on(
     database_url: str, engine: Engine, tmp_path: Path
 ) -> None:
