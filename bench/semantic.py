@@ -1,13 +1,15 @@
 """Search by meaning: speed over HTTP, recall of the vector index, ingest time, and memory.
 
     python -m bench.semantic [--rows 50000] [--backend sqlite|postgresql] [--queries 300]
-                             [--rounds 3]
+                             [--rounds 3] [--database-url URL --index-dir DIR]
 
 Writes (once, cached under bench/out/) `--rows` articles of the topic corpus (bench/topics.py:
 English news sentences, bodies of about 1.2 KB) and loads it with `corpus ingest`, each
 time into a throwaway database, `--rounds` times with `CORPUS_EMBEDDER=none` (the
 reference) and as often with the default embedder, alternating, and prints the best time
 to a searchable corpus of each side and their ratio (the issue's bar: within 1.3x).
+Given `--database-url` (a database loaded from the same file, with its `--index-dir`), it
+skips the loads and measures that database as it is.
 
 Then it serves the embedded database (tests.live.serve: uvicorn, one worker) and sends
 `--queries` distinct queries (two words drawn from the topics' words and paraphrases)
@@ -166,12 +168,25 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3, help="ingests per side, alternating")
+    parser.add_argument(
+        "--database-url",
+        help="measure this database, loaded from the same corpus file, instead of ingesting "
+        "(its index folder: --index-dir)",
+    )
+    parser.add_argument("--index-dir", type=Path, help="the search index folder of --database-url")
     args = parser.parse_args()
     names = ("tantivy", "wordllama", "numkong", "numpy", "uvicorn")
     print(f"# python {platform.python_version()}, " + ", ".join(f"{n} {version(n)}" for n in names))
     print(f"# cpus {os.cpu_count()}, load average {tuple(round(x, 2) for x in os.getloadavg())}")
     data = corpus_file(args.rows)
     print(f"# backend {args.backend}, rows {args.rows:,} ({data.stat().st_size / 1e6:.0f} MB)")
+    if args.database_url is not None:
+        if args.index_dir is None:
+            parser.error("--database-url needs --index-dir")
+        print(f"# no ingest: measuring {args.database_url} as it is")
+        measure(args, data, args.database_url, args.index_dir)
+        print(f"# load average at the end {tuple(round(x, 2) for x in os.getloadavg())}")
+        return
     with tempfile.TemporaryDirectory(prefix="semantic-", dir=OUT) as tmp:
         work = Path(tmp)
         seconds: dict[str, list[float]] = {"none": [], "wordllama": []}
