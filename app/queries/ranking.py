@@ -31,7 +31,8 @@ class Ranking:
 
     @classmethod
     def of(cls, pairs: list[tuple[float, int]], *, complete: bool) -> "Ranking":
-        return cls(array("d", (p[0] for p in pairs)), array("q", (p[1] for p in pairs)), complete)
+        scores, ids = zip(*pairs, strict=True) if pairs else ((), ())
+        return cls(array("d", scores), array("q", ids), complete)
 
     def __len__(self) -> int:
         return len(self.ids)

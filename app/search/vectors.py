@@ -223,7 +223,7 @@ class VectorView:
             keep = np.flatnonzero(scores >= kth)
             scores, ids = scores[keep], ids[keep]
         order = np.lexsort((ids, scores))[::-1][:k]  # score, then article_id, both descending
-        return [(float(scores[i]), int(ids[i])) for i in order]
+        return list(zip(scores[order].tolist(), ids[order].tolist(), strict=True))
 
     def vector_of(self, article_id: int) -> Vectors | None:
         """The article's current vector (as quantized, made unit again), or None."""
