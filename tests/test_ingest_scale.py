@@ -193,6 +193,36 @@ def test_an_interrupted_deferred_index_is_repaired_by_the_next_run(
     engine.dispose()
 
 
+def test_a_large_load_leaves_the_table_settled_for_readers(
+    database_url: str, tmp_path: Path
+) -> None:
+    """After a load that built its indexes at the end: PostgreSQL's planner knows the rows
+    (VACUUM ANALYZE ran, so `count=estimated` has an estimate at once), and SQLite's WAL
+    has been copied back and truncated."""
+    path = tmp_path / "a.jsonl"
+    synth.write(path, 500, body_chars=SMALL_BODIES)
+    corpus([str(path)], database_url)
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    try:
+        with engine.connect() as c:
+            if backend(database_url) == "postgresql":
+                stats = c.execute(
+                    text(
+                        "SELECT c.reltuples, s.last_vacuum IS NOT NULL FROM pg_class c"
+                        " JOIN pg_stat_user_tables s ON s.relid = c.oid"
+                        " WHERE c.oid = 'article'::regclass"
+                    )
+                ).one()
+                assert tuple(stats) == (500, True)
+            else:
+                database = engine.url.database
+                assert database is not None
+                wal = Path(database + "-wal")
+                assert not wal.exists() or wal.stat().st_size == 0
+    finally:
+        engine.dispose()
+
+
 def test_deferred_index_ddl_matches_the_migration(database_url: str) -> None:
     engine = make_engine(Settings(database_url=database_url), pooled=False)
     with engine.connect() as c:

@@ -9,7 +9,7 @@ On two or more cores a large load runs the stages before the writer in worker pr
 Processes, not threads: the GIL would serialise parsing with the writer's own Python work.
 
 Each phase that writes (sources, suspending the indexes, each batch, the rebuild, the final
-checkpoint) is one transaction that waits out other writers (app/writes/busy.py), so
+checkpoint on SQLite) is one transaction that waits out other writers (app/writes/busy.py), so
 loads started together into one database all finish, each record stored once.
 """
 
@@ -27,7 +27,7 @@ from app.ingest.readers import MappedReads, iter_files, sources_files
 from app.ingest.records import ArticleIn, Located, OnReject, Reject
 from app.ingest.sources import SourceNames, load_sources, name_sources
 from app.ingest.validate import validate
-from app.ingest.writer import BatchCounts, checkpoint, write_batches
+from app.ingest.writer import BatchCounts, settle, write_batches
 from app.settings import DEFAULT_MAX_CONTENT_BYTES
 from app.writes.busy import while_busy
 
@@ -174,7 +174,7 @@ def ingest(
     if deferred:
         on_phase("building the deferred indexes")
         while_busy(lambda: indexes.rebuild(engine))
-        checkpoint(engine)  # the build's transaction left a WAL as large as the index
+        settle(engine)
     # Reader rejects (malformed lines) never became values; they were read all the same.
     summary.read = summary.done
     summary.seconds = time.perf_counter() - summary.started

@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from app import models
 from app.db import SQLITE_BEGIN_OPTION
 from app.ingest.records import ArticleIn
 from app.ingest.stores import BatchCounts, DryRunStore, PostgresStore, SqliteStore, Store
@@ -136,15 +137,23 @@ def tune_sqlite_for_load(connection: Connection) -> None:
     connection.commit()
 
 
-def checkpoint(engine: Engine) -> None:
-    """SQLite: copy the WAL into the database and truncate it, after a large load.
+def settle(engine: Engine) -> None:
+    """After a large load, leave the table as a reader wants it, not as a load left it.
 
-    A large load's index rebuild is one transaction, so the WAL grows as large as the
-    index, and it keeps that size on disk until a checkpoint truncates it. When other
-    connections still read or write, the checkpoint does what it can and leaves the rest
-    to theirs: SQLite reports that as a row, not an error.
+    SQLite: copy the WAL into the database and truncate it. A large load's index rebuild
+    is one transaction, so the WAL grows as large as the index, and it keeps that size on
+    disk until a checkpoint truncates it. When other connections still read or write, the
+    checkpoint does what it can and leaves the rest to theirs: SQLite reports that as a
+    row, not an error.
+
+    PostgreSQL: VACUUM (ANALYZE) the article table. Until then the planner knows nothing of
+    the rows just loaded (`count=estimated` has no estimate) and the first reader of each
+    page pays for marking its rows committed; autovacuum would get to it minutes later.
+    At a million articles it took 3 s after a load of 8 minutes.
     """
     if engine.dialect.name != "sqlite":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql(f"VACUUM (ANALYZE) {models.article_table.name}")
         return
 
     def attempt() -> None:
