@@ -438,3 +438,32 @@ def test_a_large_load_embeds_in_a_child_process_as_it_would_inline(
     assert counts.inserted == 12
     assert found["process"] == found["inline"]
     assert sorted(i for _, i in found["process"][:3]) == BUDGET_IDS
+
+
+def test_the_embedder_gives_wordllamas_own_vectors_whatever_its_cache_holds() -> None:
+    """Our embedder sums a cached vector per word where WordLlama sums a row per token:
+    the vectors are WordLlama's own, and the same when the word cache is small enough to
+    be emptied and refilled many times over (the most used words kept)."""
+    import numpy as np
+    import wordllama
+
+    from app.search.embedder import WordLlamaEmbedder, article_text
+    from bench import topics
+
+    texts = [article_text(a.title, a.content) for a in topics.articles(600, seed=5, sources=4)]
+    texts += ["naïve café — 2026 !!", "x" * 5_000, "rain " * 300]
+    big = WordLlamaEmbedder()
+    ours = big.embed(texts)
+    folder = Path(str(wordllama.__file__)).parent  # as the embedder loads it: offline
+    reference = wordllama.WordLlama.load(cache_dir=folder, disable_download=True)
+    theirs = reference.embed(texts, norm=True)
+    assert ours.shape == theirs.shape == (len(texts), 256)
+    assert (ours * theirs).sum(axis=1).min() > 0.999
+    # Runs of spaces are no words here (WordLlama gives them a token), and no text is no
+    # direction: both as before the word cache.
+    odd = ["", "   ", "a  b", "  lead"]
+    assert not big.embed(odd)[:2].any()
+    tiny = WordLlamaEmbedder(cached_words=300)  # a slice holds more words than this
+    for _ in range(2):  # the second pass meets the words the first left cached
+        assert np.allclose(tiny.embed(texts + odd), big.embed(texts + odd), atol=1e-5)
+    assert len(tiny._rows) <= tiny._capacity
