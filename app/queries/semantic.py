@@ -153,11 +153,13 @@ def ranking(
     kept = cache.get(key, revision) if cache is not None else None
     if isinstance(kept, Ranking):
         return kept
+    # Embedded before the keyword side starts: its Python work would hold the GIL that
+    # the embedding needs (p95 2.3 ms against 0.05 alone); the vector scan needs little.
+    vector = meaning.embed(query.meaning_text())
     keyword = None
     if flt.mode is SearchMode.HYBRID:
         compiled = matching.compile_search(index.index, query, flt)
         keyword = _keyword_top(index.searcher, compiled, FUSION_DEPTH)
-    vector = meaning.embed(query.meaning_text())
     semantic = nearest(index, meaning, vector, flt, SEMANTIC_DEPTH, query)
     pairs = semantic if keyword is None else fuse([keyword.result(), semantic[:FUSION_DEPTH]])
     found = Ranking.of(pairs, complete=True)
