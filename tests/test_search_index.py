@@ -513,6 +513,34 @@ async def test_one_request_reads_one_commit_of_the_index(database_url: str, engi
         assert view.revision() < newer.revision()
 
 
+def test_a_load_replaces_each_article_once_with_one_delete_per_batch(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    """A load's indexer deletes a batch's articles in one operation, then adds each once:
+    an article written twice in a batch is indexed as its last version, updated articles
+    replace their old documents, and nothing else is touched."""
+    add_articles(engine, [record(i, content="old walrus") for i in range(1, 11)])
+    settings = Settings(database_url=database_url, index_dir=str(tmp_path / "index"))
+    assert sync.catch_up(settings, engine)
+    with sync.LoadIndexer(settings, engine) as indexer:
+        article = (3, 2, "Title", "new narwhal", None, None, None)
+        twice = (4, 2, "Title", "first version", None, None, None)
+        again = (4, 2, "Title", "second version narwhal", None, None, None)
+        indexer.add([article, twice, again], revisions=0)
+        indexer.finish()
+    index = _opened(settings)
+    searcher = index.searcher()
+
+    def hits(q: str) -> list[int]:
+        compiled = matching.compile_search(index, parse(q), ArticleFilter(q=q))
+        return sorted(i for _, i in matching.top(searcher, compiled, 50))
+
+    assert hits("narwhal") == [3, 4]
+    assert hits("walrus") == [1, 2, *range(5, 11)]
+    assert hits("first") == []
+    assert searcher.num_docs - 1 == 10  # less the meta document
+
+
 def test_a_fused_keyword_ranking_leaves_out_a_tie_at_its_cut_whole(
     database_url: str, engine: Engine, tmp_path: Path
 ) -> None:

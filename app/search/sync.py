@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -87,14 +87,19 @@ def _document(article: Article) -> tantivy.Document:
     return doc
 
 
-def _delete(writer: tantivy.IndexWriter, article_id: int) -> None:
-    # By query: a term built from a Python int would be a signed one, matching nothing.
-    writer.delete_documents_by_query(tantivy.Query.term_query(SCHEMA, "article_id", article_id))
+def _delete(writer: tantivy.IndexWriter, article_ids: Collection[int]) -> None:
+    """Delete the documents of these articles: one operation for them all. (By query: a
+    term built from a Python int would be a signed one, matching nothing. One term query
+    per article kept a scoring weight of ~700 bytes each in the writer's delete queue until
+    the commit: 70 MB of a 100k load, growing with the load.)"""
+    if article_ids:
+        ids = list(article_ids)
+        writer.delete_documents_by_query(tantivy.Query.term_set_query(SCHEMA, "article_id", ids))
 
 
 def _commit(writer: tantivy.IndexWriter, meta: IndexMeta) -> None:
     """Commit what `writer` holds together with `meta`: the two land or neither does."""
-    _delete(writer, META_ID)
+    _delete(writer, [META_ID])
     writer.add_document(meta.document())
     writer.commit()
 
@@ -127,8 +132,9 @@ def apply_changes(
             rows = connection.execute(_changes(revision)).all()
             if not rows:
                 break
-            for row in rows:
-                _delete(writer, row[0])
+            last = {row[0]: row for row in rows}  # each article's newest change counts
+            _delete(writer, last.keys())
+            for row in last.values():
                 if row[1] is not None:  # a source: an article; else a takedown, now deleted
                     writer.add_document(_document(row[:7]))
             revision = rows[-1][7]
@@ -446,8 +452,9 @@ class LoadIndexer:
         """Index what one committed batch wrote, and the revisions it took."""
         if self._writer is None:
             return
-        for article in written:
-            _delete(self._writer, article[0])
+        batch = {article[0]: article for article in written}
+        _delete(self._writer, batch.keys())
+        for article in batch.values():
             self._writer.add_document(_document(article))
         self._revisions += revisions
 
