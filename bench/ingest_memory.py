@@ -7,8 +7,10 @@ a fresh migrated SQLite database with the real command, and samples every proces
 tree (the command and any reader processes) from /proc/PID/smaps_rollup every few ms. PSS
 counts a page shared by N processes as 1/N in each, so the sum over the tree counts shared
 pages once: the tree's real footprint, where summed RSS counts the copy-on-write pages
-each reader shares with the parent several times. Prints, per size, the data phase (until
-the deferred index build starts), the whole run, the peak tree PSS and summed RSS, and
+each reader shares with the parent several times. Anonymous is the tree's allocated
+memory alone: PSS also counts the index files a merge maps, page cache the kernel can drop.
+Prints, per size, the data phase (until the deferred index build starts), the whole run,
+the peak tree PSS, anonymous memory and summed RSS, and
 each peak against the smallest size's: flat memory means ratios near 1.00x. CPU seconds
 (the tree's user + system time, workers included) say more than wall seconds when other
 work shares the cores.
@@ -44,9 +46,12 @@ def tree(pid: int) -> list[int]:
     return found
 
 
-def footprint(pids: list[int]) -> tuple[int, int]:
-    """(PSS, RSS) in kB summed over `pids`; processes that are gone count nothing."""
-    pss = rss = 0
+def footprint(pids: list[int]) -> tuple[int, int, int]:
+    """(PSS, RSS, anonymous) in kB summed over `pids`; processes that are gone count
+    nothing. Anonymous pages are what the processes allocated; PSS also counts the pages of
+    files they map (tantivy maps its segments: a merge reads hundreds of MB of them, page
+    cache the kernel may drop, counted in the PSS of the process that merges)."""
+    pss = rss = anon = 0
     for pid in pids:
         try:
             text = Path(f"/proc/{pid}/smaps_rollup").read_text()
@@ -57,7 +62,9 @@ def footprint(pids: list[int]) -> tuple[int, int]:
                 pss += int(line.split()[1])
             elif line.startswith("Rss:"):
                 rss += int(line.split()[1])
-    return pss, rss
+            elif line.startswith("Anonymous:"):
+                anon += int(line.split()[1])
+    return pss, rss, anon
 
 
 class PeakSampler(threading.Thread):
@@ -66,14 +73,15 @@ class PeakSampler(threading.Thread):
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid = pid
-        self.peak_pss_kb = self.peak_rss_kb = self.processes = 0
+        self.peak_pss_kb = self.peak_rss_kb = self.peak_anon_kb = self.processes = 0
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.is_set():
             pids = tree(self.pid)
-            pss, rss = footprint(pids)
+            pss, rss, anon = footprint(pids)
             self.peak_pss_kb = max(self.peak_pss_kb, pss)
+            self.peak_anon_kb = max(self.peak_anon_kb, anon)
             self.peak_rss_kb = max(self.peak_rss_kb, rss)
             self.processes = max(self.processes, len(pids))
             self.stopped.wait(SAMPLE_S)
@@ -95,6 +103,7 @@ class Run:
     total_cpu_s: float
     peak_pss_mb: float
     peak_rss_mb: float
+    peak_anon_mb: float
     processes: int
 
 
@@ -134,6 +143,7 @@ def measure(path: Path, rows: int, work: Path) -> Run:
         total_cpu,
         sampler.peak_pss_kb / 1024,
         sampler.peak_rss_kb / 1024,
+        sampler.peak_anon_kb / 1024,
         sampler.processes,
     )
 
@@ -155,7 +165,8 @@ def main() -> None:
     print(
         f"{'rows':>9} {'data s':>7} {'CPU s':>6} {'rec/s':>7} {'total s':>8} {'CPU s':>6} "
         f"{'procs':>5} "
-        f"{'tree PSS MB':>11} {'vs first':>8} {'sum RSS MB':>10} {'vs first':>8}"
+        f"{'tree PSS MB':>11} {'vs first':>8} {'anon MB':>7} {'vs first':>8} "
+        f"{'sum RSS MB':>10} {'vs first':>8}"
     )
     for run in runs:
         print(
@@ -163,7 +174,8 @@ def main() -> None:
             f"{run.rows / run.data_s:>7.0f} "
             f"{run.total_s:>8.1f} {run.total_cpu_s:>6.1f} "
             f"{run.processes:>5} {run.peak_pss_mb:>11.0f} "
-            f"{run.peak_pss_mb / base.peak_pss_mb:>7.2f}x {run.peak_rss_mb:>10.0f} "
+            f"{run.peak_pss_mb / base.peak_pss_mb:>7.2f}x {run.peak_anon_mb:>7.0f} "
+            f"{run.peak_anon_mb / base.peak_anon_mb:>7.2f}x {run.peak_rss_mb:>10.0f} "
             f"{run.peak_rss_mb / base.peak_rss_mb:>7.2f}x"
         )
 
