@@ -532,7 +532,9 @@ def test_a_load_replaces_each_article_once_with_one_delete_per_batch(
     searcher = index.searcher()
 
     def hits(q: str) -> list[int]:
-        compiled = matching.compile_search(index, parse(q), ArticleFilter(q=q))
+        flt = ArticleFilter(q=q)
+        assert flt.search is not None
+        compiled = matching.compile_search(index, flt.search, flt)
         return sorted(i for _, i in matching.top(searcher, compiled, 50))
 
     assert hits("narwhal") == [3, 4]
@@ -553,7 +555,9 @@ def test_a_fused_keyword_ranking_leaves_out_a_tie_at_its_cut_whole(
     settings = Settings(database_url=database_url, index_dir=str(tmp_path / "index"))
     assert sync.catch_up(settings, engine)
     index = _opened(settings)
-    compiled = matching.compile_search(index, parse("walrus"), ArticleFilter(q="walrus"))
+    flt = ArticleFilter(q="walrus")
+    assert flt.search is not None
+    compiled = matching.compile_search(index, flt.search, flt)
     searcher = index.searcher()
     whole = matching.top(searcher, compiled, 15)
     assert [i for _, i in whole] == [*range(30, 20, -1), *range(20, 15, -1)]
@@ -587,10 +591,12 @@ async def test_a_search_page_reads_its_rows_and_snippets_in_one_statement(
         reply = await client.get("/v1/articles", params={"q": "walrus", "mode": mode, "limit": 5})
         assert reply.status_code == 200, reply.text
         page = reply.json()
-        assert len(page["items"]) == 5 and page["next"]
+        assert len(page["items"]) == 5
+        assert page["next"]
         for item in page["items"]:
             assert f"number {item['article_id']} " in item["snippet"]
-            assert "_body" not in item and "_head" not in item
+            assert "_body" not in item
+            assert "_head" not in item
         if db_backend == "postgresql":
             assert begun == []
             assert len(checkouts) == 2  # the revision probe, then the page's one statement

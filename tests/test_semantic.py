@@ -444,8 +444,9 @@ def test_the_embedder_gives_wordllamas_own_vectors_whatever_its_cache_holds() ->
     """Our embedder sums a cached vector per word where WordLlama sums a row per token:
     the vectors are WordLlama's own, and the same when the word cache is small enough to
     be emptied and refilled many times over (the most used words kept)."""
+    from importlib import import_module
+
     import numpy as np
-    import wordllama
 
     from app.search.embedder import WordLlamaEmbedder, article_text
     from bench import topics
@@ -454,6 +455,7 @@ def test_the_embedder_gives_wordllamas_own_vectors_whatever_its_cache_holds() ->
     texts += ["naïve café — 2026 !!", "x" * 5_000, "rain " * 300]
     big = WordLlamaEmbedder()
     ours = big.embed(texts)
+    wordllama = import_module("wordllama")  # untyped
     folder = Path(str(wordllama.__file__)).parent  # as the embedder loads it: offline
     reference = wordllama.WordLlama.load(cache_dir=folder, disable_download=True)
     theirs = reference.embed(texts, norm=True)
