@@ -469,3 +469,12 @@ def test_the_embedder_gives_wordllamas_own_vectors_whatever_its_cache_holds() ->
     for _ in range(2):  # the second pass meets the words the first left cached
         assert np.allclose(tiny.embed(texts + odd), big.embed(texts + odd), atol=1e-5)
     assert len(tiny._rows) <= tiny._capacity
+    # A slice of more distinct words than the table holds grows it for that slice only.
+    small = WordLlamaEmbedder(cached_words=300)
+    small.embed([" ".join(f"w{i}" for i in range(1_000))])
+    assert small._capacity == 1_000
+    for n in range(2):
+        small.embed([" ".join(f"x{n}y{i}" for i in range(100))])
+    assert small._capacity == 300
+    # What is embedded of an article is bounded, whatever its title holds.
+    assert article_text("t" * 5_000, "b" * 5_000) == "t" * 1_024 + "\n" + "b" * 1_024

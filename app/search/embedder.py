@@ -28,6 +28,8 @@ DEFAULT = "wordllama"
 # What of an article is embedded: its title and the start of its body, where news puts
 # what it is about; longer text costs time in proportion and adds little to its meaning.
 BODY_CHARS = 1024
+# A title longer than this is not a title (a broken record): its head is as much as is kept.
+TITLE_CHARS = 1024
 SLICE = 128  # texts embedded at once (~30 MB of token rows for 1 KB texts)
 # Words whose vectors an embedder keeps (1 KB each at 256 dimensions): news text repeats its
 # words, so most of a text's words are found here and summed as one row each.
@@ -48,8 +50,8 @@ class Embedder(Protocol):
 
 
 def article_text(title: str, content: str) -> str:
-    """The text embedded for an article."""
-    return f"{title}\n{content[:BODY_CHARS]}"
+    """The text embedded for an article: bounded, whatever the record holds."""
+    return f"{title[:TITLE_CHARS]}\n{content[:BODY_CHARS]}"
 
 
 def _unit(vectors: npt.NDArray[Any]) -> Vectors:
@@ -112,7 +114,7 @@ class WordLlamaEmbedder(_Model):
         self._weights: npt.NDArray[np.float32] = self._model.embedding
         self._tokenizer = self._model.tokenizer
         self._tokenizer.no_padding()
-        self._capacity = cached_words
+        self._capacity = self._usual_capacity = cached_words
         self._rows: dict[str, int] = {}  # word -> its row in _vectors
         self._vectors = np.zeros((cached_words, dim), np.float32)  # pages touched as filled
         self._uses = np.zeros(cached_words, np.int64)
@@ -121,9 +123,9 @@ class WordLlamaEmbedder(_Model):
 
     def _encode(self, texts: list[str]) -> npt.NDArray[Any]:
         """The mean of each text's token embeddings, as WordLlama's own `embed` computes it
-        (cosine 0.9999 to its vectors), ~6x faster: its tokenizer splits at spaces anyway,
+        (cosine 0.9999 to its vectors), ~5x faster: its tokenizer splits at spaces anyway,
         so each distinct word is tokenized once and kept as the sum of its token rows, and a
-        text sums one row per word (36 µs a 1 KB text, where a row per token took 65)."""
+        text sums one row per word (40-47 µs an article, where a row per token took 65-74)."""
         split = [text.split(" ") for text in texts]
         words = list(chain.from_iterable(split))
         with self._lock:
@@ -159,8 +161,9 @@ class WordLlamaEmbedder(_Model):
         """Keep the `needed` words that are kept and the most used others (at most half of
         what is kept), leaving room for the rest of `needed`; grow the table when `needed`
         alone is more than it holds (a slice of very long texts)."""
-        if len(needed) > self._capacity:
-            self._capacity = len(needed)
+        if len(needed) > self._capacity or self._capacity > self._usual_capacity:
+            # Grown for one slice, it goes back to its usual size at the next that needs room.
+            self._capacity = max(len(needed), self._usual_capacity)
             self._vectors = np.zeros((self._capacity, self.dim), np.float32)
             self._uses = np.zeros(self._capacity, np.int64)
             self._rows = {}
