@@ -97,6 +97,15 @@ def _delete(writer: tantivy.IndexWriter, article_ids: Collection[int]) -> None:
         writer.delete_documents_by_query(tantivy.Query.term_set_query(SCHEMA, "article_id", ids))
 
 
+def _replace(writer: tantivy.IndexWriter, latest: dict[int, Article | None]) -> None:
+    """Make the index hold each article's latest version (None: taken down, so none): one
+    delete for them all, then their documents."""
+    _delete(writer, latest.keys())
+    for article in latest.values():
+        if article is not None:
+            writer.add_document(_document(article))
+
+
 def _commit(writer: tantivy.IndexWriter, meta: IndexMeta) -> None:
     """Commit what `writer` holds together with `meta`: the two land or neither does."""
     _delete(writer, [META_ID])
@@ -132,11 +141,8 @@ def apply_changes(
             rows = connection.execute(_changes(revision)).all()
             if not rows:
                 break
-            last = {row[0]: row for row in rows}  # each article's newest change counts
-            _delete(writer, last.keys())
-            for row in last.values():
-                if row[1] is not None:  # a source: an article; else a takedown, now deleted
-                    writer.add_document(_document(row[:7]))
+            # Each article's newest change counts; a row without a source is a takedown.
+            _replace(writer, {row[0]: row[:7] if row[1] is not None else None for row in rows})
             revision = rows[-1][7]
             pending += len(rows)
             if pending >= COMMIT_EVERY_ROWS:
@@ -452,10 +458,7 @@ class LoadIndexer:
         """Index what one committed batch wrote, and the revisions it took."""
         if self._writer is None:
             return
-        batch = {article[0]: article for article in written}
-        _delete(self._writer, batch.keys())
-        for article in batch.values():
-            self._writer.add_document(_document(article))
+        _replace(self._writer, {article[0]: article for article in written})
         self._revisions += revisions
 
     def finish(self, on_progress: OnProgress | None = None) -> bool:
