@@ -478,3 +478,20 @@ def test_the_embedder_gives_wordllamas_own_vectors_whatever_its_cache_holds() ->
     assert small._capacity == 300
     # What is embedded of an article is bounded, whatever its title holds.
     assert article_text("t" * 5_000, "b" * 5_000) == "t" * 1_024 + "\n" + "b" * 1_024
+
+
+def test_texts_of_mostly_distinct_words_get_the_vectors_each_has_alone() -> None:
+    """A slice's vectors are one product of its texts' word counts; when its texts share
+    too few words for that to stay small, it is summed in parts, with the same result."""
+    import numpy as np
+
+    from app.search import embedder as embedding
+
+    words = 100
+    texts = [" ".join(f"t{j}w{i}" for i in range(words)) + " shared news" for j in range(200)]
+    assert embedding.SLICE * embedding.SLICE * words > embedding.MAX_COUNTS  # parts, here
+    model = embedding.WordLlamaEmbedder()
+    together = model.embed(texts)
+    alone = np.concatenate([model.embed([text]) for text in texts[::7]])
+    assert np.allclose(together[::7], alone, atol=1e-5)
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
