@@ -36,7 +36,7 @@ from app.db import head_revision, make_engine, migrate, schema_revision, sqlite_
 from app.errors import CorpusError
 from app.files import open_for_write
 from app.ingest.fields import FieldMap
-from app.ingest.pipeline import DEFAULT_BATCH_SIZE, Summary, ingest
+from app.ingest.pipeline import DEFAULT_BATCH_SIZE, Summary, expected_records, ingest
 from app.ingest.progress import Progress
 from app.ingest.readers import SOURCES_FILE
 from app.ingest.records import ArticleIn, Reject
@@ -379,7 +379,11 @@ def _ingest(
     # Everything imported so far lives as long as the process: keep it out of the cyclic
     # GC's full passes, which a load of millions of short-lived records triggers often.
     gc.freeze()
-    vectors = None if dry_run else vector_sync.load_indexer(settings, engine)
+    vectors = (
+        None
+        if dry_run
+        else vector_sync.load_indexer(settings, engine, expected_rows=expected_records(paths))
+    )
     with (
         sync.LoadIndexer(settings, engine) if not dry_run else nullcontext() as indexer,
         vectors if vectors is not None else nullcontext(),

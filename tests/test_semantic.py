@@ -440,6 +440,36 @@ def test_a_large_load_embeds_in_a_child_process_as_it_would_inline(
     assert sorted(i for _, i in found["process"][:3]) == BUDGET_IDS
 
 
+def test_a_load_expected_to_be_large_embeds_in_its_process_from_the_first_batch(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    """Its size tells a load whether to embed in a child process from its first batch; a
+    small one embeds in the loading process until it passes EMBED_PROCESS_AFTER_ROWS."""
+    from app.ingest.indexes import BYTES_PER_RECORD
+    from app.ingest.pipeline import expected_records
+
+    big = tmp_path / "in" / "big.jsonl"
+    big.parent.mkdir()
+    big.write_bytes(b" " * (BYTES_PER_RECORD * (vector_sync.EMBED_PROCESS_AFTER_ROWS + 1)))
+    (tmp_path / "in" / "small.jsonl").write_bytes(b" " * BYTES_PER_RECORD * 10)
+    assert expected_records([big]) == vector_sync.EMBED_PROCESS_AFTER_ROWS + 1
+    assert expected_records([tmp_path / "in"]) == vector_sync.EMBED_PROCESS_AFTER_ROWS + 11
+    assert expected_records([tmp_path / "missing.jsonl"]) == 0  # the load reports it
+    settings = Settings(database_url=database_url, index_dir=str(tmp_path / "corpus.index"))
+    rows = {"large": expected_records([big]), "small": 10, "unknown": 0}
+    after = {}
+    for name, expected in rows.items():
+        indexer = vector_sync.load_indexer(settings, engine, expected_rows=expected)
+        assert indexer is not None
+        after[name] = indexer._process_after_rows
+    threshold = vector_sync.EMBED_PROCESS_AFTER_ROWS
+    assert after == {"large": 0, "small": threshold, "unknown": threshold}
+    assert (
+        vector_sync.load_indexer(Settings(database_url=database_url, embedder="none"), engine)
+        is None
+    )
+
+
 def test_the_embedder_gives_wordllamas_own_vectors_whatever_its_cache_holds() -> None:
     """Our embedder sums a cached vector per word where WordLlama sums a row per token:
     the vectors are WordLlama's own, and the same when the word cache is small enough to

@@ -185,3 +185,31 @@ def test_the_coarse_cut_does_not_depend_on_the_order_rows_were_written_in(tmp_pa
         assert index is not None
         answers.append([index.view().nearest(q, 50) for q in clustered(10, seed=8)])
     assert answers[0] == answers[1]
+
+
+def test_an_article_added_again_has_one_live_row_whatever_order_its_ids_come_in(
+    tmp_path: Path,
+) -> None:
+    """The writer finds an article's old row among every row it holds, committed or not:
+    in batches of new, higher ids (which it knows replace nothing), in lower ones, and past
+    the point where its list of ids grows."""
+    folder = tmp_path / "v"
+    filled(folder, 50)  # ids 1..50, committed
+    reopened = VectorWriter.open_for(folder, "db-1", EMBEDDER, DIM)  # reads the ids back
+    batches = [list(range(100 + i * 700, 800 + i * 700)) for i in range(3)]  # 2,100 new
+    batches += [[7, 3_000], [150, 2_000], [5_000, 1]]  # some seen before, committed or not
+    newest: dict[int, npt.NDArray[np.float32]] = {}
+    for seed, ids in enumerate(batches, start=1):
+        vectors = clustered(len(ids), seed=seed)
+        reopened.add(ids, [1] * len(ids), [0] * len(ids), vectors)
+        newest.update(zip(ids, vectors, strict=True))
+    reopened.commit(revision=99)
+    index = VectorIndex.open(folder)
+    assert index is not None
+    view = index.view()
+    assert view.live_count() == 50 + 2_100 + 2  # of the last three batches, 3_000 and 5_000 are new
+    for article_id in (1, 7, 150, 2_000, 5_000):
+        found = view.vector_of(article_id)
+        assert found is not None
+        assert float(found @ newest[article_id]) > 0.99  # the last vector added, not the first
+    assert len(np.flatnonzero(view.ids == np.uint64(150))) == 2  # its old row stays, dead

@@ -89,6 +89,15 @@ def input_size(files: list[Path]) -> int | None:
     return sum(path.stat().st_size for path in files)
 
 
+def expected_records(paths: list[Path]) -> int:
+    """About how many records the files under `paths` hold, by their size (a compressed
+    file counts low); 0 when they cannot be read, which the load itself reports."""
+    try:
+        return sum(path.stat().st_size for path in iter_files(paths)) // indexes.BYTES_PER_RECORD
+    except OSError:
+        return 0
+
+
 def _suspend_indexes(engine: Engine, input_bytes: int) -> bool:
     """Drop the deferred indexes when this load should build them after the data: whether
     it will."""

@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 from app import revisions
 from app.dates import to_micros
 from app.meta import database_id
-from app.search.embedder import Embedder, Vectors, article_text, is_off, load_embedder
+from app.search.embedder import Embedder, article_text, is_off, load_embedder
 from app.search.index import index_path
 from app.search.sync import (
     CHANGE_BATCH_ROWS,
@@ -37,7 +37,14 @@ from app.search.sync import (
     Polling,
     newest_revision,
 )
-from app.search.vectors import UNDATED, VectorIndex, VectorWriter, vectors_path
+from app.search.vectors import (
+    UNDATED,
+    Quantized,
+    VectorIndex,
+    VectorWriter,
+    quantize,
+    vectors_path,
+)
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -187,11 +194,13 @@ class VectorFollower(Polling):
             self.index.reload()
 
 
-def embed_texts(spec: str, texts: list[str]) -> Vectors:
-    """In an embedding process: the texts' vectors by the embedder `spec` names."""
+def embed_quantized(spec: str, texts: list[str], scale: float) -> Quantized:
+    """In an embedding process: the texts' vectors by the embedder `spec` names, quantized
+    as the folder stores them (a quarter of the bytes to send back, and that work done
+    beside the load rather than in it)."""
     embedder = load_embedder(spec)
     assert embedder is not None
-    return embedder.embed(texts)
+    return quantize(embedder.embed(texts), scale)
 
 
 class VectorLoadIndexer:
@@ -200,10 +209,11 @@ class VectorLoadIndexer:
     revision only if the load's own batches took every revision since it started.
 
     A large load on two or more cores embeds in a child process (spawned once the load
-    passes EMBED_PROCESS_AFTER_ROWS), so that embedding, the slowest stage, runs beside
-    the reading and writing instead of after each batch: one process per two cores (at
-    most three), each with at most PENDING_BATCHES waiting; vectors are written in batch
-    order.
+    passes `process_after_rows`, or at its first batch when its size says it will), so
+    that embedding, the slowest stage, runs beside the reading and writing instead of
+    after each batch: one process per two cores (at most three), each with at most
+    PENDING_BATCHES waiting. The process sends back rows quantized as the folder stores
+    them; they are written in batch order.
     """
 
     def __init__(
@@ -227,7 +237,7 @@ class VectorLoadIndexer:
         self._process_after_rows = process_after_rows
         self._process: ProcessPoolExecutor | None = None
         self._workers = 1
-        self._pending: deque[tuple[Future[Vectors], list[Article]]] = deque()
+        self._pending: deque[tuple[Future[Quantized], list[Article]]] = deque()
 
     @property
     def embedder(self) -> Embedder:
@@ -258,8 +268,9 @@ class VectorLoadIndexer:
             _add(self._writer, self.embedder, batch)
             return
         texts = [article_text(a[2], a[3]) for a in batch]
+        scale = self._writer.meta.scale
         self._pending.append(
-            (self._process.submit(embed_texts, self.settings.embedder, texts), batch)
+            (self._process.submit(embed_quantized, self.settings.embedder, texts, scale), batch)
         )
         while len(self._pending) > PENDING_BATCHES * self._workers:
             self._take()
@@ -309,9 +320,16 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def load_indexer(settings: Settings, engine: Engine) -> VectorLoadIndexer | None:
-    """A load's vector indexer, or None when search by meaning is off."""
-    return None if is_off(settings.embedder) else VectorLoadIndexer(settings, engine)
+def load_indexer(
+    settings: Settings, engine: Engine, *, expected_rows: int = 0
+) -> VectorLoadIndexer | None:
+    """A load's vector indexer, or None when search by meaning is off. A load expected to
+    pass EMBED_PROCESS_AFTER_ROWS embeds in its child process from the first batch: the
+    loading process then never runs the model on the critical path of its first rows."""
+    if is_off(settings.embedder):
+        return None
+    after = 0 if expected_rows > EMBED_PROCESS_AFTER_ROWS else EMBED_PROCESS_AFTER_ROWS
+    return VectorLoadIndexer(settings, engine, process_after_rows=after)
 
 
 def catch_up_configured(settings: Settings, engine: Engine) -> bool:

@@ -151,7 +151,11 @@ def _as_words(packed: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
     return words
 
 
-def quantize(vectors: Vectors, scale: float) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int8]]:
+# Unit vectors as a folder stores them: sign bits (in words) and int8 components.
+Quantized = tuple[npt.NDArray[np.uint64], npt.NDArray[np.int8]]
+
+
+def quantize(vectors: Vectors, scale: float) -> Quantized:
     """Sign bits (in words) and int8 components of unit vectors."""
     fine = np.clip(np.rint(vectors * scale), -127, 127).astype(np.int8)
     return sign_words(vectors), fine
@@ -406,6 +410,42 @@ def _stamp(folder: Path) -> tuple[int, int]:
     return stat.st_ino, stat.st_mtime_ns
 
 
+class _RowIds:
+    """Every row's article_id, in row order. A load appends some 500 batches, and copying
+    the whole array for each was quadratic: the array grows by doubling instead. The
+    largest id is kept, so a batch of new, higher ids (a first load) is known to replace
+    no row without a search."""
+
+    def __init__(self, ids: npt.NDArray[np.uint64]) -> None:
+        self._buffer = ids
+        self._count = len(ids)
+        self._max = int(ids.max()) if len(ids) else -1
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def array(self) -> npt.NDArray[np.uint64]:
+        return self._buffer[: self._count]
+
+    def append(self, ids: npt.NDArray[np.uint64]) -> None:
+        end = self._count + len(ids)
+        if end > len(self._buffer):
+            grown = np.empty(max(end, 2 * len(self._buffer), 1024), np.uint64)
+            grown[: self._count] = self.array
+            self._buffer = grown
+        self._buffer[self._count : end] = ids
+        self._count = end
+        if len(ids):
+            self._max = max(self._max, int(ids.max()))
+
+    def rows_of(self, ids: npt.NDArray[np.uint64]) -> npt.NDArray[np.intp]:
+        """The rows that hold any of `ids`."""
+        if not self._count or not len(ids) or int(ids.min()) > self._max:
+            return np.zeros(0, np.intp)
+        return np.flatnonzero(np.isin(self.array, ids))
+
+
 class VectorWriter:
     """The one writer of a folder (its process holds the folder's lock, app/search/
     vector_sync.py). Rows added or deleted are seen by readers after `commit`."""
@@ -413,7 +453,7 @@ class VectorWriter:
     def __init__(self, path: Path, meta: VectorMeta, ids: npt.NDArray[np.uint64], live: bytearray):
         self.path = path
         self.meta = meta
-        self._ids = ids  # every row's article_id, committed and pending
+        self._ids = _RowIds(ids)  # committed and pending
         self._live = live
         self._pending: list[dict[str, npt.NDArray[Any]]] = []
         self._pending_rows = 0
@@ -475,9 +515,7 @@ class VectorWriter:
         return self.meta.revision
 
     def _clear(self, article_ids: npt.NDArray[np.uint64]) -> None:
-        if not len(self._ids) or not len(article_ids):
-            return
-        for row in np.flatnonzero(np.isin(self._ids, article_ids)):
+        for row in self._ids.rows_of(article_ids).tolist():
             self._live[row] = 0
 
     def add(
@@ -485,14 +523,15 @@ class VectorWriter:
         article_ids: Sequence[int],
         source_ids: Sequence[int],
         published: Sequence[int],
-        vectors: Vectors,
+        vectors: Vectors | Quantized,
     ) -> None:
-        """The articles' new vectors, replacing any they had."""
+        """The articles' new vectors (unit vectors, or as `quantize` made them with this
+        folder's `meta.scale`), replacing any they had."""
         if not len(article_ids):
             return
         ids = np.array(article_ids, np.uint64)
         self.delete(ids)
-        words, fine = quantize(vectors, self.meta.scale)
+        words, fine = vectors if isinstance(vectors, tuple) else quantize(vectors, self.meta.scale)
         self._pending.append(
             {
                 "ids": ids,
@@ -503,7 +542,7 @@ class VectorWriter:
             }
         )
         self._pending_rows += len(ids)
-        self._ids = np.concatenate([self._ids, ids])
+        self._ids.append(ids)
         self._live.extend(b"\x01" * len(ids))
         if self._pending_rows >= FLUSH_ROWS:  # a long load holds a few MB, not every vector
             self._flush()
@@ -556,7 +595,7 @@ class VectorWriter:
                     f.write(np.ascontiguousarray(values[start:end][keep[start:end]]).tobytes())
                 f.flush()
                 os.fsync(f.fileno())
-        self._ids = self._ids[keep]
+        self._ids = _RowIds(self._ids.array[keep])
         self._live = bytearray(b"\x01" * len(self._ids))
         self._on_disk = len(self._ids)
         return new, len(self._ids)
