@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import orjson
+import pytest
 
 from app.search import vectors as vector_files
 from app.search.vectors import VectorIndex, VectorWriter
@@ -213,3 +214,22 @@ def test_an_article_added_again_has_one_live_row_whatever_order_its_ids_come_in(
         assert found is not None
         assert float(found @ newest[article_id]) > 0.99  # the last vector added, not the first
     assert len(np.flatnonzero(view.ids == np.uint64(150))) == 2  # its old row stays, dead
+
+
+def test_the_coarse_pass_counts_the_same_bits_in_blocks_as_over_whole_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Hamming distances come a block of rows at a time (the last one short): each is
+    the count of sign bits that differ, and the nearest rows do not depend on the block."""
+    _, vectors = filled(tmp_path / "v", 10_000)
+    index = VectorIndex.open(tmp_path / "v")
+    assert index is not None
+    view = index.view()
+    queries = clustered(4, seed=11)
+    whole = [view.nearest(q, 10) for q in queries]
+    monkeypatch.setattr(vector_files, "HAMMING_BLOCK", 999)  # 11 blocks, the last of 10 rows
+    signs = vectors > 0
+    for query, expected in zip(queries, whole, strict=True):
+        differing = np.count_nonzero(signs != (query > 0), axis=1)
+        assert (view._hamming(query) == differing).all()
+        assert view.nearest(query, 10) == expected

@@ -58,6 +58,7 @@ COLUMNS: dict[str, type[np.generic]] = {
 # of exact float32 search, 4,096 at 0.973 (int8 alone caps it at 0.982), and a larger
 # corpus holds more near-ties, so the share keeps the pass as selective.
 CANDIDATES = 4096
+HAMMING_BLOCK = 1 << 16  # rows of the coarse pass at a time: 512 KB of XORs
 CANDIDATE_SHARE = 1 / 64
 # A prime: rows written in a repeating order (a feed's sources in turn) would bias a
 # stride that shares a factor with its period (every 16th row missed the cut by up to 17).
@@ -194,11 +195,25 @@ class VectorView:
 
     def _hamming(self, query: Vectors) -> npt.NDArray[np.uint16]:
         """Every row's Hamming distance from the query's sign bits: per word column, one
-        XOR and one bit count over the whole column (numpy's loops, no Python per row)."""
+        XOR and one bit count (numpy's loops, no Python per row), HAMMING_BLOCK rows at a
+        time into buffers that stay in the CPU's cache: whole columns wrote and read back
+        ~30 MB of temporaries a column at a million rows (4.4 ms, blocks 2.9)."""
         words = sign_words(query)
-        found: npt.NDArray[np.uint16] = np.bitwise_count(self.bits[0] ^ words[0]).astype(np.uint16)
-        for column, word in zip(self.bits[1:], words[1:], strict=True):
-            found += np.bitwise_count(column ^ word)
+        rows = len(self.bits[0])
+        found = np.empty(rows, np.uint16)
+        block = max(1, min(rows, HAMMING_BLOCK))
+        xor = np.empty(block, np.uint64)
+        bits = np.empty(block, np.uint8)
+        for start in range(0, rows, block):
+            end = min(rows, start + block)
+            into, x, b = found[start:end], xor[: end - start], bits[: end - start]
+            for j, (column, word) in enumerate(zip(self.bits, words, strict=True)):
+                np.bitwise_xor(column[start:end], word, out=x)
+                np.bitwise_count(x, out=b)
+                if j:
+                    np.add(into, b, out=into)
+                else:
+                    into[:] = b
         return found
 
     def _coarse(self, query: Vectors, mask: Bools, wanted: int) -> npt.NDArray[np.intp]:
