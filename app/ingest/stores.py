@@ -347,7 +347,12 @@ class DryRunStore:
     def __init__(self) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="corpus-dry-run-")
         self.seen = sqlite3.connect(f"{self._dir.name}/seen.db", isolation_level=None)
-        self.seen.execute("PRAGMA journal_mode = OFF")  # scratch data: nothing to recover
+        # Scratch data: nothing to recover, so no journal and no sync; each batch's ids go
+        # in one transaction (autocommit made each id a write and a sync of its own: a dry
+        # run of 200,000 records took 42 s, mostly waiting on the disk, against 31 s for
+        # the real load).
+        self.seen.execute("PRAGMA journal_mode = OFF")
+        self.seen.execute("PRAGMA synchronous = OFF")
         self.seen.execute("CREATE TABLE seen (article_id INTEGER PRIMARY KEY, hash TEXT)")
 
     def write(self, connection: Connection, batch: Sequence[ArticleIn]) -> BatchCounts:
@@ -362,10 +367,12 @@ class DryRunStore:
         )
         stored.update(seen.fetchall())
         changed, inserted, updated = _count(batch, stored)
-        self.seen.executemany(
-            "INSERT OR REPLACE INTO seen VALUES (?, ?)",
-            [(r.article_id, r.content_hash) for r in changed],
-        )
+        with self.seen:  # commits, or rolls back if the insert fails
+            self.seen.execute("BEGIN")
+            self.seen.executemany(
+                "INSERT OR REPLACE INTO seen VALUES (?, ?)",
+                [(r.article_id, r.content_hash) for r in changed],
+            )
         return BatchCounts(inserted, updated, len(batch) - len(changed), suppressed=suppressed)
 
     def close(self) -> None:
