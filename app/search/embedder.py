@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from threadpoolctl import ThreadpoolController
+from scipy import sparse
 
 from app.errors import ConfigurationError
 
@@ -32,8 +32,6 @@ BODY_CHARS = 1024
 # A title longer than this is not a title (a broken record): its head is as much as is kept.
 TITLE_CHARS = 1024
 SLICE = 128  # texts embedded at once
-# A slice's texts by its distinct words: counts beyond this are summed a half slice at a time.
-MAX_COUNTS = 1 << 20
 # Words whose vectors an embedder keeps (1 KB each at 256 dimensions): news text repeats its
 # words, so most of a text's words are found here and summed as one row each.
 MAX_CACHED_WORDS = 32_768
@@ -123,19 +121,16 @@ class WordLlamaEmbedder(_Model):
         self._uses = np.zeros(cached_words, np.int64)
         # Request threads embed queries at once, and a slice may move the cached rows.
         self._lock = threading.Lock()
-        self._blas = ThreadpoolController()
 
     def _encode(self, texts: list[str]) -> npt.NDArray[Any]:
         """The mean of each text's token embeddings, as WordLlama's own `embed` computes it
         (cosine 0.9999 to its vectors), faster: its tokenizer splits at spaces anyway, so
         each distinct word is tokenized once and kept as the sum of its token rows, and a
-        slice's texts are one product of their word counts with the rows of the words they
-        hold (~15 µs an article with their lookups, where a row per token took 65-74)."""
+        slice's texts are one sparse product of their words with the words' rows (~15 µs an
+        article with their lookups, where a row per token took 65-74)."""
         words = " ".join(texts).split(" ")  # each text's words in turn: one split, not one each
         lengths = np.fromiter((text.count(" ") + 1 for text in texts), np.intp, len(texts))
-        # One BLAS thread: the products are small and run beside other work (a load's
-        # writer and search index, a server's requests), where a second thread only spins.
-        with self._lock, self._blas.limit(limits=1, user_api="blas"):
+        with self._lock:
             rows = self._rows_of(words)
             self._uses += np.bincount(rows, minlength=self._capacity)
             return _sums(self._vectors, rows, lengths)
@@ -201,26 +196,19 @@ def _sums(
     table: npt.NDArray[np.float32], rows: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp]
 ) -> npt.NDArray[np.float32]:
     """For each text, the sum of the `table` rows of its words: `rows` holds the texts'
-    words in turn, `lengths` how many each has. One matrix product of the texts' counts of
-    the distinct words with those words' rows: a per-text gather and sum read a row per word
-    and took 30-55 µs an article, the product 9-37 (a slice of news holds a few thousand
-    distinct words: bench.semantic's corpus ~1,200, corpus synth's ~5,300)."""
-    present = np.zeros(len(table), np.bool_)
-    present[rows] = True
-    distinct = np.flatnonzero(present)
-    if len(lengths) > 1 and len(lengths) * len(distinct) > MAX_COUNTS:
-        # Texts of mostly distinct words: in halves, so the counts stay a few MB.
-        half = len(lengths) // 2
-        cut = int(lengths[:half].sum())
-        return np.concatenate(
-            [_sums(table, rows[:cut], lengths[:half]), _sums(table, rows[cut:], lengths[half:])]
-        )
-    place = np.empty(len(table), np.intp)  # a row's column among the distinct ones
-    place[distinct] = np.arange(len(distinct))
-    text = np.repeat(np.arange(len(lengths)), lengths)
-    counts = np.bincount(text * len(distinct) + place[rows], minlength=len(lengths) * len(distinct))
-    matrix = counts.astype(np.float32).reshape(len(lengths), len(distinct))
-    sums: npt.NDArray[np.float32] = matrix @ table[distinct]
+    words in turn, `lengths` how many each has. One sparse product, a row per text with a
+    one for each of its words, in compiled code and in one thread: a per-text gather and
+    sum took 30-55 µs an article, a dense product of the texts' word counts 8-35 (it grows
+    with the slice's distinct words), this one 5-9 (bench.semantic's corpus, with ~1,200
+    distinct words a slice, and corpus synth's, with ~5,300)."""
+    if len(lengths) == 1:  # a query: building the sparse matrix would cost more than this
+        one: npt.NDArray[np.float32] = table[rows].sum(axis=0, keepdims=True)
+        return one
+    ends = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=ends[1:])
+    ones = np.ones(len(rows), np.float32)
+    words = sparse.csr_array((ones, rows, ends), shape=(len(lengths), len(table)))
+    sums: npt.NDArray[np.float32] = words @ table
     return sums
 
 
