@@ -20,8 +20,8 @@ ones to a new generation.
 Search is exact over the quantized vectors (`VectorView.nearest`): the Hamming distance
 of sign bits over every row the filter admits, then the dot product of the int8 vectors of
 the best few thousand. The sign bits are stored a 64-bit word per file, so the coarse pass
-is a few whole-array numpy operations per word (3.5 ms at a million rows, where a kernel
-over row-major codes took 14 ms: bench/semantic.py). Readers map the
+is a few numpy operations per word over blocks of rows (2.9 ms at a million rows, where a
+kernel over row-major codes took 14 ms: bench/semantic.py). Readers map the
 files, so their pages are the host's page cache, shared by its workers, not private
 memory. Knows nothing of HTTP or of the database.
 """
