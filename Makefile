@@ -28,7 +28,7 @@ test: $(STAMP) test-prereqs
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/pytest
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site  # not --quiet: it hides the warnings --strict fails on
 
 ## Chromium, its driver, Node's packages and a running PostgreSQL: installed or started if missing
 test-prereqs:
