@@ -440,6 +440,76 @@ def test_a_large_load_embeds_in_a_child_process_as_it_would_inline(
     assert sorted(i for _, i in found["process"][:3]) == BUDGET_IDS
 
 
+LOADER = """
+import sys
+from app.db import make_engine
+from app.search import vector_sync
+from app.settings import Settings
+from tests.factories import add_articles
+from tests.test_semantic import corpus
+
+settings = Settings(database_url=sys.argv[1], index_dir=sys.argv[2])
+engine = make_engine(settings)
+with vector_sync.VectorLoadIndexer(settings, engine, process_after_rows=0) as indexer:
+    records = corpus()
+    counts = add_articles(engine, records)
+    written = [(r["article_id"], r["source_id"], r["title"], r["content"], None, None, None)
+               for r in records]
+    indexer.add(written, counts.inserted)
+    assert indexer.finish()
+print("wordllama" in sys.modules)
+"""
+
+
+def test_a_loader_whose_embedding_runs_in_a_child_process_never_loads_the_model(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The loader needs the model's name and dimension, not the model (~105 MB with what
+    it imports): the child process loads it; the folder it writes answers as ever."""
+    import subprocess
+    import sys
+
+    index_dir = str(tmp_path / "corpus.index")
+    found = subprocess.run(
+        [sys.executable, "-c", LOADER, database_url, index_dir],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).parent.parent,
+        check=False,
+    )
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == ["False"]  # the loader never imported wordllama
+    embedder = load_embedder("wordllama")
+    assert embedder is not None
+    index = VectorIndex.open(
+        vector_sync.folder(Settings(database_url=database_url, index_dir=index_dir))
+    )
+    assert index is not None
+    hits = index.view().nearest(embedder.embed(["government budget"])[0], 3)
+    assert sorted(i for _, i in hits) == BUDGET_IDS
+
+
+def test_a_deferred_embedder_is_the_model_it_names_once_it_embeds() -> None:
+    import numpy as np
+
+    from app.errors import ConfigurationError
+    from app.search.embedder import DeferredEmbedder, deferred_embedder
+
+    for spec in ("wordllama", "wordllama:64"):
+        deferred, loaded = deferred_embedder(spec), load_embedder(spec)
+        assert isinstance(deferred, DeferredEmbedder)
+        assert loaded is not None
+        assert (deferred.name, deferred.dim) == (loaded.name, loaded.dim)
+        texts = ["government budget", "storm floods the coast"]
+        assert np.array_equal(deferred.embed(texts), loaded.embed(texts))
+    assert deferred_embedder("none") is None
+    with pytest.raises(ConfigurationError):
+        deferred_embedder("wordllama:100")
+    with pytest.raises(ConfigurationError):
+        deferred_embedder("bogus")
+
+
 def test_a_load_expected_to_be_large_embeds_in_its_process_from_the_first_batch(
     database_url: str, engine: Engine, tmp_path: Path
 ) -> None:

@@ -26,6 +26,7 @@ from app.errors import ConfigurationError
 Vectors = npt.NDArray[np.float32]  # (n, dim), each row of unit length
 OFF = "none"
 DEFAULT = "wordllama"
+WORDLLAMA = "wordllama/l2_supercat"  # the model the wheel carries
 # What of an article is embedded: its title and the start of its body, where news puts
 # what it is about; longer text costs time in proportion and adds little to its meaning.
 BODY_CHARS = 1024
@@ -62,11 +63,11 @@ def _unit(vectors: npt.NDArray[Any]) -> Vectors:
     return out
 
 
-class _Model:
-    """What every embedder shares: a name with its dimension, and unit vectors out."""
+class _Named:
+    """An embedder's name (with its dimension) and dimension."""
 
     def __init__(self, name: str, dim: int) -> None:
-        self._name = f"{name}/{dim}"
+        self._name = name
         self._dim = dim
 
     @property
@@ -76,6 +77,13 @@ class _Model:
     @property
     def dim(self) -> int:
         return self._dim
+
+
+class _Model(_Named):
+    """What every loaded embedder shares: a name with its dimension, and unit vectors out."""
+
+    def __init__(self, name: str, dim: int) -> None:
+        super().__init__(f"{name}/{dim}", dim)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
@@ -111,7 +119,7 @@ class WordLlamaEmbedder(_Model):
             )
         except (FileNotFoundError, ValueError) as exc:
             raise ConfigurationError(f"cannot load wordllama ({exc})") from None
-        super().__init__("wordllama/l2_supercat", dim)
+        super().__init__(WORDLLAMA, dim)
         self._weights: npt.NDArray[np.float32] = self._model.embedding
         self._tokenizer = self._model.tokenizer
         self._tokenizer.no_padding()
@@ -249,16 +257,46 @@ def load_embedder(spec: str) -> Embedder | None:
         return None
     kind, _, arg = spec.strip().partition(":")
     if kind == "wordllama":
-        try:
-            dim = int(arg) if arg else 256
-        except ValueError:
-            dim = 0
-        if dim not in (64, 128, 256):
-            raise ConfigurationError(f"wordllama dimensions are 64, 128 or 256, not {arg!r}")
-        return WordLlamaEmbedder(dim)
+        return WordLlamaEmbedder(_wordllama_dim(arg))
     if kind == "sentence-transformers" and arg:
         return SentenceTransformerEmbedder(arg)
     raise ConfigurationError(
         f"unknown embedder {spec!r}: use wordllama, wordllama:64, wordllama:128, "
         "sentence-transformers:<folder> or none"
     )
+
+
+def _wordllama_dim(arg: str) -> int:
+    try:
+        dim = int(arg) if arg else 256
+    except ValueError:
+        dim = 0
+    if dim not in (64, 128, 256):
+        raise ConfigurationError(f"wordllama dimensions are 64, 128 or 256, not {arg!r}")
+    return dim
+
+
+class DeferredEmbedder(_Named):
+    """The embedder `spec` names, loaded at its first `embed`: a process that only needs
+    its name and dimension (a load whose embedding runs in a child process) never holds the
+    model, ~105 MB with what it imports."""
+
+    def __init__(self, spec: str, name: str, dim: int) -> None:
+        super().__init__(name, dim)
+        self._spec = spec
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        loaded = load_embedder(self._spec)
+        assert loaded is not None
+        assert (loaded.name, loaded.dim) == (self._name, self._dim)
+        return loaded.embed(texts)
+
+
+def deferred_embedder(spec: str) -> Embedder | None:
+    """The embedder `spec` names, not loaded until it embeds when its name and dimension
+    follow from `spec` alone (wordllama); loaded now otherwise. None for `none`."""
+    kind, _, arg = spec.strip().partition(":")
+    if kind != "wordllama":
+        return load_embedder(spec)
+    dim = _wordllama_dim(arg)
+    return DeferredEmbedder(spec, f"{WORDLLAMA}/{dim}", dim)

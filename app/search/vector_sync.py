@@ -27,7 +27,13 @@ from sqlalchemy import Engine
 from app import revisions
 from app.dates import to_micros
 from app.meta import database_id
-from app.search.embedder import Embedder, article_text, is_off, load_embedder
+from app.search.embedder import (
+    Embedder,
+    article_text,
+    deferred_embedder,
+    is_off,
+    load_embedder,
+)
 from app.search.index import index_path
 from app.search.sync import (
     CHANGE_BATCH_ROWS,
@@ -226,8 +232,9 @@ class VectorLoadIndexer:
     ) -> None:
         self.settings = settings
         self.engine = engine
-        # Loaded from settings.embedder only if this load writes the folder: a load that a
-        # server follows never holds the model.
+        # From settings.embedder only if this load writes the folder (a load that a server
+        # follows never needs it), and loaded only when this process embeds: a large load's
+        # child process does that, and the loader needs only the model's name and dimension.
         self._embedder = embedder
         self.lock = FollowerLock(folder(settings))
         self._writer: VectorWriter | None = None
@@ -242,7 +249,7 @@ class VectorLoadIndexer:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            found = load_embedder(self.settings.embedder)
+            found = deferred_embedder(self.settings.embedder)
             assert found is not None, "load_indexer makes none when search by meaning is off"
             self._embedder = found
         return self._embedder
