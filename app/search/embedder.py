@@ -19,7 +19,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from scipy import sparse
 
 from app.errors import ConfigurationError
 
@@ -212,6 +211,10 @@ def _sums(
     if len(lengths) == 1:  # a query: building the sparse matrix would cost more than this
         one: npt.NDArray[np.float32] = table[rows].sum(axis=0, keepdims=True)
         return one
+    # Imported here: scipy.sparse costs ~23 MB of memory in every process that imports it,
+    # and only a process that embeds slices (a load's, a follower's) needs it.
+    from scipy import sparse
+
     ends = np.zeros(len(lengths) + 1, np.int64)
     np.cumsum(lengths, out=ends[1:])
     ones = np.ones(len(rows), np.float32)
