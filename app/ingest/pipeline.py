@@ -82,18 +82,23 @@ def _ignore(_: object) -> None:
     pass
 
 
+def file_bytes(files: list[Path]) -> int:
+    """The files' size on disk (compressed, for a compressed file)."""
+    return sum(path.stat().st_size for path in files)
+
+
 def input_size(files: list[Path]) -> int | None:
     """Total bytes to read, or None when a compressed file hides it."""
     if any(path.name.endswith(".gz") for path in files):
         return None
-    return sum(path.stat().st_size for path in files)
+    return file_bytes(files)
 
 
 def expected_records(paths: list[Path]) -> int:
     """About how many records the files under `paths` hold, by their size (a compressed
     file counts low); 0 when they cannot be read, which the load itself reports."""
     try:
-        return sum(path.stat().st_size for path in iter_files(paths)) // indexes.BYTES_PER_RECORD
+        return file_bytes(list(iter_files(paths))) // indexes.BYTES_PER_RECORD
     except OSError:
         return 0
 
@@ -138,7 +143,7 @@ def ingest(
     roots = list(paths)
     files = list(iter_files(roots))
     summary.bytes_total = input_size(files)
-    raw_bytes = sum(path.stat().st_size for path in files)
+    raw_bytes = file_bytes(files)
     names_sources = field_map is not None and "source_id" in field_map.targets
     if child_reader is None:
         child_reader = prefetch.available(raw_bytes)
