@@ -2,6 +2,8 @@
 compaction keeps answers, and that the two-pass search keeps to its filter and finds what
 an exact search finds."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -216,20 +218,57 @@ def test_an_article_added_again_has_one_live_row_whatever_order_its_ids_come_in(
     assert len(np.flatnonzero(view.ids == np.uint64(150))) == 2  # its old row stays, dead
 
 
+@pytest.mark.parametrize("parts", [1, 3])
 def test_the_coarse_pass_counts_the_same_bits_in_blocks_as_over_whole_columns(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parts: int
 ) -> None:
-    """The Hamming distances come a block of rows at a time (the last one short): each is
-    the count of sign bits that differ, and the nearest rows do not depend on the block."""
+    """The Hamming distances come a block of rows at a time (the last one short), the
+    blocks and the fine pass's gather shared among threads: each distance is the count of
+    sign bits that differ, and the nearest rows depend on neither blocks nor threads."""
     _, vectors = filled(tmp_path / "v", 10_000)
     index = VectorIndex.open(tmp_path / "v")
     assert index is not None
     view = index.view()
     queries = clustered(4, seed=11)
+    monkeypatch.setattr(vector_files, "SCAN_PARTS", 1)
     whole = [view.nearest(q, 10) for q in queries]
     monkeypatch.setattr(vector_files, "HAMMING_BLOCK", 999)  # 11 blocks, the last of 10 rows
+    monkeypatch.setattr(vector_files, "SCAN_PARTS", parts)
+    monkeypatch.setattr(vector_files, "GATHER_STEP", 100)
     signs = vectors > 0
     for query, expected in zip(queries, whole, strict=True):
         differing = np.count_nonzero(signs != (query > 0), axis=1)
         assert (view._hamming(query) == differing).all()
         assert view.nearest(query, 10) == expected
+
+
+def test_a_scan_in_parts_covers_each_row_once_and_never_waits_on_busy_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The parts tile the rows in whole steps; when the scan threads are busy with other
+    requests, the caller runs every part itself rather than queueing behind them."""
+    monkeypatch.setattr(vector_files, "SCAN_PARTS", 3)
+    for total, step in [(10, 3), (1000, 7), (5, 5), (4, 5), (0, 1), (64, 16)]:
+        seen: list[tuple[int, int]] = []
+        vector_files._in_parts(lambda a, b: seen.append((a, b)), total, step)  # noqa: B023
+        starts, ends = zip(*sorted(seen), strict=True)
+        assert list(starts) == [0, *ends[:-1]]  # contiguous, none twice
+        assert ends[-1] == total
+        assert all(start % step == 0 for start in starts)
+        assert len(seen) <= 3
+
+    busy = threading.Event()
+    blocked = ThreadPoolExecutor(1)
+    blocked.submit(busy.wait)
+    monkeypatch.setattr(vector_files, "_SCANS", blocked)
+    runners: list[int] = []
+    caller = threading.Thread(
+        target=vector_files._in_parts,
+        args=(lambda a, b: runners.append(threading.get_ident()), 300, 100),
+    )
+    caller.start()
+    caller.join(timeout=10)
+    busy.set()
+    blocked.shutdown()
+    assert not caller.is_alive(), "the caller waited for a busy scan thread"
+    assert runners == [caller.ident] * 3
