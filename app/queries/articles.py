@@ -158,7 +158,7 @@ def list_articles(
     if flt.mode is not SearchMode.KEYWORD:
         if meaning is None:
             raise ServiceUnavailable("Search by meaning is not available: no vector index.")
-        ranked = semantic.ranking(index, meaning, flt, cache)
+        ranked = semantic.ranking(index, meaning, flt, cache, compiled)
         page = _slice_page(session, ranked, ask)
     elif sort is Sort.RELEVANCE and query.ranked:
         page = _ranked_page(session, index, compiled, ask, cache)

@@ -141,9 +141,11 @@ def ranking(
     meaning: Meaning,
     flt: ArticleFilter,
     cache: RevisionCache | None = None,
+    compiled: matching.Compiled | None = None,
 ) -> Ranking:
     """The whole ranking of a semantic or hybrid search (`flt.mode`), kept in `cache` while
-    both indexes are unchanged."""
+    both indexes are unchanged. `compiled`: the search as the request compiled it already
+    (hybrid's keyword side runs it)."""
     query = flt.search
     assert query is not None, "list_query refuses a mode without q"
     if not query.ranked:  # nothing to embed (only exclusions, refused by list_query)
@@ -158,7 +160,8 @@ def ranking(
     vector = meaning.embed(query.meaning_text())
     keyword = None
     if flt.mode is SearchMode.HYBRID:
-        compiled = matching.compile_search(index.index, query, flt)
+        if compiled is None:
+            compiled = matching.compile_search(index, query, flt)
         keyword = _keyword_top(index.searcher, compiled, FUSION_DEPTH)
     semantic = nearest(index, meaning, vector, flt, SEMANTIC_DEPTH, query)
     pairs = semantic if keyword is None else fuse([keyword.result(), semantic[:FUSION_DEPTH]])
