@@ -22,9 +22,8 @@ of sign bits over every row the filter admits, then the dot product of the int8 
 the best few thousand. The sign bits are stored a 64-bit word per file, so the coarse pass
 is a few numpy operations per word over blocks of rows, shared among the cores (2.9 ms at
 a million rows on one core, where a kernel over row-major codes took 14 ms:
-bench/semantic.py). Readers map the
-files, so their pages are the host's page cache, shared by its workers, not private
-memory. Knows nothing of HTTP or of the database.
+bench/semantic.py). Readers map the files, so their pages are the host's page cache,
+shared by its workers, not private memory. Knows nothing of HTTP or of the database.
 """
 
 import logging
@@ -61,13 +60,13 @@ COLUMNS: dict[str, type[np.generic]] = {
 # corpus holds more near-ties, so the share keeps the pass as selective.
 CANDIDATES = 4096
 HAMMING_BLOCK = 1 << 16  # rows of the coarse pass at a time: 512 KB of XORs
+CANDIDATE_SHARE = 1 / 64
 # A query's scans (the coarse pass, the gather of the fine pass's candidates) run in up to
 # this many parts at once, one per core: numpy's loops and takes release the GIL, and on two
 # cores at a million rows the coarse pass took 5.3 -> 3.5 ms and the gather 1.6-2.5 -> 0.8.
 SCAN_PARTS = max(1, min(4, len(os.sched_getaffinity(0))))
 GATHER_STEP = 2048  # candidates per part of the gather, at least
 _SCANS = ThreadPoolExecutor(max(1, SCAN_PARTS - 1), thread_name_prefix="vector-scan")
-CANDIDATE_SHARE = 1 / 64
 # A prime: rows written in a repeating order (a feed's sources in turn) would bias a
 # stride that shares a factor with its period (every 16th row missed the cut by up to 17).
 SAMPLE_STRIDE = 31
