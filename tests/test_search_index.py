@@ -569,6 +569,28 @@ def test_a_fused_keyword_ranking_leaves_out_a_tie_at_its_cut_whole(
     )
 
 
+@pytest.mark.parametrize("clauses", [0, 3, matching.ID_CLAUSES])
+def test_a_set_of_ids_matches_those_articles_alone_and_scores_nothing(
+    database_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clauses: int
+) -> None:
+    """Ids become one term query each up to ID_CLAUSES of them, a term set past that: the
+    same articles either way, whether the ids are a page's, a ranking's or a filter."""
+    monkeypatch.setattr(matching, "ID_CLAUSES", clauses)
+    add_articles(engine, [record(i, content=f"walrus {i}") for i in range(1, 13)])
+    settings = Settings(database_url=database_url, index_dir=str(tmp_path / "index"))
+    assert sync.catch_up(settings, engine)
+    searcher = _opened(settings).searcher()
+    for ids in ([], [7], [2, 5, 11], [1, 3, 4, 8, 9, 12, 404]):
+        found = searcher.search(matching.ids_query(ids), 20)
+        assert sorted(matching._ids(searcher, found.hits)) == [i for i in ids if i <= 12]
+        assert all(score == 0.0 for score, _ in found.hits)
+    flt = ArticleFilter(q="walrus", ids=(3, 4, 9))
+    assert flt.search is not None
+    compiled = matching.compile_search(_opened(settings), flt.search, flt)
+    assert sorted(i for _, i in matching.top(searcher, compiled, 20)) == [3, 4, 9]
+    assert matching.scores(searcher, compiled, [4, 5, 9]).keys() == {4, 9}
+
+
 @pytest.mark.parametrize("mode", ["keyword", "semantic"])
 async def test_a_search_page_reads_its_rows_and_snippets_in_one_statement(
     database_url: str, engine: Engine, db_backend: str, mode: str

@@ -41,6 +41,11 @@ SIMILAR_WINDOW_CHARS = 50_000
 # Words a prefix stands for, at most: as many as tantivy's phrase prefix query expands it to.
 MAX_PREFIX_TERMS = 50
 TEXT_FIELDS = ("title", "content")
+# A set of ids at most this large is matched as a union of term queries: at a million
+# articles tantivy's term set query (which walks the id dictionary) took 0.8 ms for 20 ids,
+# 15 for 1,000 and 26 for 2,000, the union 0.07, 2.9 and 7.6; at 16,000 the set wins (52
+# against 87 ms).
+ID_CLAUSES = 4096
 
 _ALL_ARTICLES = Query.range_query(SCHEMA, "article_id", FieldType.Unsigned, 1, MAX_ID)
 _NOTHING = Query.empty_query()
@@ -200,7 +205,7 @@ def _filters(flt: ArticleFilter) -> list[tantivy.Query]:
             )
         )
     if flt.ids:
-        found.append(Query.term_set_query(SCHEMA, "article_id", sorted(set(flt.ids))))
+        found.append(_id_set(sorted(set(flt.ids))))
     if flt.published_from is not None or flt.published_before is not None:
         low = None if flt.published_from is None else to_micros(flt.published_from)
         high = None if flt.published_before is None else to_micros(flt.published_before)
@@ -433,7 +438,19 @@ def id_bound(after: int, *, descending: bool) -> tantivy.Query:
 
 
 def ids_query(ids: Sequence[int]) -> tantivy.Query:
-    return Query.const_score_query(Query.term_set_query(SCHEMA, "article_id", list(ids)), 0.0)
+    """The articles with these ids, scoring nothing."""
+    return Query.const_score_query(_id_set(ids), 0.0)
+
+
+def _id_set(ids: Sequence[int]) -> tantivy.Query:
+    """The articles with these ids: up to ID_CLAUSES of them, a union of one term query
+    each (a search by meaning's count and facets name its ~1,000 hits this way); past that
+    tantivy's term set query, which walks the id dictionary instead."""
+    if len(ids) > ID_CLAUSES:
+        return Query.term_set_query(SCHEMA, "article_id", list(ids))
+    return Query.boolean_query(
+        [(Occur.Should, Query.term_query(SCHEMA, "article_id", i)) for i in ids]
+    )
 
 
 def count(searcher: tantivy.Searcher, compiled: Compiled) -> int:
