@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 
 from app import models, synth
+from app.cpus import cores
 from app.db import backend, make_engine
 from app.ingest import indexes, prefetch
 from app.ingest.writer import WAL_CHECKPOINT_BYTES, tune_sqlite_for_load
@@ -132,7 +133,7 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(
     finally:
         proc.communicate()
     assert proc.returncode == -signal.SIGKILL, "the load finished before it could be killed"
-    assert len(readers) == min(prefetch.MAX_READERS, prefetch.cores())
+    assert len(readers) == min(prefetch.MAX_READERS, cores())
     assert all(gone(pid) for pid in readers), "a reader process outlived its parent"
     partial = count(engine)
     assert 0 < partial < 15_000

@@ -42,6 +42,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from app.cpus import cores
 from app.ingest.fields import FieldMap
 from app.ingest.readers import MappedReads
 from app.ingest.records import ArticleIn, Located, OnReject, Reject
@@ -62,10 +63,6 @@ Frame = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int, str | None, boo
 def available(input_bytes: int) -> bool:
     """Whether worker readers pay here: Linux (fork), 2+ cores, and megabytes to read."""
     return sys.platform == "linux" and cores() >= 2 and input_bytes >= MIN_INPUT_BYTES
-
-
-def cores() -> int:
-    return len(os.sched_getaffinity(0))
 
 
 def slice_size(batch_size: int) -> int:

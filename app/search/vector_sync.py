@@ -14,7 +14,6 @@ rebuilt. Knows nothing of HTTP.
 
 import logging
 import multiprocessing
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -25,6 +24,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from app import revisions
+from app.cpus import cores
 from app.dates import to_micros
 from app.meta import database_id
 from app.search.embedder import (
@@ -267,9 +267,9 @@ class VectorLoadIndexer:
         batch = list(written)
         self._revisions += revisions
         self._rows += len(batch)
-        if self._process is None and self._rows > self._process_after_rows and _cores() >= 2:
+        if self._process is None and self._rows > self._process_after_rows and cores() >= 2:
             context = multiprocessing.get_context("spawn")  # nothing inherited: no connections
-            self._workers = max(1, min(3, _cores() // 2))
+            self._workers = max(1, min(3, cores() // 2))
             self._process = ProcessPoolExecutor(self._workers, mp_context=context)
         if self._process is None:
             _add(self._writer, self.embedder, batch)
@@ -321,10 +321,6 @@ class VectorLoadIndexer:
         self.lock.release()
         if exc_type is None and behind(self.settings, self.engine, self.embedder):
             catch_up(self.settings, self.engine, self.embedder)
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0))
 
 
 def load_indexer(

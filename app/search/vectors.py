@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from app.cpus import cores
 from app.search.embedder import Vectors
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ CANDIDATE_SHARE = 1 / 64
 # A query's scans (the coarse pass, the gather of the fine pass's candidates) run in up to
 # this many parts at once, one per core: numpy's loops and takes release the GIL, and on two
 # cores at a million rows the coarse pass took 5.3 -> 3.5 ms and the gather 1.6-2.5 -> 0.8.
-SCAN_PARTS = max(1, min(4, len(os.sched_getaffinity(0))))
+SCAN_PARTS = max(1, min(4, cores()))
 GATHER_STEP = 2048  # candidates per part of the gather, at least
 _SCANS = ThreadPoolExecutor(max(1, SCAN_PARTS - 1), thread_name_prefix="vector-scan")
 # A prime: rows written in a repeating order (a feed's sources in turn) would bias a
