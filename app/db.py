@@ -25,6 +25,7 @@ from app.settings import Settings
 
 if TYPE_CHECKING:  # Alembic is imported when a migration runs: 11 MB and 0.16 s otherwise
     from alembic.config import Config
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 # Set on a connection (`execution_options(sqlite_begin="IMMEDIATE")`) to take SQLite's write
 # lock when the transaction starts: a deferred one that upgrades later gets SQLITE_BUSY at once.
@@ -129,7 +130,38 @@ def _postgres_engine(settings: Settings, *, pooled: bool) -> Engine:
         connect_args={"connect_timeout": settings.connect_timeout_s},
         **_pool_kwargs(settings, pooled),
     )
-    timeout_ms = int(settings.statement_timeout_ms)
+    _tune_postgres(engine, int(settings.statement_timeout_ms))
+    return engine
+
+
+def make_loop_engine(settings: Settings) -> "AsyncEngine | None":
+    """On PostgreSQL, a second engine whose connections the event loop awaits (psycopg's
+    async connections): the single reads of the hottest routes run on the loop through it
+    (app/queries/prepared.py), with no thread hop. Its pool is sized as the engine's, and
+    its connections are set up as the engine's (timeout, pooler). None on SQLite, whose
+    short reads run inline anyway."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "postgresql":
+        return None
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    # Its connections only ever run single reads, each its own transaction: they stay in
+    # autocommit, so a read neither switches it on and off nor is rolled back on return.
+    engine = create_async_engine(
+        url.set(drivername="postgresql+psycopg_async"),
+        connect_args={"connect_timeout": settings.connect_timeout_s},
+        pool_reset_on_return=None,
+        **_pool_kwargs(settings, True),
+    )
+    _tune_postgres(engine.sync_engine, int(settings.statement_timeout_ms), autocommit=True)
+    return engine
+
+
+def _tune_postgres(engine: Engine, timeout_ms: int, *, autocommit: bool = False) -> None:
+    """Every new connection of `engine` gets the statement timeout, and learns whether it
+    reaches the server through a transaction pooler; it is left in `autocommit`. Written
+    against the DBAPI's cursor, so psycopg's connections and SQLAlchemy's adapter of its
+    async ones take the same path."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, record: Any) -> None:
@@ -137,17 +169,21 @@ def _postgres_engine(settings: Settings, *, pooled: bool) -> Engine:
         # server's: a session of our own reports the same id both ways.
         dbapi_connection.autocommit = True
         try:
-            server_pid = dbapi_connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT pg_backend_pid()")
+            server_pid = cursor.fetchone()[0]
             shared = server_pid != dbapi_connection.info.backend_pid
             if shared:
                 # psycopg prepares a statement run five times in the server session: the
                 # next transaction's session would lack it, or hold another's of that name.
-                dbapi_connection.prepare_threshold = None
+                driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
+                driver.prepare_threshold = None
             else:
-                dbapi_connection.execute(f"SET statement_timeout = {timeout_ms}")
+                cursor.execute(f"SET statement_timeout = {timeout_ms}")
+            cursor.close()
         finally:
             if not dbapi_connection.closed:
-                dbapi_connection.autocommit = False
+                dbapi_connection.autocommit = autocommit
         record.info[_SHARED_SESSION] = shared
         record.info[_TIMEOUT_MS] = timeout_ms
 
@@ -155,11 +191,9 @@ def _postgres_engine(settings: Settings, *, pooled: bool) -> Engine:
     def _on_begin(connection: Any) -> None:
         if shares_session(connection.info):
             # psycopg opens the transaction with this statement: the timeout is its own.
-            connection.connection.dbapi_connection.execute(
-                f"SET LOCAL statement_timeout = {timeout_ms}"
-            )
-
-    return engine
+            cursor = connection.connection.dbapi_connection.cursor()
+            cursor.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
+            cursor.close()
 
 
 def primary_engine(settings: Settings) -> Engine | None:

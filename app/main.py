@@ -30,7 +30,8 @@ from app.api.parameters import known_parameters
 from app.api.replies import ReplyMiddleware
 from app.api.request_id import REQUEST_ID_HEADER
 from app.api.shedding import Gate
-from app.db import make_engine, primary_engine
+from app.db import make_engine, make_loop_engine, primary_engine
+from app.queries.prepared import pair_loop_engine
 from app.search.embedder import load_embedder
 from app.search.sync import Follower
 from app.search.vector_sync import VectorFollower
@@ -50,6 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(settings)
+        loop_engine = make_loop_engine(settings)  # PostgreSQL's short reads, on the loop
+        if loop_engine is not None:
+            pair_loop_engine(app.state.engine, loop_engine)
         # The API's own writes (key usage) go to the primary when the database is a replica.
         app.state.primary_engine = primary_engine(settings)
         # Each worker follows the search index; one per folder writes it (app/search/sync.py).
@@ -81,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if vector_follower is not None:
                 vector_follower.stop()
             app.state.engine.dispose()
+            if loop_engine is not None:
+                await loop_engine.dispose()
             if app.state.primary_engine is not None:
                 app.state.primary_engine.dispose()
 

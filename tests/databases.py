@@ -38,6 +38,25 @@ def pg_admin(sql: str) -> None:
         engine.dispose()
 
 
+def terminate_connections(url: str) -> int:
+    """End every server session on `url`'s database but the caller's, as a restart ends
+    every pooled connection; how many it ended."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            return int(
+                connection.execute(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": make_url(url).database},
+                ).scalar_one()
+            )
+    finally:
+        admin.dispose()
+
+
 def pg_url(name: str) -> str:
     return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
 

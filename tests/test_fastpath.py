@@ -255,7 +255,7 @@ async def test_an_unexpected_error_on_the_fast_path_is_the_same_500_problem(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(article_queries, "get_article_fields", broken)
+    monkeypatch.setattr(article_queries, "find_article_fields", broken)  # the detail's read
     response = await same(both, f"/v1/articles/{CORPUS_IDS[3]}", {"X-Request-ID": "trace-me"})
     assert response.status_code == 500
     assert response.headers["x-request-id"] == "trace-me"

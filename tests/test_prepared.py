@@ -5,14 +5,14 @@ every committed write at once, hold no pool slot afterwards, and close with the 
 import sqlite3
 
 import pytest
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from app.errors import NotFound
 from app.queries import prepared
 from app.queries.articles import get_article_fields
 from app.queries.cache import newest_revision
-from tests.databases import PG_ADMIN_URL
+from tests.databases import terminate_connections
 from tests.factories import add_articles, record
 
 
@@ -66,18 +66,7 @@ def test_postgresql_single_reads_drop_connections_a_restart_left_stale(
     for session in sessions:
         session.close()
     assert engine.pool.checkedin() >= 4  # type: ignore[attr-defined]
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:  # what a restart does to every pooled connection
-            killed = connection.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                    " WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": make_url(database_url).database},
-            ).scalar_one()
-    finally:
-        admin.dispose()
+    killed = terminate_connections(database_url)
     assert killed >= 4
     assert read_title(engine, 73) == "Survives"  # no error reaches the caller
     assert read_title(engine, 73) == "Survives"

@@ -596,9 +596,12 @@ async def test_a_search_page_reads_its_rows_and_snippets_in_one_statement(
     database_url: str, engine: Engine, db_backend: str, mode: str
 ) -> None:
     """A search page's items and the body starts its snippets are cut from come from one
-    statement outside a transaction: on PostgreSQL, the revision probe and that statement
-    are the request's only round trips (no BEGIN, no ROLLBACK)."""
+    statement outside a transaction: on PostgreSQL, the revision probe (on the event loop's
+    engine) and that statement are the request's only round trips (no BEGIN, no ROLLBACK)."""
     from sqlalchemy import event
+    from sqlmodel import Session
+
+    from app.queries.prepared import loop_engine_of
 
     add_articles(engine, [record(i, content=f"walrus tusk number {i} " * 40) for i in range(1, 31)])
     # The followers caught up at start; a long poll keeps their reads out of the count.
@@ -610,6 +613,10 @@ async def test_a_search_page_reads_its_rows_and_snippets_in_one_statement(
         checkouts: list[object] = []
         event.listen(app_engine, "begin", begun.append)
         event.listen(app_engine.pool, "checkout", lambda *args: checkouts.append(args))
+        loop_engine = loop_engine_of(Session(app_engine))
+        probes: list[object] = []
+        if loop_engine is not None:
+            event.listen(loop_engine.sync_engine.pool, "checkout", lambda *a: probes.append(a))
         reply = await client.get("/v1/articles", params={"q": "walrus", "mode": mode, "limit": 5})
         assert reply.status_code == 200, reply.text
         page = reply.json()
@@ -621,7 +628,8 @@ async def test_a_search_page_reads_its_rows_and_snippets_in_one_statement(
             assert "_head" not in item
         if db_backend == "postgresql":
             assert begun == []
-            assert len(checkouts) == 2  # the revision probe, then the page's one statement
+            assert len(probes) == 1  # the revision probe, on the loop
+            assert len(checkouts) == 1  # then the page's one statement, on a thread
 
 
 def test_a_catch_up_told_to_stop_keeps_what_it_applied_and_the_next_goes_on(

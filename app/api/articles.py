@@ -1,6 +1,7 @@
 """/v1/articles: keyset pages of summaries (filtered, searched, counted), and one article."""
 
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -10,7 +11,7 @@ from starlette.responses import Response
 
 from app import meta as meta_queries
 from app import schemas
-from app.api.calls import run_db, run_db_short
+from app.api.calls import in_thread, run_db, run_db_short
 from app.api.deps import (
     ArticleId,
     CacheDep,
@@ -35,6 +36,7 @@ from app.queries import cursor as cursors
 from app.queries.articles import ArticleFilter, Content, Item
 from app.queries.cache import BYTES_PER_WEIGHT, newest_revision
 from app.queries.counts import CountMode
+from app.queries.prepared import loop_engine_of
 from app.queries.semantic import Meaning
 from app.search.index import IndexView
 from app.search.language import SearchMode
@@ -77,7 +79,9 @@ async def page_reply(page: PageRequest) -> tuple[bytes, str | None]:
     """
     session = page.session
     if _single_read(page.options):
-        if page.options.content is Content.FULL:  # bodies of any size: off the event loop
+        # Bodies of any size, or a first read of the database's cursor secret (a session
+        # transaction): off the event loop.
+        if page.options.content is Content.FULL or not _knows_secret(page):
             return await run_db(_build_page, page, None)
         return await run_db_short(session, _build_page, page, None)
     query = page.request.scope["query_string"].decode("latin-1")
@@ -119,6 +123,11 @@ def _meaning(page: PageRequest) -> Meaning | None:
     if flt.mode is SearchMode.KEYWORD or flt.search is None or flt.search.matches_nothing:
         return None
     return meaning_view(page.request.app.state)
+
+
+def _knows_secret(page: PageRequest) -> bool:
+    known = getattr(page.request.app.state, "cursor_secret", None)
+    return bool(page.settings.cursor_secret or known)
 
 
 def _cursor_secret(page: PageRequest) -> str:
@@ -232,7 +241,14 @@ async def article_body(article_id: int, session: Session) -> bytes:
     size = bodies.body_bytes(session, article_id)
     if size is not None and size <= INLINE_BODY_BYTES:
         return article_json(article_queries.get_article_fields(session, article_id))
-    return await run_db(_article_body, session, article_id)
+    if size is None and loop_engine_of(session) is not None:  # PostgreSQL: read on the loop
+        find = article_queries.find_article_fields
+        fields = await run_db_short(session, find, session, article_id)
+        if fields is not None:
+            if len(fields["content"]) <= INLINE_BODY_BYTES:  # characters, a few bytes each
+                return article_json(fields)
+            return await in_thread(partial(article_json, fields))
+    return await run_db(_article_body, session, article_id)  # and why there is none
 
 
 def _article_body(session: Session, article_id: int) -> bytes:

@@ -1,11 +1,12 @@
 """Where a route's database work runs: inline on the event loop, or on a worker thread.
 
 A thread hop costs more than an indexed SQLite read from the page cache, so short SQLite
-reads run inline and everything else (PostgreSQL round trips, searches, counts, group-bys)
-takes one hop. A search, count or facet first probes the data revision for its kept reply
-(app/api/articles.py): inline on SQLite, one more hop on PostgreSQL. Inline calls are safe
-on SQLite because WAL readers never wait for writers, and the load-shedding gate keeps
-concurrent requests within the pool, so a checkout never waits.
+reads run inline; on PostgreSQL they run on the loop too, awaiting the database
+(app/queries/prepared.py, `on_loop`); everything else (searches, counts, group-bys) takes
+one hop. A search, count or facet first probes the data revision for its kept reply
+(app/api/articles.py), on the loop. Inline calls are safe on SQLite because WAL readers
+never wait for writers, and the load-shedding gate keeps concurrent requests within the
+pool, so a checkout never waits.
 
 The hop is asyncio's executor rather than anyio.to_thread, whose capacity limiter and
 cancel scopes cost more per call than the executor (bench/inprocess.py shows the effect).
@@ -23,6 +24,8 @@ from functools import partial
 from typing import ParamSpec, TypeVar
 
 from sqlmodel import Session
+
+from app.queries.prepared import loop_engine_of, on_loop
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -53,7 +56,12 @@ async def run_db(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
 async def run_db_short(
     session: Session, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
 ) -> T:
-    """Run `fn`, an index lookup, inline on SQLite and on a worker thread elsewhere."""
+    """Run `fn`, whose database work is single reads (Prepared.rows), on the event loop:
+    inline on SQLite, awaiting the database on PostgreSQL; on a worker thread when there is
+    no engine for the loop."""
     if session.get_bind().dialect.name == "sqlite":
         return fn(*args, **kwargs)
+    loop_engine = loop_engine_of(session)
+    if loop_engine is not None:
+        return await on_loop(loop_engine, partial(fn, *args, **kwargs))
     return await in_thread(partial(fn, *args, **kwargs))

@@ -100,11 +100,17 @@ def _prepared_detail(dialect: Dialect) -> Prepared:
 
 
 def get_article_fields(session: Session, article_id: int) -> dict[str, Any]:
-    """One article's public fields as a dict: one statement, compiled once."""
-    rows = _prepared_detail(session.get_bind().dialect).rows(session, {"article_id": article_id})
-    if not rows:
+    """One article's public fields as a dict; NotFound or Gone when there is none."""
+    fields = find_article_fields(session, article_id)
+    if fields is None:
         raise _missing(session, article_id)
-    return dict(zip(DETAIL_COLUMNS, rows[0], strict=True))
+    return fields
+
+
+def find_article_fields(session: Session, article_id: int) -> dict[str, Any] | None:
+    """One article's public fields as a dict, or None: one statement, compiled once."""
+    rows = _prepared_detail(session.get_bind().dialect).rows(session, {"article_id": article_id})
+    return dict(zip(DETAIL_COLUMNS, rows[0], strict=True)) if rows else None
 
 
 def _missing(session: Session, article_id: int) -> Gone | NotFound:

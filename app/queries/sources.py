@@ -7,13 +7,15 @@ source without touching an article).
 """
 
 from dataclasses import dataclass
+from functools import lru_cache
 
-from sqlalchemy import func, select
+from sqlalchemy import Dialect, bindparam, func, select
 from sqlmodel import Session
 
 from app import models
 from app.errors import NotFound
 from app.queries.cache import RevisionCache, newest_revision
+from app.queries.prepared import Prepared
 
 COUNTS_KEY = "source-article-counts"
 
@@ -53,7 +55,15 @@ def get_source(session: Session, source_id: int, cache: RevisionCache) -> Source
     return SourceRow(row.source_id, row.name, _counts(session, cache).get(source_id, 0))
 
 
+@lru_cache(maxsize=8)  # one entry per engine's dialect: one in production
+def _prepared_exists(dialect: Dialect) -> Prepared:
+    source = models.source_table
+    stmt = select(source.c.source_id).where(source.c.source_id == bindparam("source_id"))
+    return Prepared.of(stmt, dialect, driver_values=True)
+
+
 def ensure_source_exists(session: Session, source_id: int) -> None:
-    """Raise NotFound unless the source exists: a cheap primary-key probe, no count."""
-    if session.get(models.Source, source_id) is None:
+    """Raise NotFound unless the source exists: a primary-key probe, a single read."""
+    exists = _prepared_exists(session.get_bind().dialect)
+    if not exists.rows(session, {"source_id": source_id}):
         raise NotFound(f"No source with source_id {source_id}.")

@@ -1,0 +1,136 @@
+"""On PostgreSQL the single reads of the hottest routes (a list page, a detail, the data
+revision, a source's probe) run on the event loop, awaiting the database through the loop's
+own engine (app/db.py, app/queries/prepared.py): no thread hop. They must answer as the
+threaded reads do, see each committed write at once, give every connection back, keep the
+statement timeout, and survive connections a restart left stale."""
+
+import threading
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import Session
+
+from app.db import make_engine, make_loop_engine, shares_session
+from app.queries.articles import get_article_fields
+from app.queries.prepared import Prepared, loop_engine_of, on_loop
+from app.settings import Settings
+from tests.databases import terminate_connections
+from tests.factories import add_articles, make_client, record
+from tests.pgbouncer import PgBouncer
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def loop_engine(pg_database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_loop_engine(Settings(database_url=pg_database_url))
+    assert engine is not None
+    yield engine
+    await engine.dispose()
+
+
+def test_sqlite_has_no_loop_engine() -> None:
+    assert make_loop_engine(Settings(database_url="sqlite:///unused.db")) is None
+
+
+async def test_the_hot_reads_run_on_the_loop_and_see_each_write(pg_database_url: str) -> None:
+    async with make_client(pg_database_url) as client:
+        app = client._transport.app  # type: ignore[attr-defined]
+        engine = app.state.engine
+        add_articles(engine, [record(11, title="First", source_id=3)])
+        assert (await client.get("/v1/articles/11")).json()["title"] == "First"
+        add_articles(engine, [record(11, title="Second", source_id=3), record(12, source_id=3)])
+        assert (await client.get("/v1/articles/11")).json()["title"] == "Second"
+        page = (await client.get("/v1/articles", params={"limit": 1})).json()
+        assert [item["article_id"] for item in page["items"]] == [12]
+        nxt = (await client.get(page["next"])).json()
+        assert [item["article_id"] for item in nxt["items"]] == [11]
+        listed = (await client.get("/v1/sources/3/articles")).json()
+        assert [item["article_id"] for item in listed["items"]] == [12, 11]
+        assert (await client.get("/v1/sources/4/articles")).status_code == 404
+        assert (await client.get("/v1/articles/13")).status_code == 404
+        # The loop's own pool served them, and has every connection back.
+        loop_engine = loop_engine_of(Session(engine))
+        assert loop_engine is not None
+        assert loop_engine.sync_engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert loop_engine.sync_engine.pool.checkedin() >= 1  # type: ignore[attr-defined]
+
+
+async def test_a_read_on_the_loop_runs_on_the_loops_thread(
+    pg_database_url: str, loop_engine: AsyncEngine
+) -> None:
+    writer = make_engine(Settings(database_url=pg_database_url), pooled=False)
+    add_articles(writer, [record(21, title="Here")])
+    writer.dispose()
+    engine = make_engine(Settings(database_url=pg_database_url))
+
+    def read() -> tuple[str, threading.Thread]:
+        with Session(engine) as session:
+            return get_article_fields(session, 21)["title"], threading.current_thread()
+
+    title, thread = await on_loop(loop_engine, read)
+    assert (title, thread) == ("Here", threading.current_thread())
+    assert loop_engine.sync_engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+    assert engine.pool.checkedin() == 0  # type: ignore[attr-defined]
+    engine.dispose()
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["direct", "through the pooler"])
+async def test_reads_on_the_loop_keep_the_statement_timeout(
+    pg_database_url: str, pgbouncer: PgBouncer, pooled: bool
+) -> None:
+    url = pgbouncer.url(pg_database_url) if pooled else pg_database_url
+    settings = Settings(database_url=url, statement_timeout_ms=100)
+    engine, loop_engine = make_engine(settings), make_loop_engine(settings)
+    assert loop_engine is not None
+    slow = Prepared.of(select(func.pg_sleep(2)), engine.dialect)
+    now = Prepared.of(select(func.pg_backend_pid()), engine.dialect)
+
+    def sleep() -> object:
+        with Session(engine) as session:
+            return slow.rows(session, {})
+
+    def many() -> set[bool]:  # past psycopg's five runs before it prepares a statement
+        with Session(engine) as session:
+            return {bool(now.rows(session, {})) for _ in range(12)}
+
+    try:
+        with pytest.raises(OperationalError, match="statement timeout"):
+            await on_loop(loop_engine, sleep)
+        assert await on_loop(loop_engine, many) == {True}
+        async with loop_engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            assert shares_session(raw.info) is pooled
+    finally:
+        await loop_engine.dispose()
+        engine.dispose()
+
+
+async def test_reads_on_the_loop_drop_connections_a_restart_left_stale(
+    pg_database_url: str, loop_engine: AsyncEngine
+) -> None:
+    engine = make_engine(Settings(database_url=pg_database_url))
+    add_articles(engine, [record(31, title="Survives")])
+
+    def read() -> str:
+        with Session(engine) as session:
+            title: str = get_article_fields(session, 31)["title"]
+            return title
+
+    # Four idle connections in the loop's pool, as a busy server's would hold.
+    async with (
+        loop_engine.connect() as a,
+        loop_engine.connect() as b,
+        loop_engine.connect() as c,
+        loop_engine.connect() as d,
+    ):
+        for idle in (a, b, c, d):
+            await idle.exec_driver_sql("SELECT 1")
+    killed = terminate_connections(pg_database_url)
+    assert killed >= 4
+    assert await on_loop(loop_engine, read) == "Survives"  # no error reaches the caller
+    assert await on_loop(loop_engine, read) == "Survives"
+    engine.dispose()
