@@ -4,6 +4,7 @@ own engine (app/db.py, app/queries/prepared.py): no thread hop. They must answer
 threaded reads do, see each committed write at once, give every connection back, keep the
 statement timeout, and survive connections a restart left stale."""
 
+import asyncio
 import threading
 from collections.abc import AsyncIterator
 
@@ -133,4 +134,27 @@ async def test_reads_on_the_loop_drop_connections_a_restart_left_stale(
     assert killed >= 4
     assert await on_loop(loop_engine, read) == "Survives"  # no error reaches the caller
     assert await on_loop(loop_engine, read) == "Survives"
+    engine.dispose()
+
+
+async def test_a_read_cancelled_on_the_loop_leaves_the_pool_fit_for_the_next(
+    pg_database_url: str, loop_engine: AsyncEngine
+) -> None:
+    engine = make_engine(Settings(database_url=pg_database_url))
+    slow = Prepared.of(select(func.pg_sleep(2)), engine.dialect)
+    now = Prepared.of(select(func.pg_backend_pid()), engine.dialect)
+
+    def read(statement: Prepared) -> object:
+        with Session(engine) as session:
+            return statement.rows(session, {})
+
+    task = asyncio.create_task(on_loop(loop_engine, lambda: read(slow)))
+    await asyncio.sleep(0.3)  # the statement is on the server by now
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    pool = loop_engine.sync_engine.pool
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+    for _ in range(3):  # whichever connection the pool hands out next answers
+        assert await on_loop(loop_engine, lambda: read(now))
     engine.dispose()
