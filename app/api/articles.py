@@ -81,7 +81,7 @@ async def page_reply(page: PageRequest) -> tuple[bytes, str | None]:
     if _single_read(page.options):
         # Bodies of any size, or a first read of the database's cursor secret (a session
         # transaction): off the event loop.
-        if page.options.content is Content.FULL or not _knows_secret(page):
+        if page.options.content is Content.FULL or _known_secret(page) is None:
             return await run_db(_build_page, page, None)
         return await run_db_short(session, _build_page, page, None)
     query = page.request.scope["query_string"].decode("latin-1")
@@ -125,19 +125,17 @@ def _meaning(page: PageRequest) -> Meaning | None:
     return meaning_view(page.request.app.state)
 
 
-def _knows_secret(page: PageRequest) -> bool:
-    known = getattr(page.request.app.state, "cursor_secret", None)
-    return bool(page.settings.cursor_secret or known)
+def _known_secret(page: PageRequest) -> str | None:
+    """The configured secret, else the database's own if this process has read it."""
+    known: str | None = getattr(page.request.app.state, "cursor_secret", None)
+    return page.settings.cursor_secret or known
 
 
 def _cursor_secret(page: PageRequest) -> str:
     """The configured secret, else the database's own, read once per process."""
-    if page.settings.cursor_secret:
-        return page.settings.cursor_secret
-    state = page.request.app.state
-    secret: str | None = getattr(state, "cursor_secret", None)
+    secret = _known_secret(page)
     if secret is None:
-        secret = state.cursor_secret = meta_queries.cursor_secret(page.session)
+        secret = page.request.app.state.cursor_secret = meta_queries.cursor_secret(page.session)
     return secret
 
 
