@@ -22,13 +22,13 @@ from hypothesis import strategies as st
 from starlette.datastructures import QueryParams
 from starlette.types import Message
 
+from app.api import articles as api_articles
 from app.api import fastpath
 from app.api.list_query import ArticleListQuery, QueryModel, read_query
 from app.api.shedding import Admission
 from app.db import make_engine
 from app.errors import UnknownParameter
 from app.main import create_app
-from app.queries import articles as article_queries
 from app.queries.articles import Content, Sort
 from app.queries.counts import CountMode, Facet
 from app.settings import Settings
@@ -255,7 +255,7 @@ async def test_an_unexpected_error_on_the_fast_path_is_the_same_500_problem(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(article_queries, "find_article_fields", broken)  # the detail's read
+    monkeypatch.setattr(api_articles, "article_json", broken)  # every detail writes one
     response = await same(both, f"/v1/articles/{CORPUS_IDS[3]}", {"X-Request-ID": "trace-me"})
     assert response.status_code == 500
     assert response.headers["x-request-id"] == "trace-me"

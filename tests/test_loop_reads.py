@@ -14,8 +14,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Session
 
+from app.api.articles import INLINE_BODY_BYTES
 from app.db import make_engine, make_loop_engine, shares_session
-from app.queries.articles import get_article_fields
+from app.queries.articles import find_small_article_fields, get_article_fields
 from app.queries.prepared import Prepared, loop_engine_of, on_loop
 from app.settings import Settings
 from tests.databases import terminate_connections
@@ -53,6 +54,19 @@ async def test_the_hot_reads_run_on_the_loop_and_see_each_write(pg_database_url:
         assert [item["article_id"] for item in listed["items"]] == [12, 11]
         assert (await client.get("/v1/sources/4/articles")).status_code == 404
         assert (await client.get("/v1/articles/13")).status_code == 404
+        # A body over what a read on the loop brings is read whole on a thread.
+        large = "words " * (INLINE_BODY_BYTES // 6 + 10)
+        add_articles(engine, [record(14, content=large), record(15, content="é" * 40_000)])
+        assert (await client.get("/v1/articles/14")).json()["content"] == large
+        assert (await client.get("/v1/articles/15")).json()["content"] == "é" * 40_000
+        with Session(engine) as session:  # bytes, not characters, bound what the loop reads
+            for article_id in (14, 15):
+                found = find_small_article_fields(session, article_id, INLINE_BODY_BYTES)
+                assert found is not None
+                assert found["content"] is None
+            small = find_small_article_fields(session, 12, INLINE_BODY_BYTES)
+            assert small is not None
+            assert small["content"] == record(12)["content"]
         # The loop's own pool served them, and has every connection back.
         loop_engine = loop_engine_of(Session(engine))
         assert loop_engine is not None

@@ -1,7 +1,6 @@
 """/v1/articles: keyset pages of summaries (filtered, searched, counted), and one article."""
 
 from collections.abc import Iterable
-from functools import partial
 from typing import Any
 
 import orjson
@@ -11,7 +10,7 @@ from starlette.responses import Response
 
 from app import meta as meta_queries
 from app import schemas
-from app.api.calls import in_thread, run_db, run_db_short
+from app.api.calls import run_db, run_db_short
 from app.api.deps import (
     ArticleId,
     CacheDep,
@@ -240,13 +239,12 @@ async def article_body(article_id: int, session: Session) -> bytes:
     if size is not None and size <= INLINE_BODY_BYTES:
         return article_json(article_queries.get_article_fields(session, article_id))
     if size is None and loop_engine_of(session) is not None:  # PostgreSQL: read on the loop
-        find = article_queries.find_article_fields
-        fields = await run_db_short(session, find, session, article_id)
-        if fields is not None:
-            if len(fields["content"]) <= INLINE_BODY_BYTES:  # characters, a few bytes each
-                return article_json(fields)
-            return await in_thread(partial(article_json, fields))
-    return await run_db(_article_body, session, article_id)  # and why there is none
+        find = article_queries.find_small_article_fields
+        fields = await run_db_short(session, find, session, article_id, INLINE_BODY_BYTES)
+        if fields is not None and fields["content"] is not None:
+            return article_json(fields)
+    # A large body (read, decoded and written off the loop), or none: NotFound or Gone.
+    return await run_db(_article_body, session, article_id)
 
 
 def _article_body(session: Session, article_id: int) -> bytes:

@@ -15,7 +15,10 @@ from typing import Any
 import tantivy
 from sqlalchemy import (
     Dialect,
+    Integer,
     bindparam,
+    case,
+    func,
     select,
 )
 from sqlmodel import Session
@@ -110,6 +113,35 @@ def get_article_fields(session: Session, article_id: int) -> dict[str, Any]:
 def find_article_fields(session: Session, article_id: int) -> dict[str, Any] | None:
     """One article's public fields as a dict, or None: one statement, compiled once."""
     rows = _prepared_detail(session.get_bind().dialect).rows(session, {"article_id": article_id})
+    return dict(zip(DETAIL_COLUMNS, rows[0], strict=True)) if rows else None
+
+
+def _bounded(name: str) -> Any:
+    column = models.article_table.c[name]
+    if name != "content":
+        return column
+    small = func.octet_length(column) <= bindparam("max_bytes", type_=Integer)
+    return case((small, column), else_=None).label(name)
+
+
+# PostgreSQL tells a body's size from its stored header, without reading it.
+BOUNDED_DETAIL_SELECT = select(*(_bounded(name) for name in DETAIL_COLUMNS)).where(
+    models.article_table.c.article_id == bindparam("article_id")
+)
+
+
+@lru_cache(maxsize=8)  # one entry per engine's dialect: one in production
+def _prepared_bounded_detail(dialect: Dialect) -> Prepared:
+    return Prepared.of(BOUNDED_DETAIL_SELECT, dialect)
+
+
+def find_small_article_fields(
+    session: Session, article_id: int, max_bytes: int
+) -> dict[str, Any] | None:
+    """As find_article_fields, with `content` None when the body is over `max_bytes`:
+    a read on the event loop must not bring (and decode) a body of any size."""
+    prepared = _prepared_bounded_detail(session.get_bind().dialect)
+    rows = prepared.rows(session, {"article_id": article_id, "max_bytes": max_bytes})
     return dict(zip(DETAIL_COLUMNS, rows[0], strict=True)) if rows else None
 
 
