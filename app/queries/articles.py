@@ -103,17 +103,11 @@ def _prepared_detail(dialect: Dialect) -> Prepared:
 
 
 def get_article_fields(session: Session, article_id: int) -> dict[str, Any]:
-    """One article's public fields as a dict; NotFound or Gone when there is none."""
-    fields = find_article_fields(session, article_id)
-    if fields is None:
-        raise _missing(session, article_id)
-    return fields
-
-
-def find_article_fields(session: Session, article_id: int) -> dict[str, Any] | None:
-    """One article's public fields as a dict, or None: one statement, compiled once."""
+    """One article's public fields as a dict: one statement, compiled once."""
     rows = _prepared_detail(session.get_bind().dialect).rows(session, {"article_id": article_id})
-    return dict(zip(DETAIL_COLUMNS, rows[0], strict=True)) if rows else None
+    if not rows:
+        raise _missing(session, article_id)
+    return dict(zip(DETAIL_COLUMNS, rows[0], strict=True))
 
 
 def _bounded(name: str) -> Any:
@@ -138,8 +132,9 @@ def _prepared_bounded_detail(dialect: Dialect) -> Prepared:
 def find_small_article_fields(
     session: Session, article_id: int, max_bytes: int
 ) -> dict[str, Any] | None:
-    """As find_article_fields, with `content` None when the body is over `max_bytes`:
-    a read on the event loop must not bring (and decode) a body of any size."""
+    """One article's public fields as a dict (None when there is no such row), `content`
+    None when the body is over `max_bytes`: a read on the event loop must not bring (and
+    decode) a body of any size."""
     prepared = _prepared_bounded_detail(session.get_bind().dialect)
     rows = prepared.rows(session, {"article_id": article_id, "max_bytes": max_bytes})
     return dict(zip(DETAIL_COLUMNS, rows[0], strict=True)) if rows else None
