@@ -17,13 +17,13 @@ ranking is whole (at most a few thousand hits), kept per index revisions, and pa
 same (score, article_id) cursor as relevance. Knows nothing of HTTP.
 """
 
-import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import tantivy
 
+from app.cpus import cores
 from app.dates import to_micros
 from app.queries.cache import RevisionCache
 from app.queries.ranking import Ranking
@@ -44,7 +44,7 @@ GROWTH = 4
 # Hybrid rankings ask the search index on one of these threads while the request's own
 # thread scans the vectors: both release the GIL, so a hybrid search costs about the
 # slower of the two rather than their sum (bench/semantic.py).
-_KEYWORD_SIDE = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="hybrid")
+_KEYWORD_SIDE = ThreadPoolExecutor(max_workers=cores(), thread_name_prefix="hybrid")
 
 
 def _keyword_top(

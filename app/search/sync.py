@@ -34,6 +34,7 @@ from sqlalchemy import Engine, Select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import revisions
+from app.cpus import cores
 from app.dates import bucket_number, to_micros
 from app.meta import database_id
 from app.search.index import (
@@ -449,7 +450,7 @@ class LoadIndexer:
             self.index = SearchIndex.open_for(self.path, db_id, self.settings.language)
             # A thread per core (up to four): indexing, not the database, is a load's
             # slowest stage, and the readers and the writer mostly wait on it.
-            threads = max(1, min(4, os.cpu_count() or 1))
+            threads = min(4, cores())
             self._writer = self.index.writer(BULK_HEAP_BYTES * threads, threads)
             self._start = apply_changes(self.index, self._writer, self.engine)
         return self
