@@ -120,6 +120,49 @@ def _changes(after: int) -> Select[Any]:
     return revisions.changes_after((*ARTICLE_COLUMNS, "revision"), after, CHANGE_BATCH_ROWS)
 
 
+Latest = dict[int, Article | None]  # each article's newest state in a batch; None: taken down
+
+
+def replay_changes(
+    engine: Engine,
+    after: int,
+    apply: Callable[[Latest], None],
+    commit: Callable[[int], None],
+    *,
+    commit_every: int,
+    on_progress: OnProgress | None = None,
+    stopping: Callable[[], bool] | None = None,
+) -> int:
+    """Every change after revision `after`, in revision order, batch by batch: `apply` gets
+    each batch's newest state of every article it touches, and `commit(revision)` runs every
+    `commit_every` rows and at the end. Stops early, after committing what it applied, once
+    `stopping()` says so. The revision reached. (The search and vector followers both.)"""
+    target = newest_revision(engine)
+    if after >= target:
+        return after
+    revision, pending = after, 0
+    with engine.connect() as connection:
+        while True:
+            rows = connection.execute(_changes(revision)).all()
+            if not rows:
+                break
+            apply({row[0]: None if row.deleted else row[:7] for row in rows})
+            revision = rows[-1].revision
+            pending += len(rows)
+            if pending >= commit_every:
+                commit(revision)
+                pending = 0
+                if on_progress is not None:
+                    on_progress(revision, target)
+            connection.rollback()  # end the read: a long catch-up must not pin old versions
+            if stopping is not None and stopping():
+                break  # the process is stopping: keep what is applied, the next one goes on
+    commit(revision)
+    if on_progress is not None:
+        on_progress(revision, target)
+    return revision
+
+
 def apply_changes(
     index: SearchIndex,
     writer: tantivy.IndexWriter,
@@ -132,33 +175,19 @@ def apply_changes(
     Stops early, after committing what it applied, once `stopping()` says so."""
     meta = index.meta()
     assert meta is not None, "open_for gives every index its meta document"
-    target = newest_revision(engine)
-    revision = meta.revision
-    if revision >= target:
-        return revision
-    pending = 0
-    with engine.connect() as connection:
-        while True:
-            rows = connection.execute(_changes(revision)).all()
-            if not rows:
-                break
-            # Each article's newest change counts; a row without a source is a takedown.
-            _replace(writer, {row[0]: row[:7] if row[1] is not None else None for row in rows})
-            revision = rows[-1][7]
-            pending += len(rows)
-            if pending >= COMMIT_EVERY_ROWS:
-                _commit(writer, replace(meta, revision=revision))
-                pending = 0
-                if on_progress is not None:
-                    on_progress(revision, target)
-            connection.rollback()  # end the read: a long catch-up must not pin old versions
-            if stopping is not None and stopping():
-                break  # the process is stopping: keep what is applied, the next one goes on
-    _commit(writer, replace(meta, revision=revision))
-    index.reload()
-    if on_progress is not None:
-        on_progress(revision, target)
-    return revision
+    start = meta.revision
+    reached = replay_changes(
+        engine,
+        start,
+        lambda latest: _replace(writer, latest),
+        lambda revision: _commit(writer, replace(meta, revision=revision)),
+        commit_every=COMMIT_EVERY_ROWS,
+        on_progress=on_progress,
+        stopping=stopping,
+    )
+    if reached > start:
+        index.reload()
+    return reached
 
 
 READY_FILE = "READY"  # in `<folder>.next` once its build has committed its last change

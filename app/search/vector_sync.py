@@ -19,11 +19,9 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from sqlalchemy import Engine
 
-from app import revisions
 from app.cpus import cores
 from app.dates import to_micros
 from app.meta import database_id
@@ -36,12 +34,13 @@ from app.search.embedder import (
 )
 from app.search.index import index_path
 from app.search.sync import (
-    CHANGE_BATCH_ROWS,
     Article,
     FollowerLock,
+    Latest,
     OnProgress,
     Polling,
     newest_revision,
+    replay_changes,
 )
 from app.search.vectors import (
     UNDATED,
@@ -59,7 +58,6 @@ log = logging.getLogger(__name__)
 COMMIT_EVERY_ROWS = 20_000
 PENDING_BATCHES = 2  # per embedding process
 EMBED_PROCESS_AFTER_ROWS = 20_000
-_COLUMNS = ("article_id", "source_id", "title", "content", "published_at", "revision")
 
 
 def folder(settings: Settings) -> Path:
@@ -79,14 +77,10 @@ def _add(writer: VectorWriter, embedder: Embedder, articles: Sequence[Article]) 
     )
 
 
-def _apply(writer: VectorWriter, embedder: Embedder, rows: Sequence[Any]) -> None:
-    """One batch of changes: only each article's last state in the batch counts."""
-    last: dict[int, Any] = {}
-    for row in rows:
-        last[row[0]] = row if row[1] is not None else None  # no source: a takedown
-    writer.delete([i for i, row in last.items() if row is None])
-    changed = [row for row in last.values() if row is not None]
-    _add(writer, embedder, [(r[0], r[1], r[2], r[3], r[4], None, None) for r in changed])
+def _apply(writer: VectorWriter, embedder: Embedder, latest: Latest) -> None:
+    """One batch of changes, each article's newest state (None: taken down)."""
+    writer.delete([i for i, article in latest.items() if article is None])
+    _add(writer, embedder, [article for article in latest.values() if article is not None])
 
 
 def apply_changes(
@@ -99,32 +93,15 @@ def apply_changes(
 ) -> int:
     """Apply every change after the folder's revision, in revision order; the new revision.
     Stops early, after committing what it applied, once `stopping()` says so."""
-    target = newest_revision(engine)
-    revision = writer.revision
-    if revision >= target:
-        return revision
-    pending = 0
-    with engine.connect() as connection:
-        while True:
-            stmt = revisions.changes_after(_COLUMNS, revision, CHANGE_BATCH_ROWS)
-            rows = connection.execute(stmt).all()
-            if not rows:
-                break
-            _apply(writer, embedder, rows)
-            revision = rows[-1][5]
-            pending += len(rows)
-            if pending >= COMMIT_EVERY_ROWS:
-                writer.commit(revision)
-                pending = 0
-                if on_progress is not None:
-                    on_progress(revision, target)
-            connection.rollback()  # end the read: a long catch-up must not pin old versions
-            if stopping is not None and stopping():
-                break  # the process is stopping: keep what is applied, the next one goes on
-    writer.commit(revision)
-    if on_progress is not None:
-        on_progress(revision, target)
-    return revision
+    return replay_changes(
+        engine,
+        writer.revision,
+        lambda latest: _apply(writer, embedder, latest),
+        writer.commit,
+        commit_every=COMMIT_EVERY_ROWS,
+        on_progress=on_progress,
+        stopping=stopping,
+    )
 
 
 def open_writer(settings: Settings, engine: Engine, embedder: Embedder) -> VectorWriter:
