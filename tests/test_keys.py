@@ -1,6 +1,7 @@
 """API keys and their rate limits (CORPUS_AUTH=keys), in process, on both backends: keys
 made with the real CLI, requests through the whole middleware stack."""
 
+import asyncio
 import hashlib
 import re
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from app.api import auth, keyring
 from app.cli import cli
 from app.db import make_engine
 from app.main import create_app
+from app.queries.keys import hash_key
 from app.settings import Settings
 from tests.factories import add_articles, client_for, make_client, record
 
@@ -199,6 +201,44 @@ async def test_usage_is_written_behind_in_batches(articles_url: str) -> None:
     (listed,) = keys(articles_url, "list")
     assert (listed["today"], listed["total"], listed["state"]) == (12, 12, "active")
     assert listed["last_used"] is not None
+
+
+async def test_concurrent_requests_with_one_key_read_it_once(articles_url: str) -> None:
+    """A key's lookup expires every key_cache_s: the requests in flight then share one read
+    of it, rather than each reading it on a thread of its own."""
+    key = new_key(articles_url)
+    app = create_app(Settings(database_url=articles_url, auth="keys", key_cache_s=60))
+    reads: list[str] = []
+    async with client_for(app) as client:
+
+        @event.listens_for(app.state.engine, "before_cursor_execute")
+        def count(*args: Any) -> None:
+            if "FROM api_key" in args[2]:
+                reads.append(args[2])
+
+        async def ask() -> int:
+            response = await client.get("/v1/articles/1", headers={"X-API-Key": key})
+            return response.status_code
+
+        assert await asyncio.gather(*(ask() for _ in range(16))) == [200] * 16
+        assert len(reads) == 1
+        assert await ask() == 200  # cached now
+        assert len(reads) == 1
+
+
+async def test_a_caller_that_leaves_does_not_cancel_the_shared_lookup(articles_url: str) -> None:
+    key = new_key(articles_url)
+    app = create_app(Settings(database_url=articles_url, auth="keys"))
+    async with client_for(app):
+        ring: keyring.Keyring = app.state.keyring
+        first = asyncio.ensure_future(ring.lookup(hash_key(key)))
+        second = asyncio.ensure_future(ring.lookup(hash_key(key)))
+        await asyncio.sleep(0)
+        first.cancel()
+        record = await second
+    assert first.cancelled()
+    assert record is not None
+    assert ring.verdict(record) == "valid"
 
 
 async def test_cors_preflights_need_no_key_and_401s_are_readable(articles_url: str) -> None:

@@ -107,6 +107,7 @@ class Keyring:
         self.failure_limit = parse(settings.auth_failure_rate)
         self._clock = clock
         self._lookups: dict[str, tuple[float, KeyRecord | None]] = {}
+        self._pending: dict[str, asyncio.Future[KeyRecord | None]] = {}
         self._counters: dict[tuple[str, str], _Counter] = {}
         self._usage: dict[int, Usage] = {}
         self._engine: Engine | None = None
@@ -158,7 +159,25 @@ class Keyring:
         return False, None
 
     async def lookup(self, key_hash: str) -> KeyRecord | None:
-        """The key with this hash, read from the database and cached for `key_cache_s`."""
+        """The key with this hash, read from the database and cached for `key_cache_s`.
+
+        Concurrent lookups of one key share one read: when a busy key's cached lookup
+        expires, every request in flight, and every one that arrives before the read
+        returns, would otherwise read it again, each on a thread of its own."""
+        pending = self._pending.get(key_hash)
+        if pending is None or pending.get_loop() is not asyncio.get_running_loop():
+            pending = self._pending[key_hash] = asyncio.ensure_future(self._read(key_hash))
+            pending.add_done_callback(lambda done: self._settled(key_hash, done))
+        # A caller cancelled (its client left) does not cancel the others' read.
+        return await asyncio.shield(pending)
+
+    def _settled(self, key_hash: str, done: "asyncio.Future[KeyRecord | None]") -> None:
+        if self._pending.get(key_hash) is done:
+            del self._pending[key_hash]
+        if not done.cancelled():
+            done.exception()  # retrieved, should every caller have left before it ended
+
+    async def _read(self, key_hash: str) -> KeyRecord | None:
         now = self._clock()
         engine = self.engine
         if self._namespace is None:
