@@ -183,17 +183,23 @@ async def test_keys_are_hashed_at_rest(articles_url: str, engine: Engine) -> Non
     assert all(key not in str(value) for value in row.values())
 
 
+def statements(engine: Engine, containing: str) -> list[str]:
+    """The statements `engine` runs from now on that contain `containing` (any case)."""
+    found: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def count(*args: Any) -> None:
+        if containing.upper() in args[2].upper():
+            found.append(args[2])
+
+    return found
+
+
 async def test_usage_is_written_behind_in_batches(articles_url: str) -> None:
     key = new_key(articles_url)
     app = create_app(Settings(database_url=articles_url, auth="keys", usage_flush_s=30))
-    writes: list[str] = []
     async with client_for(app) as client:
-
-        @event.listens_for(app.state.engine, "before_cursor_execute")
-        def count(*args: Any) -> None:
-            if args[2].lstrip().upper().startswith("UPDATE API_KEY"):
-                writes.append(args[2])
-
+        writes = statements(app.state.engine, "UPDATE api_key")
         for _ in range(12):
             assert (await client.get("/v1/articles/1", headers={"X-API-Key": key})).is_success
         assert writes == []  # nothing written per request
@@ -208,13 +214,8 @@ async def test_concurrent_requests_with_one_key_read_it_once(articles_url: str) 
     of it, rather than each reading it on a thread of its own."""
     key = new_key(articles_url)
     app = create_app(Settings(database_url=articles_url, auth="keys", key_cache_s=60))
-    reads: list[str] = []
     async with client_for(app) as client:
-
-        @event.listens_for(app.state.engine, "before_cursor_execute")
-        def count(*args: Any) -> None:
-            if "FROM api_key" in args[2]:
-                reads.append(args[2])
+        reads = statements(app.state.engine, "FROM api_key")
 
         async def ask() -> int:
             response = await client.get("/v1/articles/1", headers={"X-API-Key": key})
