@@ -117,6 +117,7 @@ def header(args: argparse.Namespace, url: str) -> None:
 def corpus_file(rows: int, seed: int) -> Path:
     path = OUT / f"corpus-{rows}-s{seed}.jsonl"
     if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")
         sh([CORPUS, "synth", str(rows), "-o", str(partial), "--seed", str(seed)])
         partial.rename(path)
