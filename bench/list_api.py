@@ -34,7 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -82,6 +82,9 @@ class Run:
     p95_ms: float
     non2xx: int
     errors: int
+    # The server's CPU (user + system) per request over the run, in µs, when its pid was
+    # given: on a shared machine it drifts far less than requests a second do.
+    cpu_us: float | None = None
 
 
 def sh(cmd: Sequence[str], env: dict[str, str] | None = None, quiet: bool = False) -> str:
@@ -299,6 +302,7 @@ def wrk(
     env: dict[str, str],
     seconds: int,
     key: str | None = None,
+    pid: int | None = None,
 ) -> Run:
     cmd = [
         "wrk",
@@ -311,7 +315,9 @@ def wrk(
         str(lua.relative_to(REPO)),
         url,
     ]
+    before = cpu_seconds(pid) if pid is not None else 0.0
     out = sh(cmd, env)
+    used = cpu_seconds(pid) - before if pid is not None else None
     line = next(ln for ln in out.splitlines() if ln.startswith("BENCH_JSON "))
     data = json.loads(line.removeprefix("BENCH_JSON "))
     return Run(
@@ -320,7 +326,14 @@ def wrk(
         p95_ms=data["p95_us"] / 1000,
         non2xx=data["non2xx"],
         errors=data["errors"],
+        cpu_us=None if used is None else used / max(1, data["requests"]) * 1e6,
     )
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,8 +450,10 @@ def main() -> None:
                     wrk(args, ours_url, lua, env, args.duration),
                     wrk(args, ref_url, lua, ref_env_case, args.duration),
                 )
-        keyed = keys_on(args, url, cases, lua, ours)
-        same_sql = pg_reference(args, url, cases, lua, ours) if args.backend == "postgresql" else {}
+        keyed = keys_on(args, url, cases, lua, ours, pid)
+        same_sql = (
+            pg_reference(args, url, cases, lua, ours, pid) if args.backend == "postgresql" else {}
+        )
     report(
         cases,
         results,
@@ -452,11 +467,12 @@ def main() -> None:
 
 
 def keys_on(
-    args: argparse.Namespace, url: str, cases: list[Case], lua: Path, ours: str
+    args: argparse.Namespace, url: str, cases: list[Case], lua: Path, ours: str, ours_pid: int
 ) -> dict[str, tuple[Run, Run]]:
     """List and detail with CORPUS_AUTH=keys (a key whose rate is never reached) against
     the keys-off server, measured back to back: (keys on, keys off) per case, the best of
-    KEYED_ROUNDS alternating rounds each, as a shared machine's load comes and goes."""
+    KEYED_ROUNDS alternating rounds each (requests a second and CPU per request, each at
+    its best), as a shared machine's load comes and goes."""
     sh([CORPUS, "migrate", "--database-url", url])
     made = sh([CORPUS, "keys", "create", "--name", "bench", "--rate", "1000000000/minute",
                "--database-url", url, "--json"], quiet=True)  # fmt: skip
@@ -465,7 +481,7 @@ def keys_on(
     serve = [CORPUS, "serve", "--database-url", url, "--port", str(port), "--no-access-log"]
     env = {"CORPUS_ACCESS_LOG": "false", "CORPUS_AUTH": "keys"}
     keyed: dict[str, tuple[Run, Run]] = {}
-    with server(serve, port, env, OUT / "keys.log"):
+    with server(serve, port, env, OUT / "keys.log") as keyed_pid:
         for case in cases:
             if not case.name.startswith(("list, first", "detail")):
                 continue
@@ -475,20 +491,23 @@ def keys_on(
             wrk(args, off_url, lua, run_env, args.warmup)
             rounds = [
                 (
-                    wrk(args, on_url, lua, run_env, args.duration, key=key),
-                    wrk(args, off_url, lua, run_env, args.duration),
+                    wrk(args, on_url, lua, run_env, args.duration, key=key, pid=keyed_pid),
+                    wrk(args, off_url, lua, run_env, args.duration, pid=ours_pid),
                 )
                 for _ in range(KEYED_ROUNDS)
             ]
-            keyed[case.name] = (
-                max((on for on, _ in rounds), key=lambda run: run.rps),
-                max((off for _, off in rounds), key=lambda run: run.rps),
-            )
+            keyed[case.name] = (_best([on for on, _ in rounds]), _best([off for _, off in rounds]))
     return keyed
 
 
+def _best(runs: list[Run]) -> Run:
+    """The run with the most requests a second, carrying the least CPU per request of all."""
+    cpu = [run.cpu_us for run in runs if run.cpu_us is not None]
+    return replace(max(runs, key=lambda run: run.rps), cpu_us=min(cpu) if cpu else None)
+
+
 def pg_reference(
-    args: argparse.Namespace, url: str, cases: list[Case], lua: Path, ours: str
+    args: argparse.Namespace, url: str, cases: list[Case], lua: Path, ours: str, ours_pid: int
 ) -> dict[str, tuple[Run, Run]]:
     """List and detail against bench/reference_pg.py (the same SQL through a bare Starlette
     app with an async psycopg pool and orjson), back to back with ours: (ours, reference)."""
@@ -496,7 +515,7 @@ def pg_reference(
     reference = [sys.executable, "-m", "uvicorn", "bench.reference_pg:app", "--loop", SERVER_LOOP]
     reference += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
     found: dict[str, tuple[Run, Run]] = {}
-    with server(reference, port, {"BENCH_PG_URL": url}, OUT / "reference_pg.log"):
+    with server(reference, port, {"BENCH_PG_URL": url}, OUT / "reference_pg.log") as ref_pid:
         for case in cases:
             if not case.name.startswith(("list, first", "detail")):
                 continue
@@ -505,8 +524,8 @@ def pg_reference(
             wrk(args, mine, lua, env, args.warmup)
             wrk(args, theirs, lua, env, args.warmup)
             found[case.name] = (
-                wrk(args, mine, lua, env, args.duration),
-                wrk(args, theirs, lua, env, args.duration),
+                wrk(args, mine, lua, env, args.duration, pid=ours_pid),
+                wrk(args, theirs, lua, env, args.duration, pid=ref_pid),
             )
     return found
 
@@ -566,6 +585,7 @@ def report(
             f"{ratio:>5.2f}x {mine.p50_ms:>7.2f}ms {mine.p95_ms:>7.2f}ms {theirs.p95_ms:>6.2f}ms  "
             f"{'>= 0.60x reference r/s':<28} {'PASS' if ratio >= 0.6 else 'FAIL'}"
         )
+    _report_cpu(keyed, same_sql or {})
     rss_mb, private_mb = rss_kb[0] / 1024, rss_kb[1] / 1024
     print(f"{'peak RSS of our worker under load':<44} {rss_mb:>7.0f} MB (with mapped index pages)")
     print(
@@ -581,6 +601,21 @@ def report(
             + ", ".join(
                 f"{w} df={t:,} {ms:.0f}" for w, t, ms in zip(words, totals, times, strict=True)
             )
+        )
+
+
+def _report_cpu(keyed: dict[str, tuple[Run, Run]], same_sql: dict[str, tuple[Run, Run]]) -> None:
+    """The server's CPU per request in the paired runs: the steadier measure of what a
+    request costs when the machine's speed drifts (a saturated server answers about one
+    request per its CPU per request)."""
+    rows = [("keys on / off: " + name, on, off) for name, (on, off) in keyed.items()]
+    rows += [("ours / bare psycopg: " + name, mine, ref) for name, (mine, ref) in same_sql.items()]
+    for label, first, second in rows:
+        if first.cpu_us is None or second.cpu_us is None:
+            continue
+        print(
+            f"{'server CPU per request, ' + label:<64} {first.cpu_us:>6.0f} / "
+            f"{second.cpu_us:<6.0f} µs  ratio {second.cpu_us / first.cpu_us:.2f}x"
         )
 
 
