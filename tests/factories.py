@@ -76,6 +76,16 @@ CORPUS_AUTHORS = ("Jane Doe", "John Roe", "Doe, Jane")
 CORPUS_FIRST_DATE = datetime(2016, 1, 1, 8, 0, tzinfo=UTC)
 
 
+def write_articles(database_url: str, records: Iterable[dict[str, Any]]) -> BatchCounts:
+    """`records` written into the database at `database_url` through the real writer, on an
+    engine of its own that is gone afterwards."""
+    engine = make_engine(Settings(database_url=database_url), pooled=False)
+    try:
+        return add_articles(engine, records)
+    finally:
+        engine.dispose()
+
+
 def corpus_date(n: int) -> datetime | None:
     """The publication date of the seeded corpus's n-th record (None: undated)."""
     return None if n % 10 == 9 else CORPUS_FIRST_DATE + timedelta(days=3 * n)

@@ -11,11 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.db import make_engine
 from app.errors import InvalidCursor
 from app.queries.cursor import Cursor, decode, encode
-from app.settings import Settings
-from tests.factories import add_articles, cursor_secret, make_client, record
+from tests.factories import cursor_secret, make_client, record, write_articles
 
 SECRET = "test-secret"
 FP = "0123456789abcdef"
@@ -71,9 +69,7 @@ async def test_cursors_are_signed_with_the_databases_own_secret(database_url: st
     """Unconfigured, the secret is the database's random one (migration 0008): a cursor
     signed with the old public default is refused, and one from another app on the same
     database is honoured."""
-    engine = make_engine(Settings(database_url=database_url), pooled=False)
-    add_articles(engine, [record(i) for i in range(1, 6)])
-    engine.dispose()
+    write_articles(database_url, [record(i) for i in range(1, 6)])
     secret = cursor_secret(database_url)
     assert len(secret) >= 40
     assert secret != "article-corpus-cursor-v1"

@@ -20,7 +20,7 @@ from app.db import make_engine
 from app.main import create_app
 from app.queries.keys import hash_key
 from app.settings import Settings
-from tests.factories import add_articles, client_for, make_client, record
+from tests.factories import client_for, make_client, record, write_articles
 
 pytestmark = pytest.mark.anyio
 PROBLEM = "application/problem+json"
@@ -28,9 +28,7 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture
 def articles_url(database_url: str) -> str:
-    engine = make_engine(Settings(database_url=database_url), pooled=False)
-    add_articles(engine, [record(i) for i in range(1, 8)])
-    engine.dispose()
+    write_articles(database_url, [record(i) for i in range(1, 8)])
     return database_url
 
 

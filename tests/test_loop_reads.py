@@ -20,7 +20,7 @@ from app.queries.articles import find_small_article_fields, get_article_fields
 from app.queries.prepared import Prepared, loop_engine_of, on_loop
 from app.settings import Settings
 from tests.databases import terminate_connections
-from tests.factories import add_articles, make_client, record
+from tests.factories import add_articles, make_client, record, write_articles
 from tests.pgbouncer import PgBouncer
 
 pytestmark = pytest.mark.anyio
@@ -77,9 +77,7 @@ async def test_the_hot_reads_run_on_the_loop_and_see_each_write(pg_database_url:
 async def test_a_read_on_the_loop_runs_on_the_loops_thread(
     pg_database_url: str, loop_engine: AsyncEngine
 ) -> None:
-    writer = make_engine(Settings(database_url=pg_database_url), pooled=False)
-    add_articles(writer, [record(21, title="Here")])
-    writer.dispose()
+    write_articles(pg_database_url, [record(21, title="Here")])
     engine = make_engine(Settings(database_url=pg_database_url))
 
     def read() -> tuple[str, threading.Thread]:

@@ -25,7 +25,7 @@ from app.db import make_engine, shares_session
 from app.queries.prepared import Prepared
 from app.settings import Settings
 from tests.databases import pg_admin, pg_url
-from tests.factories import CORPUS_IDS, add_articles, corpus_records
+from tests.factories import CORPUS_IDS, corpus_records, write_articles
 from tests.live import serve, wait_for_search
 from tests.pgbouncer import PgBouncer
 from tests.test_ingest_concurrent import finish, start
@@ -124,9 +124,7 @@ OTHERS = [
 def test_serve_with_two_workers_through_the_pooler_answers_every_request(
     pg_database_url: str, pgbouncer: PgBouncer
 ) -> None:
-    engine = make_engine(Settings(database_url=pg_database_url), pooled=False)
-    add_articles(engine, corpus_records())
-    engine.dispose()
+    write_articles(pg_database_url, corpus_records())
     with serve(pgbouncer.url(pg_database_url), workers=2) as server:
         wait_for_search(server, READY_WITHIN_S)
 

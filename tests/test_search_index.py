@@ -34,7 +34,7 @@ from app.search.sync import newest_revision
 from app.settings import Settings
 from app.text import excerpt
 from tests.databases import drop, pg_admin, pg_url
-from tests.factories import add_articles, make_client, record, search_caught_up
+from tests.factories import add_articles, make_client, record, search_caught_up, write_articles
 from tests.live import serve, wait_for_search
 
 pytestmark = pytest.mark.anyio
@@ -158,9 +158,7 @@ def test_two_servers_with_their_own_index_folders_follow_one_database(
         serve(database_url, env={"CORPUS_INDEX_DIR": str(folders[0])}) as a,
         serve(database_url, env={"CORPUS_INDEX_DIR": str(folders[1])}) as b,
     ):
-        engine = make_engine(Settings(database_url=database_url), pooled=False)
-        add_articles(engine, [record(5, title="Axolotl", content="an axolotl swims")])
-        engine.dispose()
+        write_articles(database_url, [record(5, title="Axolotl", content="an axolotl swims")])
         deadline = time.monotonic() + 10 * FOLLOW_WITHIN_S
         for server in (a, b):
             while True:
@@ -321,9 +319,7 @@ def test_the_same_corpus_ranks_the_same_on_both_backends(tmp_path: Path) -> None
 async def test_search_answers_503_until_the_index_has_caught_up(
     database_url: str, tmp_path: Path
 ) -> None:
-    engine = make_engine(Settings(database_url=database_url), pooled=False)
-    add_articles(engine, [record(1, content="the heron")])
-    engine.dispose()
+    write_articles(database_url, [record(1, content="the heron")])
     folder = tmp_path / "held.index"
     lock = sync.FollowerLock(folder)
     assert lock.acquire()  # another process writes this folder, and has built nothing yet

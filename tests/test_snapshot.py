@@ -21,7 +21,7 @@ from app.search.index import SCHEMA_VERSION, SearchIndex, index_path
 from app.search.vectors import VectorIndex, vectors_path
 from app.settings import Settings
 from app.takedowns import delete_articles
-from tests.factories import add_articles, make_client, record
+from tests.factories import add_articles, make_client, record, write_articles
 
 pytestmark = pytest.mark.anyio
 
@@ -122,16 +122,12 @@ async def test_a_snapshot_of_another_database_or_schema_is_rebuilt(
         CliRunner().invoke(cli, ["migrate", "--database-url", source_url])
     else:
         source_url = database_url
-    engine = make_engine(Settings(database_url=source_url), pooled=False)
-    add_articles(engine, [record(1, content="an otter")])
-    engine.dispose()
+    write_articles(source_url, [record(1, content="an otter")])
     async with make_client(source_url, index_dir=str(tmp_path / "source")):
         snapshot(source_url, tmp_path / "copy", "--index-dir", str(tmp_path / "source"))
     if foreign == "another schema version":
         stamp_schema_version(tmp_path / "copy", SCHEMA_VERSION + 1)
-    engine = make_engine(Settings(database_url=database_url), pooled=False)
-    add_articles(engine, [record(2, content="a stoat")])
-    engine.dispose()
+    write_articles(database_url, [record(2, content="a stoat")])
     capsys.readouterr()
     async with make_client(database_url, index_dir=str(tmp_path / "copy")) as client:
         stoats = (await client.get("/v1/articles", params={"q": "stoat"})).json()
@@ -188,9 +184,7 @@ async def test_a_vector_index_of_the_format_before_is_refused_and_nothing_is_lef
 ) -> None:
     """A host of an older version serving the folder keeps its files in the old layout: the
     snapshot says so rather than failing on a file this version names and that one lacks."""
-    engine = make_engine(Settings(database_url=database_url), pooled=False)
-    add_articles(engine, [record(i) for i in range(1, 21)])
-    engine.dispose()
+    write_articles(database_url, [record(i) for i in range(1, 21)])
     async with make_client(database_url):
         pass  # the host builds both indexes
     manifest = vectors_path(index_path(Settings(database_url=database_url))) / "manifest.json"

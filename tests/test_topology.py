@@ -13,9 +13,7 @@ import orjson
 from typer.testing import CliRunner
 
 from app.cli import cli
-from app.db import make_engine
-from app.settings import Settings
-from tests.factories import add_articles, record
+from tests.factories import record, write_articles
 from tests.live import LiveServer, serve, wait_for_search
 from tests.pgbouncer import PgBouncer
 from tests.replica import Replica
@@ -43,9 +41,9 @@ def within(hosts: list[LiveServer], check: Callable[[LiveServer], bool], what: s
 def test_two_hosts_on_the_primary_and_a_replica_see_what_operators_do_on_the_primary(
     pg_database_url: str, pgbouncer: PgBouncer, replica: Replica, tmp_path: Path
 ) -> None:
-    engine = make_engine(Settings(database_url=pg_database_url), pooled=False)
-    add_articles(engine, [record(i, title=f"Heron {i}", content="a grey heron") for i in (1, 2)])
-    engine.dispose()
+    write_articles(
+        pg_database_url, [record(i, title=f"Heron {i}", content="a grey heron") for i in (1, 2)]
+    )
     primary = pgbouncer.url(pg_database_url)  # how operators and host A reach it
     db = ("--database-url", primary)
     key = orjson.loads(corpus("keys", "create", "--name", "reader", "--json", *db))["key"]
