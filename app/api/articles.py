@@ -241,7 +241,9 @@ async def article_body(article_id: int, session: Session) -> bytes:
     if size is None and loop_engine_of(session) is not None:  # PostgreSQL: read on the loop
         find = article_queries.find_small_article_fields
         fields = await run_db_short(session, find, session, article_id, INLINE_BODY_BYTES)
-        if fields is not None and fields["content"] is not None:
+        if fields is None:  # no such row: why (taken down, or never there), not a second read
+            raise await run_db(article_queries.missing, session, article_id)
+        if fields["content"] is not None:
             return article_json(fields)
     # A large body (read, decoded and written off the loop), or none: NotFound or Gone.
     return await run_db(_article_body, session, article_id)

@@ -106,7 +106,7 @@ def get_article_fields(session: Session, article_id: int) -> dict[str, Any]:
     """One article's public fields as a dict: one statement, compiled once."""
     rows = _prepared_detail(session.get_bind().dialect).rows(session, {"article_id": article_id})
     if not rows:
-        raise _missing(session, article_id)
+        raise missing(session, article_id)
     return dict(zip(DETAIL_COLUMNS, rows[0], strict=True))
 
 
@@ -140,7 +140,7 @@ def find_small_article_fields(
     return dict(zip(DETAIL_COLUMNS, rows[0], strict=True)) if rows else None
 
 
-def _missing(session: Session, article_id: int) -> Gone | NotFound:
+def missing(session: Session, article_id: int) -> Gone | NotFound:
     """Why `article_id` has no row: taken down, or never there."""
     gone = takedowns.deleted_at(session, article_id)
     if gone is not None:
@@ -373,7 +373,7 @@ def similar_articles(
     taken-down one."""
     source = bodies.body_starts(session, [article_id], matching.SIMILAR_WINDOW_CHARS)
     if article_id not in source:
-        raise _missing(session, article_id)
+        raise missing(session, article_id)
     title, body = source[article_id]
     if mode is not SearchMode.KEYWORD:
         if meaning is None:
