@@ -2,6 +2,7 @@
 meaning, filters stay exact, cursors page every mode, the vector index follows takedowns
 and embedder changes, and `CORPUS_EMBEDDER=none` turns it off with a clear problem."""
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -442,22 +443,28 @@ def test_a_large_load_embeds_in_a_child_process_as_it_would_inline(
 
 LOADER = """
 import sys
+from pathlib import Path
+
 from app.db import make_engine
 from app.search import vector_sync
 from app.settings import Settings
 from tests.factories import add_articles
 from tests.test_semantic import corpus
 
-settings = Settings(database_url=sys.argv[1], index_dir=sys.argv[2])
-engine = make_engine(settings)
-with vector_sync.VectorLoadIndexer(settings, engine, process_after_rows=0) as indexer:
-    records = corpus()
-    counts = add_articles(engine, records)
-    written = [(r["article_id"], r["source_id"], r["title"], r["content"], None, None, None)
-               for r in records]
-    indexer.add(written, counts.inserted)
-    assert indexer.finish()
-print("wordllama" in sys.modules)
+with Path(sys.argv[3]).open("a") as ran:  # every run of this file, as what
+    ran.write(__name__ + "\\n")
+
+if __name__ == "__main__":
+    settings = Settings(database_url=sys.argv[1], index_dir=sys.argv[2])
+    engine = make_engine(settings)
+    with vector_sync.VectorLoadIndexer(settings, engine, process_after_rows=0) as indexer:
+        records = corpus()
+        counts = add_articles(engine, records)
+        written = [(r["article_id"], r["source_id"], r["title"], r["content"], None, None, None)
+                   for r in records]
+        indexer.add(written, counts.inserted)
+        assert indexer.finish()
+    print("wordllama" in sys.modules)
 """
 
 
@@ -465,21 +472,26 @@ def test_a_loader_whose_embedding_runs_in_a_child_process_never_loads_the_model(
     database_url: str, tmp_path: Path
 ) -> None:
     """The loader needs the model's name and dimension, not the model (~105 MB with what
-    it imports): the child process loads it; the folder it writes answers as ever."""
+    it imports): the child process loads it; the folder it writes answers as ever. Nor
+    does the child run the loader's main file again (for `corpus`, the whole CLI)."""
     import subprocess
     import sys
 
     index_dir = str(tmp_path / "corpus.index")
+    script, ran = tmp_path / "loader.py", tmp_path / "ran.txt"
+    script.write_text(LOADER)
     found = subprocess.run(
-        [sys.executable, "-c", LOADER, database_url, index_dir],
+        [sys.executable, str(script), database_url, index_dir, str(ran)],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=Path(__file__).parent.parent,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
         check=False,
     )
     assert found.returncode == 0, found.stderr
     assert found.stdout.split() == ["False"]  # the loader never imported wordllama
+    assert ran.read_text().split() == ["__main__"]  # not again as the child's __mp_main__
     embedder = load_embedder("wordllama")
     assert embedder is not None
     index = VectorIndex.open(

@@ -14,9 +14,11 @@ rebuilt. Knows nothing of HTTP.
 
 import logging
 import multiprocessing
+import sys
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -47,7 +49,7 @@ from app.search.vectors import (
     Quantized,
     VectorIndex,
     VectorWriter,
-    quantize,
+    embed_quantized,
     vectors_path,
 )
 from app.settings import Settings
@@ -177,13 +179,22 @@ class VectorFollower(Polling):
             self.index.reload()
 
 
-def embed_quantized(spec: str, texts: list[str], scale: float) -> Quantized:
-    """In an embedding process: the texts' vectors by the embedder `spec` names, quantized
-    as the folder stores them (a quarter of the bytes to send back, and that work done
-    beside the load rather than in it)."""
-    embedder = load_embedder(spec)
-    assert embedder is not None
-    return quantize(embedder.embed(texts), scale)
+@contextmanager
+def _main_left_behind() -> Iterator[None]:
+    """Processes spawned meanwhile do not run the parent's `__main__` again. multiprocessing
+    runs it in each child so that functions defined there unpickle; ours live in modules,
+    and for `corpus` it is the whole CLI: 0.7 s of imports and ~60 MB in a process that
+    only embeds. The child is started in the calling thread, so the swap lasts that long."""
+    main = sys.modules["__main__"]
+    saved = dict(main.__dict__)
+    main.__spec__ = None
+    main.__dict__.pop("__file__", None)
+    try:
+        yield
+    finally:
+        for name in ("__spec__", "__file__"):
+            if name in saved:
+                main.__dict__[name] = saved[name]
 
 
 class VectorLoadIndexer:
@@ -253,9 +264,9 @@ class VectorLoadIndexer:
             return
         texts = [article_text(a[2], a[3]) for a in batch]
         scale = self._writer.meta.scale
-        self._pending.append(
-            (self._process.submit(embed_quantized, self.settings.embedder, texts, scale), batch)
-        )
+        with _main_left_behind():  # a submit may start a process
+            future = self._process.submit(embed_quantized, self.settings.embedder, texts, scale)
+        self._pending.append((future, batch))
         while len(self._pending) > PENDING_BATCHES * self._workers:
             self._take()
 

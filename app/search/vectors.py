@@ -42,7 +42,7 @@ import numpy.typing as npt
 import orjson
 
 from app.cpus import cores
-from app.search.embedder import Vectors
+from app.search.embedder import Vectors, load_embedder
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,17 @@ Quantized = tuple[npt.NDArray[np.uint64], npt.NDArray[np.int8]]
 def quantize(vectors: Vectors, scale: float) -> Quantized:
     """Sign bits (in words) and int8 components of unit vectors."""
     return sign_words(vectors), _int8(vectors, scale)
+
+
+def embed_quantized(spec: str, texts: list[str], scale: float) -> Quantized:
+    """In an embedding process: the texts' vectors by the embedder `spec` names, quantized
+    as the folder stores them (a quarter of the bytes to send back, and that work done
+    beside the load rather than in it). Here, not beside the load that sends the work: a
+    spawned process imports the module of the function it runs, and this one's imports are
+    the model's and numpy's, not the database's."""
+    embedder = load_embedder(spec)
+    assert embedder is not None
+    return quantize(embedder.embed(texts), scale)
 
 
 def _int8(vectors: Vectors, scale: float) -> npt.NDArray[np.int8]:
