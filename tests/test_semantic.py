@@ -607,3 +607,27 @@ def test_texts_of_mostly_distinct_words_get_the_vectors_each_has_alone() -> None
     alone = np.concatenate([model.embed([text]) for text in texts[::7]])
     assert np.allclose(together[::7], alone, atol=1e-5)
     assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+
+
+def test_reciprocal_rank_fusion_scores_orders_and_keeps_rankings_exactly() -> None:
+    """An article both rankings found comes first; equal scores fall to the higher id; the
+    fused columns make the same ranking as its pairs would."""
+    from app.queries.ranking import Ranking
+    from app.queries.semantic import RRF_K, _fused, fuse
+
+    keyword = [(9.0, 1), (8.0, 2), (7.0, 5)]
+    semantic = [(0.9, 2), (0.8, 3), (0.7, 4)]
+    fused = fuse([keyword, semantic])
+    assert [article_id for _, article_id in fused] == [2, 1, 3, 5, 4]
+    assert fused[0][0] == pytest.approx(1 / (RRF_K + 2) + 1 / (RRF_K + 1))
+    assert fused[1][0] == pytest.approx(1 / (RRF_K + 1))
+    assert fused[3][0] == fused[4][0] == pytest.approx(1 / (RRF_K + 3))  # 5 and 4 tie
+    assert fuse([keyword, semantic], 2) == fused[:2]
+    assert fuse([[], semantic]) == fuse([semantic])
+    assert fuse([[], []]) == []
+    big = 1 << 62  # ids past a float's 53 bits stay exact
+    assert fuse([[(1.0, big + 1), (0.5, big)]])[0][1] == big + 1
+    assert Ranking.of_columns(*_fused([keyword, semantic]), complete=True) == Ranking.of(
+        fused, complete=True
+    )
+    assert len(Ranking.of_columns(*_fused([]), complete=True)) == 0

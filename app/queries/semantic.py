@@ -19,8 +19,10 @@ same (score, article_id) cursor as relevance. Knows nothing of HTTP.
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from operator import itemgetter
 
 import numpy as np
+import numpy.typing as npt
 import tantivy
 
 from app.cpus import cores
@@ -122,18 +124,27 @@ def nearest(
 
 
 def fuse(rankings: list[list[Hit]], depth: int | None = None) -> list[Hit]:
-    """Reciprocal rank fusion of rankings (each best first): (score desc, article_id desc).
-    In numpy: two rankings of 1,000 took 1.3 ms in Python's dicts, a tenth of a search."""
+    """Reciprocal rank fusion of rankings (each best first): (score desc, article_id desc)."""
+    scores, ids = _fused(rankings, depth)
+    return list(zip(scores.tolist(), ids.tolist(), strict=True))
+
+
+def _fused(
+    rankings: list[list[Hit]], depth: int | None = None
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """`fuse` as columns of scores and ids. In numpy: two rankings of 1,000 took 1.3 ms in
+    Python's dicts, a tenth of a search."""
     rankings = [r for r in rankings if r]
     if not rankings:
-        return []
-    ids = np.concatenate([np.fromiter((i for _, i in r), np.int64, len(r)) for r in rankings])
+        return np.zeros(0, np.float64), np.zeros(0, np.int64)
+    ids = np.concatenate([np.fromiter(map(itemgetter(1), r), np.int64, len(r)) for r in rankings])
     ranks = np.concatenate([np.arange(1, len(r) + 1, dtype=np.float64) for r in rankings])
     unique, inverse = np.unique(ids, return_inverse=True)
     # Each article's terms are added in ranking order, as a running sum would add them.
-    scores = np.bincount(inverse, weights=1.0 / (RRF_K + ranks), minlength=len(unique))
+    weights = 1.0 / (RRF_K + ranks)
+    scores = np.bincount(inverse, weights, len(unique)).astype(np.float64, copy=False)
     order = np.lexsort((unique, scores))[::-1][:depth]  # score, then id, both descending
-    return list(zip(scores[order].tolist(), unique[order].tolist(), strict=True))
+    return scores[order], unique[order]
 
 
 def ranking(
@@ -164,8 +175,11 @@ def ranking(
             compiled = matching.compile_search(index, query, flt)
         keyword = _keyword_top(index.searcher, compiled, FUSION_DEPTH)
     semantic = nearest(index, meaning, vector, flt, SEMANTIC_DEPTH, query)
-    pairs = semantic if keyword is None else fuse([keyword.result(), semantic[:FUSION_DEPTH]])
-    found = Ranking.of(pairs, complete=True)
+    if keyword is None:
+        found = Ranking.of(semantic, complete=True)
+    else:
+        fused = _fused([keyword.result(), semantic[:FUSION_DEPTH]])
+        found = Ranking.of_columns(*fused, complete=True)
     if cache is not None:
         cache.put(key, revision, found, weight=max(1, len(found)))
     return found
