@@ -17,8 +17,9 @@ once each per mode, `keyword` (the reference), `semantic` and `hybrid`, after a 
 on other queries; every reply is a fresh search (the reply cache keys on the exact
 request, and the modes take turns query by query). It prints p50, p95 and max per mode,
 the ratio of p95s to keyword's, and the bars (p95 under 20 ms, max under 100 ms). An
-SQLite database file is read once first, as a host whose database fits in memory holds it,
-and the share the page cache held before is printed; `--cold` skips the read.
+article table's files (SQLite's file; PostgreSQL's when its data directory is on this host
+and readable) are read once first, as a host whose database fits in memory holds them, and
+the share the page cache held before is printed; `--cold` skips the read.
 
 Recall: each query's first 10 from the vector index (in process, on the server's folder)
 against an exact search over the float32 embeddings of every article (embedded again
@@ -44,6 +45,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import orjson
+from sqlalchemy import create_engine
+from sqlalchemy.exc import DBAPIError
 
 from app.search.embedder import Vectors, article_text, load_embedder
 from app.search.vectors import VectorIndex, vectors_path
@@ -179,7 +182,7 @@ def main() -> None:
     parser.add_argument(
         "--cold",
         action="store_true",
-        help="leave an SQLite database file as the page cache holds it (default: read it once)",
+        help="leave the article table's files as the page cache holds them (default: read once)",
     )
     args = parser.parse_args()
     names = ("tantivy", "wordllama", "numkong", "numpy", "uvicorn")
@@ -229,7 +232,7 @@ def measure(args: argparse.Namespace, data: Path, url: str, index_dir: Path) -> 
     warm, measured = asked[:WARMUP], asked[WARMUP:]
     env = {"CORPUS_INDEX_DIR": str(index_dir), "CORPUS_INDEX_POLL_S": "0.5"}
     timings: dict[str, list[float]] = {mode: [] for mode in MODES}
-    warm_sqlite_file(url, cold=args.cold)
+    warm_database(url, cold=args.cold)
     with serve(url, env=env) as server:
         wait_ready(server.url)
         with httpx.Client(base_url=server.url, timeout=30) as client:
@@ -275,29 +278,57 @@ def measure(args: argparse.Namespace, data: Path, url: str, index_dir: Path) -> 
     print(f"private memory of the worker (anonymous pages): {private:.0f} MB (bar 300 MB: {met})")
 
 
-def warm_sqlite_file(url: str, *, cold: bool) -> None:
-    """Print how much of an SQLite database file the page cache holds, and unless `cold`,
-    read it once first, as a serving host whose database fits in memory holds it. Some
-    machines (this project's shared one) drop the cached pages of files no process maps
-    within minutes, and at a million articles a page of 20 hits then reads ~20 rows from
-    disk: semantic p95 23.1 ms with 24% of the file cached, 17.1 ms with all of it."""
-    if not url.startswith("sqlite:///"):
-        return
-    path = Path(url.removeprefix("sqlite:///"))
+def database_files(url: str) -> list[Path]:
+    """The files holding the article table: an SQLite database's file; for a PostgreSQL
+    database on this host whose data directory we may read, the table's, its TOAST's and
+    its indexes' segment files ([] when they cannot be found)."""
+    if url.startswith("sqlite:///"):
+        return [Path(url.removeprefix("sqlite:///"))]
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    try:
+        with engine.connect() as connection:
+            root = Path(connection.exec_driver_sql("SHOW data_directory").scalar_one())
+            relations = connection.exec_driver_sql(RELATION_FILES).scalars().all()
+    except DBAPIError:
+        return []
+    finally:
+        engine.dispose()
+    found = []
+    for relation in relations:
+        first = root / relation
+        found += [first, *sorted(first.parent.glob(f"{first.name}.[0-9]*"))]
+    return [path for path in found if os.access(path, os.R_OK)]
+
+
+RELATION_FILES = """
+    SELECT pg_relation_filepath(oid) FROM pg_class
+    WHERE oid = 'article'::regclass
+       OR oid = (SELECT reltoastrelid FROM pg_class WHERE oid = 'article'::regclass)
+       OR oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'article'::regclass)
+"""
+
+
+def warm_database(url: str, *, cold: bool) -> None:
+    """Print how much of the article table's files the page cache holds, and unless `cold`,
+    read them once first, as a serving host whose database fits in memory holds them.
+    Some machines (this project's shared one) drop the cached pages of files no process
+    maps within minutes, and at a million articles a page of 20 hits then reads its rows
+    from disk: on SQLite, semantic p95 23.1 ms with 24% of the file cached, 17.1 ms with
+    all of it."""
+    paths = database_files(url)
     fincore = shutil.which("fincore")
-    if fincore is not None:
+    if paths and fincore is not None:
         found = subprocess.run(
-            [fincore, "--bytes", "--noheadings", "--output", "RES,SIZE", str(path)],
+            [fincore, "--bytes", "--noheadings", "--output", "RES,SIZE", *map(str, paths)],
             capture_output=True,
             text=True,
             check=False,
         ).stdout.split()
-        if len(found) == 2:
-            resident, size = (int(x) for x in found)
-            print(f"# database file in the page cache: {resident / 1e6:.0f} of {size / 1e6:.0f} MB")
-    if not cold:
-        read_through([path])
-        print("# read once before the queries (--cold: as the page cache held it)")
+        resident, size = (sum(map(int, found[i::2])) / 1e6 for i in (0, 1))
+        print(f"# the article table's files in the page cache: {resident:.0f} of {size:.0f} MB")
+    if paths and not cold:
+        read_through(paths)
+        print("# read once before the queries (--cold: as the page cache held them)")
 
 
 def _met(ok: bool) -> str:
