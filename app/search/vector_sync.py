@@ -183,18 +183,16 @@ class VectorFollower(Polling):
 def _main_left_behind() -> Iterator[None]:
     """Processes spawned meanwhile do not run the parent's `__main__` again. multiprocessing
     runs it in each child so that functions defined there unpickle; ours live in modules,
-    and for `corpus` it is the whole CLI: 0.7 s of imports and ~60 MB in a process that
+    and for `corpus` it is the whole CLI: 0.7 s of imports and ~40 MB in a process that
     only embeds. The child is started in the calling thread, so the swap lasts that long."""
-    main = sys.modules["__main__"]
-    saved = dict(main.__dict__)
-    main.__spec__ = None
-    main.__dict__.pop("__file__", None)
+    names = vars(main := sys.modules["__main__"])
+    saved: dict[str, object] = {n: names[n] for n in ("__spec__", "__file__") if n in names}
+    main.__spec__ = None  # multiprocessing would import it by this name
+    names.pop("__file__", None)  # or run it from this path
     try:
         yield
     finally:
-        for name in ("__spec__", "__file__"):
-            if name in saved:
-                main.__dict__[name] = saved[name]
+        names.update(saved)
 
 
 class VectorLoadIndexer:
