@@ -42,6 +42,7 @@ import httpx
 import orjson
 
 from app.cli import SERVER_LOOP
+from bench.ingest_memory import cpu_s
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"
@@ -315,9 +316,9 @@ def wrk(
         str(lua.relative_to(REPO)),
         url,
     ]
-    before = cpu_seconds(pid) if pid is not None else 0.0
+    before = cpu_s(pid) if pid is not None else 0.0
     out = sh(cmd, env)
-    used = cpu_seconds(pid) - before if pid is not None else None
+    used = cpu_s(pid) - before if pid is not None else None
     line = next(ln for ln in out.splitlines() if ln.startswith("BENCH_JSON "))
     data = json.loads(line.removeprefix("BENCH_JSON "))
     return Run(
@@ -328,12 +329,6 @@ def wrk(
         errors=data["errors"],
         cpu_us=None if used is None else used / max(1, data["requests"]) * 1e6,
     )
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) the process has used so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True, slots=True)

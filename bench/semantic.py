@@ -45,11 +45,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import orjson
-from sqlalchemy import create_engine
 from sqlalchemy.exc import DBAPIError
 
+from app.db import make_engine
 from app.search.embedder import Vectors, article_text, load_embedder
 from app.search.vectors import VectorIndex, vectors_path
+from app.settings import Settings
 from bench import topics
 from bench.search import database, percentile, read_through
 from tests.live import serve
@@ -284,7 +285,7 @@ def database_files(url: str) -> list[Path]:
     its indexes' segment files ([] when they cannot be found)."""
     if url.startswith("sqlite:///"):
         return [Path(url.removeprefix("sqlite:///"))]
-    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    engine = make_engine(Settings(database_url=url), pooled=False)
     try:
         with engine.connect() as connection:
             root = Path(connection.exec_driver_sql("SHOW data_directory").scalar_one())

@@ -151,12 +151,13 @@ def test_a_batch_reads_the_table_by_its_key_whatever_its_statistics_say(
         store = stores.PostgresStore(connection)
         with connection.begin():
             store.stage(connection, [article_in(record(i)) for i in range(2990, 5001)])
+            statements = store.statements(set(), 3000)
             plans = []
-            for statement in store.statements(set(), 3000):
+            for statement in statements:
                 sql = statement.compile(dialect=engine.dialect)
                 found = connection.exec_driver_sql(f"EXPLAIN {sql}", dict(sql.params))
                 plans.append("\n".join(row[0] for row in found))
-            counts = connection.execute(store.statements(set(), 3000)[0]).one()
+            counts = connection.execute(statements[0]).one()
     for plan in plans:
         assert "Index Scan using pk_article on article " in plan, plan
         assert "Seq Scan on article " not in plan, plan
