@@ -433,7 +433,12 @@ def export_command(
         list[int] | None,
         typer.Option("--source-id", min=1, help="Only these sources. Repeatable."),
     ] = None,
-    fmt: Annotated[Format, typer.Option("--format", help="jsonl or csv.")] = Format.JSONL,
+    fmt: Annotated[
+        Format | None,
+        typer.Option(
+            "--format", help="jsonl or csv; by default what -o's name ends in (.csv: csv)."
+        ),
+    ] = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -446,6 +451,7 @@ def export_command(
 ) -> None:
     """Stream the corpus (or some sources) out as ingestible records, in article_id order."""
     flt = ArticleFilter(source_ids=tuple(source_id or ()))
+    fmt = fmt or Format.of_file(output)
     with _database(_settings(database_url), bulk=True) as engine:
         if output is None:
             with _stdout() as out:

@@ -5,6 +5,14 @@ import gzip
 from pathlib import Path
 from typing import IO, cast
 
+CSV_SUFFIX = ".csv"  # what ingest reads as CSV, and what export writes CSV for
+
+
+def logical_suffix(path: Path) -> str:
+    """The suffix that says what a file holds, under any `.gz`: `x.csv.gz` -> `.csv`."""
+    name = path.name[:-3] if path.name.endswith(".gz") else path.name
+    return Path(name).suffix.lower()
+
 
 def open_for_write(path: Path) -> IO[bytes]:
     """`path` opened for writing bytes, gzip-compressed (fast level) for a `.gz` name."""

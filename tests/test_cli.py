@@ -134,6 +134,25 @@ def test_export_to_a_gz_name_is_gzip_that_ingest_reads_back(
     fresh.dispose()
 
 
+def test_export_writes_what_its_file_name_says_unless_told(
+    engine: Engine, database_url: str, empty_url: str, tmp_path: Path
+) -> None:
+    add_articles(engine, [record(i) for i in range(1, 6)])
+    by_name = tmp_path / "corpus.csv.gz"
+    told = tmp_path / "told.csv"
+    assert corpus("export", "--database-url", database_url, "-o", str(by_name)).exit_code == 0
+    result = corpus("export", "--database-url", database_url, "--format", "jsonl", "-o", str(told))
+    assert result.exit_code == 0, result.stderr
+    header = gzip.decompress(by_name.read_bytes()).splitlines()[0]
+    assert header.decode().startswith("article_id,source_id,title,content"), header
+    assert orjson.loads(told.read_bytes().splitlines()[0])["article_id"] == 1
+    loaded = corpus("ingest", "--quiet", "--database-url", empty_url, str(by_name))
+    assert loaded.exit_code == 0, loaded.stderr
+    fresh = make_engine(Settings(database_url=empty_url), pooled=False)
+    assert ids(fresh) == ids(engine)
+    fresh.dispose()
+
+
 def test_a_closed_pipe_ends_an_export_quietly(engine: Engine, database_url: str) -> None:
     # Several chunks of several MB: far more than a pipe holds.
     add_articles(engine, [record(i, content="word " * 800) for i in range(1, 2001)])

@@ -22,11 +22,11 @@ from typing import IO, Any, cast
 
 import orjson
 
+from app.files import CSV_SUFFIX, logical_suffix
 from app.ingest.fields import FieldMap
 from app.ingest.records import Located, OnReject, Reject, raw_text
 
 LINE_SUFFIXES = frozenset({".jsonl", ".ndjson"})
-CSV_SUFFIX = ".csv"
 CSV_ID_COLUMNS = frozenset({"article_id", "source_id"})
 CSV_EXTRA_COLUMN = "extra"  # a JSON object of the fields beyond the known ones
 SOURCES_FILE = "sources.json"
@@ -104,11 +104,6 @@ class _Utf8(io.RawIOBase):
         super().close()
 
 
-def _logical_suffix(path: Path) -> str:
-    name = path.name[:-3] if path.name.endswith(".gz") else path.name
-    return Path(name).suffix.lower()
-
-
 def iter_files(paths: list[Path]) -> Iterator[Path]:
     """Files under `paths`, directories walked in name order; hidden and sources files skipped."""
     for path in paths:
@@ -158,9 +153,9 @@ def read_values(path: Path, on_reject: OnReject) -> Iterator[Located]:
     """Every JSON value in the file at `path`, wherever it can be read."""
     name = str(path)
     try:
-        if _logical_suffix(path) == CSV_SUFFIX:
+        if logical_suffix(path) == CSV_SUFFIX:
             yield from _read_csv(path, name, on_reject)
-        elif _logical_suffix(path) in LINE_SUFFIXES or _first_line_is_a_value(path):
+        elif logical_suffix(path) in LINE_SUFFIXES or _first_line_is_a_value(path):
             yield from _read_lines(path, name, on_reject)
         else:
             yield from _read_document(path, name, on_reject)

@@ -15,6 +15,7 @@ import io
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,6 +23,7 @@ from sqlalchemy import Connection, Engine, Row, select
 
 from app import models
 from app.errors import ServiceUnavailable
+from app.files import CSV_SUFFIX, logical_suffix
 from app.queries.articles import ArticleFilter, filter_clauses
 from app.search import matching
 from app.search.index import SearchIndex
@@ -43,6 +45,14 @@ NEWS_COLUMNS = ("published_at", "url", "author")
 class Format(StrEnum):
     JSONL = "jsonl"
     CSV = "csv"
+
+    @classmethod
+    def of_file(cls, path: Path | None) -> "Format":
+        """What a file's name asks for (`.csv`, `.csv.gz`: CSV), as ingest reads it back;
+        JSON Lines for any other name and for stdout."""
+        if path is not None and logical_suffix(path) == CSV_SUFFIX:
+            return cls.CSV
+        return cls.JSONL
 
 
 MEDIA_TYPES = {Format.JSONL: "application/x-ndjson", Format.CSV: "text/csv"}
