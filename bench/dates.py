@@ -45,7 +45,8 @@ from app.search.filters import ArticleFilter
 from app.search.index import SearchIndex, index_path
 from app.settings import Settings
 from app.synth import FIRST_DAY, SOURCES, SPAN_S
-from bench.list_api import OUT, corpus_file, header, pg_database, sqlite_database, warm_cache
+from bench.list_api import OUT, corpus_file, header, pg_database, sqlite_database
+from bench.pagecache import warm_database
 from bench.search import InProcess, Search, percentile
 from tests.databases import pg_admin, pg_url
 from tests.live import serve
@@ -350,7 +351,7 @@ def main() -> None:
     data = corpus_file(args.rows, args.seed)
     url = (sqlite_database if args.backend == "sqlite" else pg_database)(args.rows, args.seed, data)
     header(args, url)
-    warm_cache(url)
+    warm_database(url)
     folder = index_path(Settings(database_url=url))
     env = {"CORPUS_ACCESS_LOG": "false", "CORPUS_INDEX_DIR": str(folder.resolve())}
     engine = create_engine(url)

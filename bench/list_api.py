@@ -43,6 +43,7 @@ import orjson
 
 from app.cli import SERVER_LOOP
 from bench.ingest_memory import cpu_s
+from bench.pagecache import warm_database
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "bench" / "out"
@@ -176,39 +177,6 @@ def pg_database(rows: int, seed: int, data: Path) -> str:
         connection.execute("VACUUM ANALYZE article")
         connection.execute(f"COMMENT ON DATABASE \"{name}\" IS 'loaded'")
     return url
-
-
-def warm_cache(url: str) -> None:
-    """Read the whole database once, so reads come from the OS page cache as on a server
-    that has been up for a while. Without this, the detail case's random ids hit a freshly
-    built multi-GB file on disk and measure the disk (SQLite: a read of a random article
-    took 60 µs cold, 10 µs warm), not the service; the reference has no disk to read."""
-    started = time.perf_counter()
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        with path.open("rb", buffering=0) as f:
-            while f.read(1 << 20):
-                pass
-        what = f"{path.stat().st_size / 1e9:.1f} GB file"
-    else:
-        import psycopg
-
-        with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as connection:
-            connection.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
-            # The table, its TOAST table (the bodies) and every index of either.
-            relations = connection.execute(
-                "SELECT c.oid::regclass::text FROM pg_class c WHERE c.oid IN ("
-                " SELECT 'article'::regclass UNION SELECT reltoastrelid FROM pg_class"
-                " WHERE oid = 'article'::regclass) OR c.oid IN (SELECT indexrelid FROM"
-                " pg_index WHERE indrelid IN ('article'::regclass, (SELECT reltoastrelid"
-                " FROM pg_class WHERE oid = 'article'::regclass)))"
-            ).fetchall()
-            blocks = 0
-            for (name,) in relations:
-                row = connection.execute("SELECT pg_prewarm(%s, 'read')", (name,)).fetchone()
-                blocks += row[0] if row else 0
-        what = f"{blocks * 8192 / 1e9:.1f} GB in {len(relations)} relations"
-    print(f"warmed the OS page cache: read {what} in {time.perf_counter() - started:.1f}s")
 
 
 def pick_words(data: Path, rows: int) -> tuple[list[str], list[str]]:
@@ -400,7 +368,7 @@ def main() -> None:
     header(args, url)
     if args.prepare_only:
         return
-    warm_cache(url)
+    warm_database(url)
     common, rare = pick_words(data, args.rows)
     lua = OUT / "report.lua"
     lua.write_text(WRK_LUA)

@@ -67,6 +67,7 @@ from app.search.filters import ArticleFilter
 from app.search.index import SCHEMA, WORD_FIELDS, SearchIndex
 from app.search.options import Typos
 from bench.ingest import corpus_file
+from bench.pagecache import read_through, warm_database
 from tests.databases import PG_ADMIN_URL, pg_admin, pg_url
 from tests.live import serve
 
@@ -134,14 +135,6 @@ def database(backend: str, work: Path) -> Iterator[str]:
         yield pg_url(name)
     finally:
         pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def read_through(paths: Sequence[Path]) -> None:
-    """Read files once, so both sides start from the OS page cache."""
-    for path in paths:
-        with path.open("rb", buffering=0) as f:
-            while f.read(1 << 20):
-                pass
 
 
 def load(data: Path, url: str, index_dir: Path, last_id: int) -> float:
@@ -548,8 +541,7 @@ def main() -> None:
         print(f"# {len(measured)} measured queries, {len(warmup)} other ones for the warm-up")
         for kind in [k for k in counts if k in (*CLASSES[-4:], TYPO_CLASS)]:
             print(f"#   e.g. {kind}: {[s.params() for s in measured if s.kind == kind][:2]}")
-        if args.backend == "sqlite":
-            read_through([work / "corpus.db"])
+        warm_database(url)
         read_through(sorted(index_dir.iterdir()))
         env = {"CORPUS_INDEX_DIR": str(index_dir), "CORPUS_ACCESS_LOG": "false"}
         print(f"$ {shlex.join(f'{k}={v}' for k, v in env.items())} tests.live.serve({url!r})")

@@ -45,14 +45,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import orjson
-from sqlalchemy.exc import DBAPIError
 
-from app.db import make_engine
 from app.search.embedder import Vectors, article_text, load_embedder
 from app.search.vectors import VectorIndex, vectors_path
-from app.settings import Settings
 from bench import topics
-from bench.search import database, percentile, read_through
+from bench.pagecache import warm_database
+from bench.search import database, percentile
 from tests.live import serve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -277,59 +275,6 @@ def measure(args: argparse.Namespace, data: Path, url: str, index_dir: Path) -> 
     private = on.get("RssAnon", 0)
     met = "met" if private < 300 else "NOT met"
     print(f"private memory of the worker (anonymous pages): {private:.0f} MB (bar 300 MB: {met})")
-
-
-def database_files(url: str) -> list[Path]:
-    """The files holding the article table: an SQLite database's file; for a PostgreSQL
-    database on this host whose data directory we may read, the table's, its TOAST's and
-    its indexes' segment files ([] when they cannot be found)."""
-    if url.startswith("sqlite:///"):
-        return [Path(url.removeprefix("sqlite:///"))]
-    engine = make_engine(Settings(database_url=url), pooled=False)
-    try:
-        with engine.connect() as connection:
-            root = Path(connection.exec_driver_sql("SHOW data_directory").scalar_one())
-            relations = connection.exec_driver_sql(RELATION_FILES).scalars().all()
-    except DBAPIError:
-        return []
-    finally:
-        engine.dispose()
-    found = []
-    for relation in relations:
-        first = root / relation
-        found += [first, *sorted(first.parent.glob(f"{first.name}.[0-9]*"))]
-    return [path for path in found if os.access(path, os.R_OK)]
-
-
-RELATION_FILES = """
-    SELECT pg_relation_filepath(oid) FROM pg_class
-    WHERE oid = 'article'::regclass
-       OR oid = (SELECT reltoastrelid FROM pg_class WHERE oid = 'article'::regclass)
-       OR oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = 'article'::regclass)
-"""
-
-
-def warm_database(url: str, *, cold: bool) -> None:
-    """Print how much of the article table's files the page cache holds, and unless `cold`,
-    read them once first, as a serving host whose database fits in memory holds them.
-    Some machines (this project's shared one) drop the cached pages of files no process
-    maps within minutes, and at a million articles a page of 20 hits then reads its rows
-    from disk: on SQLite, semantic p95 23.1 ms with 24% of the file cached, 17.1 ms with
-    all of it."""
-    paths = database_files(url)
-    fincore = shutil.which("fincore")
-    if paths and fincore is not None:
-        found = subprocess.run(
-            [fincore, "--bytes", "--noheadings", "--output", "RES,SIZE", *map(str, paths)],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split()
-        resident, size = (sum(map(int, found[i::2])) / 1e6 for i in (0, 1))
-        print(f"# the article table's files in the page cache: {resident:.0f} of {size:.0f} MB")
-    if paths and not cold:
-        read_through(paths)
-        print("# read once before the queries (--cold: as the page cache held them)")
 
 
 def _met(ok: bool) -> str:
