@@ -182,7 +182,7 @@ class SourcesQuery(QueryModel):
     one source take it from their path)."""
 
     source_id: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
-        [],
+        (),
         max_length=MAX_SOURCE_IDS,
         description=(
             "Only articles from these sources; repeat for several (`?source_id=2&source_id=5`) "
@@ -247,7 +247,7 @@ class FilterQuery(QueryModel):
         examples=["2016-03-31"],
     )
     author: list[Annotated[str, Field(min_length=1, max_length=AUTHOR_MAX_CHARS)]] = Field(
-        [],
+        (),
         max_length=MAX_AUTHORS,
         description=(
             "Only articles with exactly this byline, as stored; repeat for any of several "
@@ -264,7 +264,7 @@ class FilterQuery(QueryModel):
     )
     typos: TyposParam = Typos.OFF
     search_in: list[SearchField] = Field(
-        [SearchField.TITLE, SearchField.CONTENT],
+        (SearchField.TITLE, SearchField.CONTENT),
         min_length=1,
         max_length=len(SearchField),
         description=(
@@ -318,7 +318,7 @@ class ListQuery(FilterQuery):
         examples=["exact"],
     )
     facet: list[Facet] = Field(
-        [],
+        (),
         max_length=MAX_FACETS,
         description=(
             "Add `facets` with match counts per value: `source_id` (most first), or "
