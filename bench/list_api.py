@@ -25,6 +25,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -42,6 +43,7 @@ import httpx
 import orjson
 
 from app.cli import SERVER_LOOP
+from bench import require_wrk
 from bench.ingest_memory import cpu_s
 from bench.pagecache import warm_database
 
@@ -110,7 +112,11 @@ def header(args: argparse.Namespace, url: str) -> None:
         f"{name} {metadata.version(name)}"
         for name in ("fastapi", "starlette", "uvicorn", "sqlalchemy", "pydantic", "orjson")
     )
-    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split()[:2]
+    wrk = ["wrk", "missing"]
+    if shutil.which("wrk"):
+        wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split()[
+            :2
+        ]
     print(f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, {versions}")
     print(f"{' '.join(wrk)}; cpus {os.cpu_count()}; load average {os.getloadavg()}")
     print(f"backend {args.backend}, rows {args.rows:,}, seed {args.seed}, database {url}")
@@ -359,6 +365,8 @@ def main() -> None:
         "--prepare-only", action="store_true", help="generate and load the data, then stop"
     )
     args = parser.parse_args()
+    if not args.prepare_only:
+        require_wrk()
     OUT.mkdir(parents=True, exist_ok=True)
     data = corpus_file(args.rows, args.seed)
     if args.backend == "sqlite":

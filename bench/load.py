@@ -22,9 +22,7 @@ import argparse
 import os
 import platform
 import re
-import shutil
 import subprocess
-import sys
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -37,6 +35,7 @@ import uvicorn
 from app.db import make_engine, migrate
 from app.ingest.pipeline import ingest
 from app.settings import Settings
+from bench import require_wrk
 from tests.live import serve
 
 PG_ADMIN_URL = os.environ.get(
@@ -177,8 +176,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     timeout_s = args.timeout or (5 if args.scenario == "overload" else 10)
-    if not shutil.which("wrk"):
-        sys.exit("wrk is missing: apt-get install -y wrk")
+    require_wrk()
 
     print(
         f"# python {platform.python_version()}, uvicorn {uvicorn.__version__}, "

@@ -17,12 +17,11 @@ transaction showed up here as 500s.
 import argparse
 import os
 import platform
-import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+from bench import require_wrk
 from bench.load import WRK_SCRIPT, Phase, database, drop, run_wrk, seed
 from tests.live import serve
 from tests.pgbouncer import run_pgbouncer
@@ -59,8 +58,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--server-connections", type=int, default=8)
     args = parser.parse_args()
-    if not shutil.which("wrk"):
-        sys.exit("wrk is missing: apt-get install -y wrk")
+    require_wrk()
     version = subprocess.run(["pgbouncer", "--version"], capture_output=True, text=True)
     print(
         f"# python {platform.python_version()}, {os.cpu_count()} CPUs, "
