@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 from functools import cache
-from typing import Annotated, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 from fastapi import Query, Request
 from fastapi._compat import field_annotation_is_sequence
@@ -137,6 +137,13 @@ LimitParam = Annotated[
 ]
 
 
+def repeated_default(*values: object) -> Any:
+    """The default of a repeated (list) parameter, as a tuple: pydantic deep-copies a list
+    default each time it validates a model (~15 µs of a list request's CPU for four of
+    them) and takes a tuple as it is. Every reader converts the value anyway."""
+    return values
+
+
 class QueryModel(BaseModel):
     """A query model whose repeatable parameters of ids or names from a fixed set (a list of
     integers, of an enum or of literals) also take their values comma-separated: `source_id=3,4` is
@@ -182,7 +189,7 @@ class SourcesQuery(QueryModel):
     one source take it from their path)."""
 
     source_id: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
-        (),
+        repeated_default(),
         max_length=MAX_SOURCE_IDS,
         description=(
             "Only articles from these sources; repeat for several (`?source_id=2&source_id=5`) "
@@ -247,7 +254,7 @@ class FilterQuery(QueryModel):
         examples=["2016-03-31"],
     )
     author: list[Annotated[str, Field(min_length=1, max_length=AUTHOR_MAX_CHARS)]] = Field(
-        (),
+        repeated_default(),
         max_length=MAX_AUTHORS,
         description=(
             "Only articles with exactly this byline, as stored; repeat for any of several "
@@ -264,7 +271,7 @@ class FilterQuery(QueryModel):
     )
     typos: TyposParam = Typos.OFF
     search_in: list[SearchField] = Field(
-        (SearchField.TITLE, SearchField.CONTENT),
+        repeated_default(SearchField.TITLE, SearchField.CONTENT),
         min_length=1,
         max_length=len(SearchField),
         description=(
@@ -318,7 +325,7 @@ class ListQuery(FilterQuery):
         examples=["exact"],
     )
     facet: list[Facet] = Field(
-        (),
+        repeated_default(),
         max_length=MAX_FACETS,
         description=(
             "Add `facets` with match counts per value: `source_id` (most first), or "
