@@ -112,13 +112,12 @@ def header(args: argparse.Namespace, url: str) -> None:
         f"{name} {metadata.version(name)}"
         for name in ("fastapi", "starlette", "uvicorn", "sqlalchemy", "pydantic", "orjson")
     )
-    wrk = ["wrk", "missing"]
+    wrk = "wrk missing"
     if shutil.which("wrk"):
-        wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split()[
-            :2
-        ]
+        version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+        wrk = " ".join(version.split()[:2])
     print(f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, {versions}")
-    print(f"{' '.join(wrk)}; cpus {os.cpu_count()}; load average {os.getloadavg()}")
+    print(f"{wrk}; cpus {os.cpu_count()}; load average {os.getloadavg()}")
     print(f"backend {args.backend}, rows {args.rows:,}, seed {args.seed}, database {url}")
 
 
