@@ -607,7 +607,9 @@ async def test_a_search_page_reads_its_rows_and_snippets_in_one_statement(
         await client.get("/v1/articles", params={"q": "number"})  # reads the cursor secret
         begun: list[object] = []
         checkouts: list[object] = []
+        executed: list[str] = []
         event.listen(app_engine, "begin", begun.append)
+        event.listen(app_engine, "before_cursor_execute", lambda *args: executed.append(args[2]))
         event.listen(app_engine.pool, "checkout", lambda *args: checkouts.append(args))
         loop_engine = loop_engine_of(Session(app_engine))
         probes: list[object] = []
@@ -626,6 +628,23 @@ async def test_a_search_page_reads_its_rows_and_snippets_in_one_statement(
             assert begun == []
             assert len(probes) == 1  # the revision probe, on the loop
             assert len(checkouts) == 1  # then the page's one statement, on a thread
+        else:  # the rows' statement (on the kept reader), then the bodies as blobs
+            assert not [sql for sql in executed if "title" in sql], executed
+
+
+def test_body_starts_takes_the_page_s_titles_and_skips_an_article_gone_since(
+    engine: Engine,
+) -> None:
+    """A search page hands body_starts the titles its rows hold (SQLite then reads only
+    the bodies); an article deleted after its row was read is left out, not an error."""
+    from sqlmodel import Session
+
+    from app.queries import bodies
+
+    add_articles(engine, [record(1, title="Kept", content="alpha beta gamma")])
+    with Session(engine) as session:
+        found = bodies.body_starts(session, [1, 2], 5, {1: "Kept", 2: "Gone"})
+    assert found == {1: ("Kept", "alpha")}
 
 
 def test_a_catch_up_told_to_stop_keeps_what_it_applied_and_the_next_goes_on(

@@ -337,7 +337,8 @@ def _decorate(
     window = matching.SNIPPET_WINDOW_CHARS
     texts = {item["article_id"]: item.pop("_body") for item in rows if "_body" in item}
     unread = [i for i in ids if i not in texts]  # SQLite, and pages walked in SQL by title
-    texts.update(bodies.body_starts(session, unread, SNIPPET_CHARS))
+    titles = {item["article_id"]: item["title"] for item in rows}
+    texts.update(bodies.body_starts(session, unread, SNIPPET_CHARS, titles))
     # Only hits that needed a correction (score 0) are read for corrections to mark: a hit
     # as typed shows the words typed, and a page of them costs no scan.
     fixed = {item["article_id"] for item in rows if compiled.tolerant and not item["score"]}

@@ -9,7 +9,7 @@ session's own read transaction. Takes a Session; knows nothing of HTTP.
 
 import codecs
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, bindparam, func, select
@@ -44,8 +44,12 @@ def body_bytes(session: Session, article_id: int) -> int | None:
         return None
 
 
-def body_starts(session: Session, ids: Sequence[int], chars: int) -> dict[int, tuple[str, str]]:
-    """Each existing article's title and the first `chars` characters of its body, by id."""
+def body_starts(
+    session: Session, ids: Sequence[int], chars: int, titles: Mapping[int, str] | None = None
+) -> dict[int, tuple[str, str]]:
+    """Each existing article's title and the first `chars` characters of its body, by id.
+    `titles`: those the caller has just read (a page's rows); SQLite then reads only the
+    bodies (its titles query cost a search page ~0.16 ms)."""
     if not ids:
         return {}
     if session.get_bind().dialect.name != "sqlite":
@@ -53,13 +57,20 @@ def body_starts(session: Session, ids: Sequence[int], chars: int) -> dict[int, t
             _article.c.article_id.in_(bindparam("ids", expanding=True))
         )
         return {row[0]: (row[1], row[2]) for row in session.execute(stmt, {"ids": list(ids)})}
-    titles = {row[0]: row[1] for row in session.execute(_TITLES, {"ids": list(ids)})}
+    if titles is None:
+        titles = {row[0]: row[1] for row in session.execute(_TITLES, {"ids": list(ids)})}
     dbapi = cast(sqlite3.Connection, session.connection().connection.dbapi_connection)
     found = {}
-    for article_id, title in titles.items():
+    for article_id in ids:
+        title = titles.get(article_id)
+        if title is None:
+            continue
         # article_id is the rowid (INTEGER PRIMARY KEY), and TEXT is stored as UTF-8.
-        with dbapi.blobopen(_article.name, "content", article_id, readonly=True) as blob:
-            raw = blob.read(chars * UTF8_MAX_BYTES)
+        try:
+            with dbapi.blobopen(_article.name, "content", article_id, readonly=True) as blob:
+                raw = blob.read(chars * UTF8_MAX_BYTES)
+        except sqlite3.OperationalError:  # no such rowid: gone since its row was read
+            continue
         # A character cut at the end of `raw` is left out, not an error.
         text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(raw, final=False)
         found[article_id] = (title, text[:chars])
