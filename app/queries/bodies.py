@@ -49,7 +49,7 @@ def body_starts(
 ) -> dict[int, tuple[str, str]]:
     """Each existing article's title and the first `chars` characters of its body, by id.
     `titles`: those the caller has just read (a page's rows); SQLite then reads only the
-    bodies (its titles query cost a search page ~0.16 ms)."""
+    bodies (its titles query cost a search page ~0.1 ms of its 0.26)."""
     if not ids:
         return {}
     if session.get_bind().dialect.name != "sqlite":
@@ -69,8 +69,10 @@ def body_starts(
         try:
             with dbapi.blobopen(_article.name, "content", article_id, readonly=True) as blob:
                 raw = blob.read(chars * UTF8_MAX_BYTES)
-        except sqlite3.OperationalError:  # no such rowid: gone since its row was read
-            continue
+        except sqlite3.OperationalError as exc:
+            if "no such rowid" not in str(exc):
+                raise
+            continue  # gone since its row was read
         # A character cut at the end of `raw` is left out, not an error.
         text = codecs.getincrementaldecoder("utf-8")(errors="replace").decode(raw, final=False)
         found[article_id] = (title, text[:chars])
