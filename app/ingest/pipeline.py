@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from app.files import gzipped
 from app.ingest import indexes, prefetch
 from app.ingest.fields import FieldMap
 from app.ingest.readers import MappedReads, iter_files, sources_files
@@ -89,7 +90,7 @@ def file_bytes(files: list[Path]) -> int:
 
 def input_size(files: list[Path]) -> int | None:
     """Total bytes to read, or None when a compressed file hides it."""
-    if any(path.name.endswith(".gz") for path in files):
+    if any(map(gzipped, files)):
         return None
     return file_bytes(files)
 

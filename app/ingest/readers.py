@@ -22,7 +22,7 @@ from typing import IO, Any, cast
 
 import orjson
 
-from app.files import CSV_SUFFIX, logical_suffix
+from app.files import CSV_SUFFIX, gzipped, logical_suffix
 from app.ingest.fields import FieldMap
 from app.ingest.records import Located, OnReject, Reject, raw_text
 
@@ -50,7 +50,7 @@ def _open(path: Path) -> IO[bytes]:
 
 
 def _open_raw(path: Path) -> IO[bytes]:
-    if path.name.endswith(".gz"):
+    if gzipped(path):
         return cast(IO[bytes], gzip.open(path, "rb"))
     # A 1 MB buffer: with the default 8 KB, every other 3 KB line costs a read() call.
     return path.open("rb", buffering=CHUNK_BYTES)
