@@ -9,3 +9,8 @@ def require_wrk() -> None:
     benchmarks drive their servers with it, after minutes of loading data."""
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: apt-get install -y wrk")
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy URL of PostgreSQL (`postgresql+psycopg://...`) as psycopg itself takes it."""
+    return url.replace("+psycopg", "", 1)

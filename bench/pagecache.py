@@ -14,8 +14,11 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import psycopg
+
+from bench import libpq_url
 
 # The article table, its TOAST table (the bodies) and every index of either.
 RELATIONS = """
@@ -36,16 +39,11 @@ def read_through(paths: Sequence[Path]) -> None:
                 pass
 
 
-def _libpq(url: str) -> str:
-    return url.replace("+psycopg", "", 1)
-
-
-def _pg_relations(url: str) -> tuple[list[str], list[Path]]:
+def _pg_relations(connection: psycopg.Connection[Any]) -> tuple[list[str], list[Path]]:
     """The relations' names, and their segment files when this host's data directory is
     readable ([] otherwise: a database elsewhere, or owned by another user)."""
-    with psycopg.connect(_libpq(url), autocommit=True) as connection:
-        root = Path(str(connection.execute("SHOW data_directory").fetchone()[0]))  # type: ignore[index]
-        rows = connection.execute(RELATIONS).fetchall()
+    root = Path(str(connection.execute("SHOW data_directory").fetchone()[0]))  # type: ignore[index]
+    rows = connection.execute(RELATIONS).fetchall()
     files: list[Path] = []
     for _, relative in rows:
         first = root / relative
@@ -73,22 +71,30 @@ def warm_database(url: str, *, cold: bool = False) -> None:
     read them once: an SQLite file directly, PostgreSQL's relations with pg_prewarm's `read`
     mode (through the OS, so it needs no access to the data directory)."""
     started = time.perf_counter()
-    sqlite = url.startswith("sqlite:///")
-    names, files = ([], [Path(url.removeprefix("sqlite:///"))]) if sqlite else _pg_relations(url)
-    held = _resident(files)
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        _report(_resident([path]))
+        if not cold:
+            read_through([path])
+            _done(f"{path.stat().st_size / 1e9:.1f} GB file", started)
+        return
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        names, files = _pg_relations(connection)
+        _report(_resident(files))
+        if cold:
+            return
+        connection.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        blocks = 0
+        for name in names:
+            row = connection.execute("SELECT pg_prewarm(%s, 'read')", (name,)).fetchone()
+            blocks += row[0] if row else 0
+    _done(f"{blocks * 8192 / 1e9:.1f} GB in {len(names)} relations", started)
+
+
+def _report(held: tuple[float, float] | None) -> None:
     if held is not None:
         print(f"# the article table's files in the page cache: {held[0]:.0f} of {held[1]:.0f} MB")
-    if cold:
-        return
-    if sqlite:
-        read_through(files)
-        what = f"{files[0].stat().st_size / 1e9:.1f} GB file"
-    else:
-        with psycopg.connect(_libpq(url), autocommit=True) as connection:
-            connection.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
-            blocks = 0
-            for name in names:
-                row = connection.execute("SELECT pg_prewarm(%s, 'read')", (name,)).fetchone()
-                blocks += row[0] if row else 0
-        what = f"{blocks * 8192 / 1e9:.1f} GB in {len(names)} relations"
+
+
+def _done(what: str, started: float) -> None:
     print(f"# read {what} once before the queries in {time.perf_counter() - started:.1f}s")

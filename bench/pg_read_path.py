@@ -22,7 +22,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.util.concurrency import await_, greenlet_spawn
 from sqlmodel import Session
 
@@ -31,7 +30,7 @@ from app.queries.articles import Content
 from app.queries.prepared import Prepared, on_loop, pair_loop_engine
 from app.queries.walks import LIMIT_NAME, walk_select
 from app.settings import Settings
-from bench.reference_pg import LIST_SQL
+from bench.reference_pg import LIST_SQL, fetch, open_pool
 
 WARMUP = 300
 
@@ -55,20 +54,13 @@ async def main(url: str, calls: int, rounds: int) -> None:
     pair_loop_engine(engine, loop_engine)
     prepared = Prepared.of(walk_select("id", Content.EXCERPT, True, False, []), engine.dialect)
     session = Session(engine)
-    libpq = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        libpq, min_size=4, max_size=8, kwargs={"autocommit": True}, open=False
-    )
-    await pool.open()
-    sql = LIST_SQL.encode()
+    pool = await open_pool(url)
 
     async def ours() -> Any:
         return await on_loop(loop_engine, lambda: prepared.rows(session, {LIMIT_NAME: 21}))
 
     async def bare() -> Any:
-        async with pool.connection() as connection:
-            cursor = await connection.execute(sql, {LIMIT_NAME: 21})
-            return await cursor.fetchall()
+        return await fetch(pool, LIST_SQL, {LIMIT_NAME: 21})
 
     async def bridged() -> Any:
         return await greenlet_spawn(lambda: await_(bare()))

@@ -28,6 +28,7 @@ from starlette.routing import Route
 from app.queries.articles import DETAIL_COLUMNS, DETAIL_SELECT, Content
 from app.queries.pages import SUMMARY_COLUMNS
 from app.queries.walks import LIMIT_NAME, walk_select
+from bench import libpq_url
 
 DIALECT = create_engine("postgresql+psycopg://").dialect  # compiles only: never connects
 LIST_SQL = str(
@@ -39,20 +40,26 @@ DETAIL_SQL = str(DETAIL_SELECT.compile(dialect=DIALECT))
 LIST_KEYS = (*SUMMARY_COLUMNS, "excerpt")
 
 
-@asynccontextmanager
-async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    url = os.environ["BENCH_PG_URL"].replace("postgresql+psycopg://", "postgresql://")
+async def open_pool(url: str) -> "AsyncConnectionPool[Any]":
+    """The reference's small pool of autocommit connections, open."""
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        url, min_size=4, max_size=8, kwargs={"autocommit": True}, open=False
+        libpq_url(url), min_size=4, max_size=8, kwargs={"autocommit": True}, open=False
     )
     await pool.open()
-    app.state.pool = pool
+    return pool
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    app.state.pool = pool = await open_pool(os.environ["BENCH_PG_URL"])
     yield
     await pool.close()
 
 
-async def fetch(request: Request, sql: str, params: dict[str, Any]) -> list[TupleRow]:
-    pool: AsyncConnectionPool[Any] = request.app.state.pool
+async def fetch(
+    pool: "AsyncConnectionPool[Any]", sql: str, params: dict[str, Any]
+) -> list[TupleRow]:
+    """Every row of one statement, on a connection of the pool."""
     async with pool.connection() as connection:
         cursor = await connection.execute(sql.encode(), params)
         rows: list[TupleRow] = await cursor.fetchall()
@@ -60,7 +67,7 @@ async def fetch(request: Request, sql: str, params: dict[str, Any]) -> list[Tupl
 
 
 async def articles(request: Request) -> Response:
-    rows = await fetch(request, LIST_SQL, {LIMIT_NAME: 21})
+    rows = await fetch(request.app.state.pool, LIST_SQL, {LIMIT_NAME: 21})
     items = [dict(zip(LIST_KEYS, row, strict=True)) for row in rows[:20]]
     cursor = base64.urlsafe_b64encode(orjson.dumps([items[-1]["article_id"]])).decode()
     body = {"items": items, "next": f"/v1/articles?cursor={cursor}", "prev": None}
@@ -68,7 +75,9 @@ async def articles(request: Request) -> Response:
 
 
 async def article(request: Request) -> Response:
-    rows = await fetch(request, DETAIL_SQL, {"article_id": int(request.path_params["id"])})
+    rows = await fetch(
+        request.app.state.pool, DETAIL_SQL, {"article_id": int(request.path_params["id"])}
+    )
     if not rows:
         return Response(b'{"status":404}', status_code=404, media_type="application/json")
     body = orjson.dumps(dict(zip(DETAIL_COLUMNS, rows[0], strict=True)), option=orjson.OPT_UTC_Z)

@@ -38,6 +38,7 @@ import httpx
 
 from app.cli import SERVER_LOOP
 from app.search.vectors import vectors_path
+from bench import libpq_url
 from bench.list_api import CORPUS, corpus_file, pg_database
 from tests.live import free_port
 
@@ -88,7 +89,7 @@ def _answers(port: int, path: str, *statuses: int) -> bool:
 def newest_id(url: str) -> int:
     import psycopg
 
-    with psycopg.connect(url.replace("+psycopg", "")) as connection:
+    with psycopg.connect(libpq_url(url)) as connection:
         found = connection.execute("SELECT max(article_id) FROM article").fetchone()
     return int(found[0] or 0) if found else 0
 
