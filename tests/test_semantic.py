@@ -580,7 +580,7 @@ def test_the_embedder_gives_wordllamas_own_vectors_whatever_its_cache_holds() ->
     tiny = WordLlamaEmbedder(cached_words=300)  # a slice holds more words than this
     for _ in range(2):  # the second pass meets the words the first left cached
         assert np.allclose(tiny.embed(texts + odd), big.embed(texts + odd), atol=1e-5)
-    assert len(tiny._rows) <= tiny._capacity
+    assert tiny._count <= tiny._capacity
     # A slice of more distinct words than the table holds grows it for that slice only.
     small = WordLlamaEmbedder(cached_words=300)
     small.embed([" ".join(f"w{i}" for i in range(1_000))])
@@ -594,14 +594,18 @@ def test_the_embedder_gives_wordllamas_own_vectors_whatever_its_cache_holds() ->
 
 def test_texts_of_mostly_distinct_words_get_the_vectors_each_has_alone() -> None:
     """A slice's vectors are one product over its texts' words: whatever a text shares its
-    slice with (here 127 others of words all their own), its vector is the one it has
-    alone."""
+    slice with (here 127 others of words all their own), and however the slice is cut to
+    be hashed, its vector is the one it has alone."""
     import numpy as np
 
     from app.search import embedder as embedding
+    from app.search.wordtable import SPAN
 
     words = 100
     texts = [" ".join(f"t{j}w{i}" for i in range(words)) + " shared news" for j in range(200)]
+    # And slices of more bytes than the word hasher takes at once (3 bytes a character).
+    texts += [f"東京 {j} " + "報道 " * 400 for j in range(200)]
+    assert len(" ".join(texts[-embedding.SLICE :]).encode()) > SPAN
     model = embedding.WordLlamaEmbedder()
     together = model.embed(texts)
     alone = np.concatenate([model.embed([text]) for text in texts[::7]])

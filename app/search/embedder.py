@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from importlib import import_module
-from itertools import chain, repeat
+from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.errors import ConfigurationError
+from app.search.wordtable import SPAN, Hashes, Positions, RowTable, WordHasher
 
 Vectors = npt.NDArray[np.float32]  # (n, dim), each row of unit length
 OFF = "none"
@@ -122,81 +123,98 @@ class WordLlamaEmbedder(_Model):
         self._weights: npt.NDArray[np.float32] = self._model.embedding
         self._tokenizer = self._model.tokenizer
         self._tokenizer.no_padding()
-        self._capacity = self._usual_capacity = cached_words
-        self._rows: dict[str, int] = {}  # word -> its row in _vectors
-        self._vectors = np.zeros((cached_words, dim), np.float32)  # pages touched as filled
-        self._uses = np.zeros(cached_words, np.int64)
+        self._hasher = WordHasher()
+        self._usual_capacity = cached_words
+        self._size(cached_words)
         # Request threads embed queries at once, and a slice may move the cached rows.
         self._lock = threading.Lock()
+
+    def _size(self, capacity: int) -> None:
+        """Empty word vectors for `capacity` words (their pages touched as filled)."""
+        self._capacity = capacity
+        self._count = 0  # rows in use
+        self._table = RowTable(capacity)  # a word's hash -> its row
+        self._keys = np.zeros(capacity, np.uint64)  # a row's word's hash
+        self._vectors = np.zeros((capacity, self.dim), np.float32)
+        self._uses = np.zeros(capacity, np.int64)
 
     def _encode(self, texts: list[str]) -> npt.NDArray[Any]:
         """The mean of each text's token embeddings, as WordLlama's own `embed` computes it
         (cosine 0.9999 to its vectors), faster: its tokenizer splits at spaces anyway, so
-        each distinct word is tokenized once and kept as the sum of its token rows, and a
-        slice's texts are one sparse product of their words with the words' rows (~15 µs an
-        article with their lookups, where a row per token took 65-74)."""
-        words = " ".join(texts).split(" ")  # each text's words in turn: one split, not one each
-        lengths = np.fromiter((text.count(" ") + 1 for text in texts), np.intp, len(texts))
+        each distinct word is tokenized once and kept as the sum of its token rows, found
+        again by its hash (app/search/wordtable.py), and a slice's texts are one sparse
+        product of their words with the words' rows."""
+        encoded = [text.encode() for text in texts]
+        data = b" ".join(encoded)  # each text's words in turn
+        if len(data) > SPAN and len(texts) > 1:  # in parts: the hasher's tables stay small
+            half = len(texts) // 2
+            return np.concatenate([self._encode(texts[:half]), self._encode(texts[half:])])
         with self._lock:
-            rows = self._rows_of(words)
+            hashes, starts, ends = self._hasher.hash_words(data)
+            # Each text's last word ends at the space after the text (joined, or appended).
+            sizes = np.fromiter(map(len, encoded), np.intp, len(encoded))
+            last = np.searchsorted(ends, np.cumsum(sizes + 1) - 1)
+            lengths = last.copy()
+            lengths[0] += 1
+            lengths[1:] -= last[:-1]
+            rows = self._rows_of(hashes, data, starts, ends)
             self._uses += np.bincount(rows, minlength=self._capacity)
             return _sums(self._vectors, rows, lengths)
 
-    def _rows_of(self, words: list[str]) -> npt.NDArray[np.intp]:
-        """Each word's row in _vectors, learning the words not kept yet."""
-        rows = np.fromiter(map(self._rows.get, words, repeat(-1)), np.intp, len(words))
+    def _rows_of(
+        self, hashes: Hashes, data: bytes, starts: Positions, ends: Positions
+    ) -> Positions:
+        """Each word's row in _vectors, learning the words not kept yet (their text is
+        `data[start:end]`), after making room for every word of the slice if need be."""
+        rows = self._table.find(hashes)
         unknown = np.flatnonzero(rows < 0)
         if not len(unknown):
             return rows
-        if self._learn({words[i] for i in unknown.tolist()}, words):
-            return self._rows_of(words)  # room was made: rows moved
-        found = self._rows
-        rows[unknown] = [found[words[i]] for i in unknown.tolist()]
-        return rows
-
-    def _learn(self, missing: set[str], words: list[str]) -> bool:
-        """Keep the vectors of the `missing` words, making room first if need be for every
-        one of `words` (a slice's); True when making room moved the rows kept."""
-        moved = len(self._rows) + len(missing) > self._capacity
-        if moved:
-            needed = set(words)
-            self._evict(needed)
-            missing = needed.difference(self._rows)
-        start, end = len(self._rows), len(self._rows) + len(missing)
-        listed = list(missing)
+        missing, first, where = np.unique(hashes[unknown], return_index=True, return_inverse=True)
+        if self._count + len(missing) > self._capacity:
+            self._evict(np.unique(hashes))  # moves rows, but keeps the slice's kept words
+            rows = self._table.find(hashes)
+        start, end = self._count, self._count + len(missing)
         # A word at a time: a slice meets a few new words, and encode_batch's thread pool
         # costs more than they do (220 µs a call on busy cores, for one to eight words).
         encode = self._tokenizer.encode
-        tokens = [encode(word, add_special_tokens=False).ids for word in listed]
+        tokens = [
+            encode(data[starts[i] : ends[i]].decode(), add_special_tokens=False).ids
+            for i in unknown[first].tolist()
+        ]
         ids = np.fromiter(chain.from_iterable(tokens), np.intp)
         lengths = np.fromiter(map(len, tokens), np.intp, len(tokens))
         self._vectors[start:end] = _sums(self._weights, ids, lengths)  # a word's token rows
         self._uses[start:end] = 0
-        self._rows.update(zip(listed, range(start, end), strict=True))
-        return moved
+        self._keys[start:end] = missing
+        self._table.insert(missing, np.arange(start, end))
+        self._count = end
+        rows[unknown] = start + where
+        return rows
 
-    def _evict(self, needed: set[str]) -> None:
+    def _evict(self, needed: Hashes) -> None:
         """Keep the `needed` words that are kept and the most used others (at most half of
-        what is kept), leaving room for the rest of `needed`; grow the table when `needed`
-        alone is more than it holds (a slice of very long texts)."""
-        if len(needed) > self._capacity or self._capacity > self._usual_capacity:
-            # Grown for one slice, it goes back to its usual size at the next that needs room.
-            self._capacity = max(len(needed), self._usual_capacity)
-            self._vectors = np.zeros((self._capacity, self.dim), np.float32)
-            self._uses = np.zeros(self._capacity, np.int64)
-            self._rows = {}
-            return
-        by_row = list(self._rows)  # rows were given in insertion order
-        kept = len(by_row)
-        required = np.fromiter((self._rows[w] for w in needed if w in self._rows), np.intp)
-        others = min(kept // 2, self._capacity - len(needed))
+        what is kept), leaving room for the rest of `needed`: in a table of the usual size,
+        or one grown for a slice whose words alone are more (a slice of very long texts),
+        which goes back to its usual size at the next that needs room."""
+        kept = self._count
+        found = self._table.find(needed)
+        required = found[found >= 0]
+        capacity = max(len(needed), self._usual_capacity)
+        others = min(kept // 2, capacity - len(needed))
         uses = self._uses[:kept].copy()
         uses[required] = -1  # kept anyway, not counted among the others
-        best = np.argsort(-uses, kind="stable")[: max(0, others)]
+        best = np.argsort(-uses, kind="stable")[:others]
         order = np.concatenate([required, best[uses[best] >= 0]])
-        self._vectors[: len(order)] = self._vectors[order]
-        self._uses[: len(order)] = self._uses[order] // 2  # old counts fade: new words stay
-        self._rows = {by_row[old]: new for new, old in enumerate(order.tolist())}
+        vectors, counts, keys = self._vectors[order], self._uses[order] // 2, self._keys[order]
+        if capacity == self._capacity:
+            self._table = RowTable(capacity)
+        else:
+            self._size(capacity)
+        n = self._count = len(order)
+        self._vectors[:n], self._keys[:n] = vectors, keys
+        self._uses[:n] = counts  # old counts fade: new words stay
+        self._table.insert(keys, np.arange(n))
 
 
 def _sums(
