@@ -233,6 +233,7 @@ def test_the_coarse_pass_counts_the_same_bits_in_blocks_as_over_whole_columns(
     monkeypatch.setattr(vector_files, "SCAN_PARTS", 1)
     whole = [view.nearest(q, 10) for q in queries]
     monkeypatch.setattr(vector_files, "HAMMING_BLOCK", 999)  # 11 blocks, the last of 10 rows
+    monkeypatch.setattr(vector_files, "SCAN_STEP", 1_998)  # parts of two blocks at least
     monkeypatch.setattr(vector_files, "SCAN_PARTS", parts)
     monkeypatch.setattr(vector_files, "GATHER_STEP", 100)
     signs = vectors > 0
