@@ -8,7 +8,7 @@ A word's hash is a polynomial over its bytes and the space after it, modulo 2**6
 running sum over the whole text, then each word's difference weighted back to its own
 start. The weight carries an odd factor too, so the top bits, where the table finds a
 word's slot, depend on every byte (Fibonacci hashing). Words that differ get different
-hashes but for chance (~1e-8 that any two of a million distinct words collide, which would
+hashes but for chance (~3e-8 that any two of a million distinct words collide, which would
 give one the other's vector). Knows nothing of models.
 """
 
@@ -73,7 +73,6 @@ class RowTable:
     at most a quarter full, so that a lookup is a few vectorized probes."""
 
     def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
         slots = 1 << max(4, (4 * capacity - 1).bit_length())
         self._bits = np.uint64(64 - (slots.bit_length() - 1))
         self._mask = slots - 1
