@@ -154,6 +154,7 @@ class WordLlamaEmbedder(_Model):
             # Each text's last word ends at the space after the text (joined, or appended).
             sizes = np.fromiter(map(len, encoded), np.intp, len(encoded))
             last = np.searchsorted(ends, np.cumsum(sizes + 1) - 1)
+            # np.diff(last, prepend=-1), without its ~20 µs of set-up on a one-word query.
             lengths = last.copy()
             lengths[0] += 1
             lengths[1:] -= last[:-1]
