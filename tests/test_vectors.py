@@ -224,7 +224,8 @@ def test_the_coarse_pass_counts_the_same_bits_in_blocks_as_over_whole_columns(
 ) -> None:
     """The Hamming distances come a block of rows at a time (the last one short), the
     blocks and the fine pass's gather shared among threads: each distance is the count of
-    sign bits that differ, and the nearest rows depend on neither blocks nor threads."""
+    sign bits that differ among the query's strong half of dimensions (its largest
+    components), and the nearest rows depend on neither blocks nor threads."""
     _, vectors = filled(tmp_path / "v", 10_000)
     index = VectorIndex.open(tmp_path / "v")
     assert index is not None
@@ -238,9 +239,40 @@ def test_the_coarse_pass_counts_the_same_bits_in_blocks_as_over_whole_columns(
     monkeypatch.setattr(vector_files, "GATHER_STEP", 100)
     signs = vectors > 0
     for query, expected in zip(queries, whole, strict=True):
-        differing = np.count_nonzero(signs != (query > 0), axis=1)
+        strong = np.argsort(-np.abs(query))[: DIM // 2]
+        differing = np.count_nonzero(signs[:, strong] != (query[strong] > 0), axis=1)
         assert (view._hamming(query) == differing).all()
         assert view.nearest(query, 10) == expected
+
+
+@pytest.mark.parametrize("dim", [3, 508, 510, 768])
+def test_the_coarse_distances_hold_every_count_of_any_dimension(tmp_path: Path, dim: int) -> None:
+    """Up to 508 dimensions a distance (at most 254 strong bits) fits a byte beside the
+    never-a-candidate mark; past that, two. Rows as far as can be, every strong sign
+    opposed, count each strong bit, and a filter still keeps the rows it refuses out."""
+    rng = np.random.default_rng(dim)
+    query = rng.standard_normal(dim).astype(np.float32)
+    query /= np.linalg.norm(query)
+    n = 3 * vector_files.EXACT_BELOW  # a filter admitting half still takes the coarse pass
+    rows = rng.standard_normal((n, dim)).astype(np.float32)
+    rows[:3] = -query  # every sign opposed
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    writer = VectorWriter.create(tmp_path / "v", "db-1", f"test/random/{dim}", dim)
+    writer.add(list(range(1, n + 1)), [1 + i % 2 for i in range(n)], [0] * n, rows)
+    writer.commit(revision=n)
+    index = VectorIndex.open(tmp_path / "v")
+    assert index is not None
+    view = index.view()
+    strong = np.argsort(-np.abs(query))[: max(1, dim // 2)]
+    distances = view._hamming(query)
+    expected = np.count_nonzero((rows[:, strong] > 0) != (query[strong] > 0), axis=1)
+    assert (distances == expected).all()
+    assert distances[0] == len(strong)
+    assert np.iinfo(distances.dtype).max > len(strong)
+    allowed = view.mask(source_ids=[2])
+    hits = view.nearest(query, 10, allowed)
+    assert len(hits) == 10
+    assert all(article_id % 2 == 0 for _, article_id in hits)  # source 2: the even ids
 
 
 def test_a_scan_in_parts_covers_each_row_once_and_never_waits_on_busy_threads(
