@@ -108,10 +108,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(api.router, dependencies=[Depends(known_parameters)])
     app.include_router(explorer.router)
     app.include_router(reference.router)
-    # Ahead of the FastAPI routes of the same paths. Off with OpenTelemetry, whose route
-    # spans FastAPI's own routes open.
-    if settings.fast_reads and not settings.opentelemetry:
-        app.router.routes[:0] = fastpath.routes()
     openapi.install(app)
     install_middleware(app, settings)
     return app
@@ -119,8 +115,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def install_middleware(app: FastAPI, settings: Settings) -> None:
     """Every middleware, all pure ASGI. Each add wraps the previous: the last added runs first.
-    Two layers by default: the reply layer (HEAD, shedding, validators, gzip) and the edge
-    (request id, access log, limits); the key check and CORS sit between them when on."""
+    Three layers by default: the fast reads (app/api/fastpath.py), the reply layer (HEAD,
+    shedding, validators, gzip) and the edge (request id, access log, limits); the key check
+    and CORS sit between the last two when on."""
+    # Off with OpenTelemetry, whose route spans FastAPI's own routes open.
+    if settings.fast_reads and not settings.opentelemetry:
+        app.add_middleware(fastpath.FastReads, handlers=app.exception_handlers)
     gate = Gate(settings.request_concurrency, settings.queue_timeout_s)
     app.state.load_gate = gate  # its slots, for whoever must see or hold them (tests)
     app.add_middleware(

@@ -324,14 +324,15 @@ async def test_a_body_large_enough_to_compress_on_a_thread_agrees(database_url: 
             assert len(response.content) > GZIP_THREAD_SIZE
 
 
-def test_fast_routes_come_first_unless_fastapi_traces_its_routes(database_url: str) -> None:
-    def first_endpoint(**settings: Any) -> object:
-        route = create_app(Settings(database_url=database_url, **settings)).router.routes[0]
-        return getattr(route, "endpoint", None)
+def test_the_fast_reads_are_the_innermost_middleware_unless_fastapi_traces_its_routes(
+    database_url: str,
+) -> None:
+    def innermost(**settings: Any) -> object:
+        return create_app(Settings(database_url=database_url, **settings)).user_middleware[-1].cls
 
-    assert first_endpoint() is fastpath.list_articles
-    assert first_endpoint(fast_reads=False) is not fastpath.list_articles
-    assert first_endpoint(opentelemetry=True) is not fastpath.list_articles
+    assert innermost() is fastpath.FastReads
+    assert innermost(fast_reads=False) is not fastpath.FastReads
+    assert innermost(opentelemetry=True) is not fastpath.FastReads
 
 
 async def test_a_bug_met_only_on_the_fast_path_is_the_stack_s_500_problem(
