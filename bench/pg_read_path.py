@@ -6,8 +6,8 @@ Runs a list page's own statement (the newest 21 articles, as app/queries/walks.p
 it) `--calls` times each way, one at a time on one event loop, and prints the wall and CPU
 time of a call:
 
-- ours: `on_loop` (a greenlet) -> SQLAlchemy's pool and async psycopg adapter ->
-  `Prepared.rows`, as a list request on PostgreSQL reads;
+- ours: `on_loop` (a greenlet) -> SQLAlchemy's pool -> `Prepared.rows`, which awaits
+  psycopg's cursor itself (not SQLAlchemy's adapter of it), as a list request reads;
 - a psycopg `AsyncConnectionPool` awaited from a greenlet (our bridge without
   SQLAlchemy's pool and adapter);
 - that pool awaited directly, as bench/reference_pg.py reads (the reference).
@@ -67,7 +67,7 @@ async def main(url: str, calls: int, rounds: int) -> None:
 
     try:
         for _ in range(rounds):  # rounds alternate: a burst of other load lands on all three
-            await timed("ours (greenlet, SQLAlchemy pool and adapter)", ours, calls)
+            await timed("ours (greenlet, SQLAlchemy pool)", ours, calls)
             await timed("psycopg pool from a greenlet", bridged, calls)
             await timed("psycopg pool (the reference's way)", bare, calls)
     finally:
