@@ -54,7 +54,7 @@ PG_ADMIN = os.environ.get("PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/
 WORD = re.compile(r"[^\W_]+")
 COMMON_DF, RARE_DF = 0.07, 0.0005  # document frequency of the "common" and "rare" words
 PAGE = 10_000
-KEYED_ROUNDS = 3
+PAIRED_ROUNDS = 3
 
 # Prints one JSON line when wrk finishes; with BENCH_RANDOM_ID_MAX set, each request asks
 # for a random article id (under BENCH_PATH_PREFIX), so detail reads are not one hot row.
@@ -441,7 +441,7 @@ def keys_on(
 ) -> dict[str, tuple[Run, Run]]:
     """List and detail with CORPUS_AUTH=keys (a key whose rate is never reached) against
     the keys-off server, measured back to back: (keys on, keys off) per case, the best of
-    KEYED_ROUNDS alternating rounds each (requests a second and CPU per request, each at
+    PAIRED_ROUNDS alternating rounds each (requests a second and CPU per request, each at
     its best), as a shared machine's load comes and goes."""
     sh([CORPUS, "migrate", "--database-url", url])
     made = sh([CORPUS, "keys", "create", "--name", "bench", "--rate", "1000000000/minute",
@@ -464,7 +464,7 @@ def keys_on(
                     wrk(args, on_url, lua, run_env, args.duration, key=key, pid=keyed_pid),
                     wrk(args, off_url, lua, run_env, args.duration, pid=ours_pid),
                 )
-                for _ in range(KEYED_ROUNDS)
+                for _ in range(PAIRED_ROUNDS)
             ]
             keyed[case.name] = (_best([on for on, _ in rounds]), _best([off for _, off in rounds]))
     return keyed
@@ -480,7 +480,8 @@ def pg_reference(
     args: argparse.Namespace, url: str, cases: list[Case], lua: Path, ours: str, ours_pid: int
 ) -> dict[str, tuple[Run, Run]]:
     """List and detail against bench/reference_pg.py (the same SQL through a bare Starlette
-    app with an async psycopg pool and orjson), back to back with ours: (ours, reference)."""
+    app with an async psycopg pool and orjson), back to back with ours: (ours, reference)
+    per case, the best of PAIRED_ROUNDS alternating rounds each, as for keys_on."""
     port = args.port + 3
     reference = [sys.executable, "-m", "uvicorn", "bench.reference_pg:app", "--loop", SERVER_LOOP]
     reference += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
@@ -493,10 +494,14 @@ def pg_reference(
             mine, theirs = ours + case.path, f"http://127.0.0.1:{port}{case.path}"
             wrk(args, mine, lua, env, args.warmup)
             wrk(args, theirs, lua, env, args.warmup)
-            found[case.name] = (
-                wrk(args, mine, lua, env, args.duration, pid=ours_pid),
-                wrk(args, theirs, lua, env, args.duration, pid=ref_pid),
-            )
+            rounds = [
+                (
+                    wrk(args, mine, lua, env, args.duration, pid=ours_pid),
+                    wrk(args, theirs, lua, env, args.duration, pid=ref_pid),
+                )
+                for _ in range(PAIRED_ROUNDS)
+            ]
+            found[case.name] = (_best([m for m, _ in rounds]), _best([t for _, t in rounds]))
     return found
 
 
