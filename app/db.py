@@ -60,7 +60,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         reads SQLAlchemy's `YYYY-MM-DD HH:MM:SS.ffffff` in C, where the generic path (a
         regex, then process_result_value) cost a fifth of a list page's time."""
         if dialect.name != "sqlite":
-            return super().result_processor(dialect, coltype)
+            if self.impl_instance.dialect_impl(dialect).result_processor(dialect, coltype):
+                return super().result_processor(dialect, coltype)
+            return _as_utc
 
         def process(value: str | None) -> datetime | None:
             if value is None:
@@ -74,6 +76,16 @@ class UTCDateTime(TypeDecorator[datetime]):
                 )
 
         return process
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    """A driver's aware datetime in UTC. Our own PostgreSQL sessions run in UTC
+    (_tune_postgres), so psycopg's values come as they should be and pass untouched: one
+    identity check, where the generic TypeDecorator path made three calls and a copy of
+    each (~10 µs a page of 20)."""
+    if value is None or value.tzinfo is UTC:
+        return value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # PostgreSQL's refusal of a write on a read replica (read_only_sql_transaction).
@@ -179,7 +191,8 @@ def _tune_postgres(engine: Engine, timeout_ms: int, *, autocommit: bool = False)
                 driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
                 driver.prepare_threshold = None
             else:
-                cursor.execute(f"SET statement_timeout = {timeout_ms}")
+                # Dates come back in UTC as psycopg reads them (UTCDateTime passes them on).
+                cursor.execute(f"SET statement_timeout = {timeout_ms}; SET TimeZone = 'UTC'")
             cursor.close()
         finally:
             if not dbapi_connection.closed:

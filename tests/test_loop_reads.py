@@ -7,19 +7,21 @@ statement timeout, and survive connections a restart left stale."""
 import asyncio
 import threading
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import Session
 
 from app.api.articles import INLINE_BODY_BYTES
 from app.db import make_engine, make_loop_engine, shares_session
+from app.models import article_table
 from app.queries.articles import find_small_article_fields, get_article_fields
 from app.queries.prepared import Prepared, loop_engine_of, on_loop
 from app.settings import Settings
-from tests.databases import terminate_connections
+from tests.databases import pg_admin, terminate_connections
 from tests.factories import add_articles, make_client, record, write_articles
 from tests.pgbouncer import PgBouncer
 
@@ -117,6 +119,40 @@ async def test_reads_on_the_loop_keep_the_statement_timeout(
         async with loop_engine.connect() as connection:
             raw = await connection.get_raw_connection()
             assert shares_session(raw.info) is pooled
+    finally:
+        await loop_engine.dispose()
+        engine.dispose()
+
+
+@pytest.mark.parametrize("pooled", [False, True], ids=["direct", "through the pooler"])
+async def test_dates_come_back_in_utc_whatever_the_server_s_time_zone(
+    pg_database_url: str, pgbouncer: PgBouncer, pooled: bool
+) -> None:
+    """Our own sessions run in UTC, so psycopg's dates pass as they come; through a pooler
+    the session keeps the server's zone, and the dates are converted instead."""
+    name = make_url(pg_database_url).database
+    pg_admin(f"ALTER DATABASE \"{name}\" SET TimeZone = 'Asia/Kathmandu'")  # +05:45
+    published = datetime(2024, 2, 29, 23, 30, tzinfo=UTC)
+    write_articles(pg_database_url, [record(31, published_at=published.isoformat())])
+    url = pgbouncer.url(pg_database_url) if pooled else pg_database_url
+    settings = Settings(database_url=url)
+    engine, loop_engine = make_engine(settings), make_loop_engine(settings)
+    assert loop_engine is not None
+    when = select(article_table.c.published_at).where(article_table.c.article_id == 31)
+    dated = Prepared.of(when, engine.dialect)
+
+    def read() -> object:
+        with Session(engine) as session:
+            return dated.rows(session, {})[0][0]
+
+    try:
+        for got in (await on_loop(loop_engine, read), await asyncio.to_thread(read)):
+            assert got == published
+            assert isinstance(got, datetime)
+            assert got.tzinfo is UTC
+        with engine.connect() as connection:
+            zone = connection.exec_driver_sql("SHOW TimeZone").scalar()
+        assert zone == ("Asia/Kathmandu" if pooled else "UTC")
     finally:
         await loop_engine.dispose()
         engine.dispose()
