@@ -12,6 +12,13 @@ served from the per-revision reply cache.
 The `keys on` column is the same request to an app with CORPUS_AUTH=keys, sending a key
 (made in the database for the run, with a rate it never reaches; memory limiter): the
 difference is what the key check, the rate limit and its headers cost per request.
+
+On PostgreSQL it then runs the list's first page and a detail by id against
+bench/reference_pg.py's app (the same SQL through a bare async psycopg pool), both on this
+loop, rounds alternating, and prints the CPU of a call (this process only: the database
+server's work is the same on both sides) and their ratio. Without uvicorn and sockets,
+which cost both sides alike, the ratio reads lower than bench/list_api.py's; its use is to
+compare two versions of our code on a noisy machine.
 """
 
 import argparse
@@ -109,6 +116,37 @@ async def main(database_url: str, word: str, rounds: int, per_round: int) -> Non
                 f"{on_us:>8.0f} {on_us - us:>+6.0f}"
             )
     print(f"{'reference (bare Starlette, 1000 bytes)':<44} {200:>6} {1000:>7} {ref_us:>8.0f}")
+    if database_url.startswith("postgresql"):
+        await against_bare_psycopg(database_url, rounds, per_round)
+
+
+async def against_bare_psycopg(database_url: str, rounds: int, per_round: int) -> None:
+    """CPU µs of a call, ours against bench/reference_pg.py's app, rounds alternating."""
+    os.environ["BENCH_PG_URL"] = database_url
+    from app.main import create_app
+    from app.settings import Settings
+    from bench.reference_pg import app as bare
+
+    ours = create_app(Settings(database_url=database_url, access_log=False))
+    paths = [("list, first page", "/v1/articles"), ("detail", "/v1/articles/12345")]
+    best: dict[tuple[str, str], float] = {}
+    async with ours.router.lifespan_context(ours), bare.router.lifespan_context(bare):
+        apps = {"ours": ours, "bare psycopg": bare}
+        for r in range(rounds):
+            for name, app in apps.items() if r % 2 == 0 else reversed(apps.items()):
+                for label, path in paths:
+                    for _ in range(per_round // 3):  # warm: pools, prepared statements
+                        await call(app, path, "")
+                    started = time.process_time()
+                    for _ in range(per_round):
+                        sent = await call(app, path, "")
+                    assert sent[0]["status"] == 200, (name, path, sent[0])
+                    us = (time.process_time() - started) / per_round * 1e6
+                    best[(name, label)] = min(best.get((name, label), us), us)
+    print(f"\n{'CPU µs a call, in process':<44} {'ours':>8} {'bare':>8} {'ratio':>7}")
+    for label, _ in paths:
+        mine, theirs = best[("ours", label)], best[("bare psycopg", label)]
+        print(f"{label:<44} {mine:>8.0f} {theirs:>8.0f} {theirs / mine:>6.2f}x")
 
 
 def bench_key(database_url: str) -> str:
