@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message
@@ -69,6 +70,21 @@ async def call(
     return sent
 
 
+async def mean_us(
+    app: ASGIApp,
+    path: str,
+    query: str,
+    calls: int,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[float, list[Message]]:
+    """The mean µs of `calls` calls by `clock` (wall time by default); the last reply."""
+    started = clock()
+    for _ in range(calls):
+        sent = await call(app, path, query, headers)
+    return (clock() - started) / calls * 1e6, sent
+
+
 async def best_us(
     app: ASGIApp,
     path: str,
@@ -78,14 +94,11 @@ async def best_us(
     headers: list[tuple[bytes, bytes]] | None = None,
 ) -> tuple[float, list[Message]]:
     """The best mean µs per call over `rounds` rounds, after a warm-up; the last reply."""
-    for _ in range(per_round):
-        sent = await call(app, path, query, headers)
+    await mean_us(app, path, query, per_round, headers)
     best = float("inf")
     for _ in range(rounds):
-        started = time.perf_counter()
-        for _ in range(per_round):
-            sent = await call(app, path, query, headers)
-        best = min(best, (time.perf_counter() - started) / per_round * 1e6)
+        us, sent = await mean_us(app, path, query, per_round, headers)
+        best = min(best, us)
     return best, sent
 
 
@@ -135,13 +148,9 @@ async def against_bare_psycopg(database_url: str, rounds: int, per_round: int) -
         for r in range(rounds):
             for name, app in apps.items() if r % 2 == 0 else reversed(apps.items()):
                 for label, path in paths:
-                    for _ in range(per_round // 3):  # warm: pools, prepared statements
-                        await call(app, path, "")
-                    started = time.process_time()
-                    for _ in range(per_round):
-                        sent = await call(app, path, "")
+                    await mean_us(app, path, "", max(1, per_round // 3))  # warm: pools, statements
+                    us, sent = await mean_us(app, path, "", per_round, clock=time.process_time)
                     assert sent[0]["status"] == 200, (name, path, sent[0])
-                    us = (time.process_time() - started) / per_round * 1e6
                     best[(name, label)] = min(best.get((name, label), us), us)
     print(f"\n{'CPU µs a call, in process':<44} {'ours':>8} {'bare':>8} {'ratio':>7}")
     for label, _ in paths:
