@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.search.wordtable import RowTable, WordHasher
+from app.search.wordtable import SPAN, RowTable, WordHasher
 
 WORDS = st.text(alphabet=st.sampled_from("ab é東\x00\n\t "), max_size=12)
 
@@ -26,6 +26,16 @@ def test_words_are_cut_as_split_cuts_them_and_hash_alike_wherever_they_stand(
         alone, _, _ = hasher.hash_words(word.encode())  # at the start of a text of its own
         assert alone.tolist() == [hashed]
     assert len(set(seen.values())) == len(seen)  # "a", "a\x00" and "" included
+
+
+def test_a_text_longer_than_the_tables_grows_them_and_hashes_as_the_short_ones() -> None:
+    hasher = WordHasher()
+    short, _, _ = hasher.hash_words(b"alpha beta")
+    long = b" ".join([b"alpha", b"x" * SPAN, b"beta"])
+    hashes, starts, ends = hasher.hash_words(long)
+    assert (ends - starts).tolist() == [5, SPAN, 4]
+    assert hashes[[0, 2]].tolist() == short.tolist()
+    assert hasher.hash_words(b"beta alpha")[0].tolist() == short[::-1].tolist()
 
 
 def test_the_table_finds_every_key_it_holds_however_many_share_a_slot() -> None:
