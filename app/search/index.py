@@ -229,14 +229,22 @@ def _read_meta(searcher: tantivy.Searcher) -> IndexMeta | None:
     )
 
 
-@dataclass(frozen=True, slots=True)
 class IndexView:
     """One commit of an index as one request reads it. Every read of the request (its page,
     its count, its facets) goes through this one searcher, so they agree even when the
     follower commits meanwhile, and a reply kept for reuse is filed under its revision."""
 
-    index: SearchIndex
-    searcher: tantivy.Searcher
+    __slots__ = ("_revision", "index", "searcher")
+
+    def __init__(self, index: SearchIndex, searcher: tantivy.Searcher) -> None:
+        self.index = index
+        self.searcher = searcher
+        self._revision: int | None = None
 
     def revision(self) -> int:
-        return self.index.revision(self.searcher)
+        """The revision of this commit, read once: its meta document is a search, a stored
+        document and a JSON parse (12.6 µs on a 200k index), and a search asks two or
+        three times (its reply's key, its ranking's, its meaning's)."""
+        if self._revision is None:
+            self._revision = self.index.revision(self.searcher)
+        return self._revision
