@@ -509,6 +509,49 @@ async def test_one_request_reads_one_commit_of_the_index(database_url: str, engi
         assert view.revision() < newer.revision()
 
 
+def test_a_follower_reports_a_revision_only_once_its_searches_see_it(
+    database_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    """/readyz gives the followers' revisions, and a client that waits for a write's revision
+    then searches must find it: each commit is visible to the process's views before its
+    status says so (it used to be published first, and a search in between read the commit
+    before; tests/test_api_query.py's kept-search test met it once in CI)."""
+    from app.search.embedder import load_embedder
+    from app.search.vector_sync import VectorFollower
+
+    published: list[tuple[str, int, int]] = []  # (follower, status revision, its view's)
+
+    class SearchWatched(sync.Follower):
+        def _progress(self, revision: int, target: int) -> None:
+            super()._progress(revision, target)
+            assert self.index is not None
+            view = self.index.view().revision()
+            published.append(("search", self.status().index_revision, view))
+
+    class VectorsWatched(VectorFollower):
+        def _progress(self, revision: int, target: int) -> None:
+            super()._progress(revision, target)
+            if self.index is not None:  # none yet while its first build runs: not ready
+                view = self.index.view().revision
+                published.append(("vectors", self.status().index_revision, view))
+
+    embedder = load_embedder("wordllama")
+    assert embedder is not None
+    settings = Settings(database_url=database_url, index_dir=str(tmp_path / "corpus.index"))
+    followers = [SearchWatched(settings, engine), VectorsWatched(settings, engine, embedder)]
+    try:
+        for first in (1, 3):
+            add_articles(engine, [record(i, content="walrus tusk") for i in (first, first + 1)])
+            for follower in followers:
+                follower.step()
+    finally:
+        for follower in followers:
+            follower.lock.release()
+    assert {name for name, _, _ in published} == {"search", "vectors"}
+    assert all(view >= status for _, status, view in published), published
+    assert max(status for _, status, _ in published) == newest_revision(engine)
+
+
 def test_a_load_replaces_each_article_once_with_one_delete_per_batch(
     database_url: str, engine: Engine, tmp_path: Path
 ) -> None:

@@ -450,6 +450,11 @@ class Follower(Polling):
             self.index = None  # another database's: wait for the writer to rebuild it
 
     def _progress(self, revision: int, _target: int) -> None:
+        """A commit of this process's writer: its searches see it before its status (and
+        so /readyz) says so, or a client that waits for the revision could search the
+        commit before it."""
+        if self.index is not None:
+            self.index.reload()
         self._index_revision = revision
 
 

@@ -174,9 +174,10 @@ class VectorFollower(Polling):
             self.index = None  # another database's or embedder's: wait for the rebuild
 
     def _progress(self, revision: int, _target: int) -> None:
-        self._index_revision = revision
+        """As the search index's follower: searches see a commit before the status says so."""
         if self.index is not None:
             self.index.reload()
+        self._index_revision = revision
 
 
 @contextmanager
