@@ -27,7 +27,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import tantivy
 from sqlalchemy import Engine, Select
@@ -332,6 +332,12 @@ class IndexStatus:
     following: bool  # this process writes the index
 
 
+class Reloadable(Protocol):
+    """An open index folder (search or vectors) that can show its last commit."""
+
+    def reload(self) -> None: ...
+
+
 class Polling:
     """A folder derived from the database, kept current by a thread that looks every
     `poll_s` (`step`, each index's own) and keeps going when the database or the disk is
@@ -340,6 +346,7 @@ class Polling:
 
     name = "follower"  # its thread's
     label = "follower"  # its log lines'
+    index: Reloadable | None  # what this process's searches read, once open
 
     def __init__(self, path: Path, engine: Engine, poll_s: float) -> None:
         self.path = path
@@ -395,6 +402,14 @@ class Polling:
             self._target = database_revision
         return database_revision, self._database_id
 
+    def _progress(self, revision: int, _target: int) -> None:
+        """A commit of this process's writer (`on_progress` of its catch-up): its searches
+        see it before its status (and so /readyz) says so, or a client that waits for the
+        revision could search the commit before it."""
+        if self.index is not None:
+            self.index.reload()
+        self._index_revision = revision
+
     def _reached(self, revision: int) -> None:
         """The folder holds the database's changes up to `revision`."""
         self._index_revision = revision
@@ -448,14 +463,6 @@ class Follower(Polling):
             self._reached(meta.revision)
         elif meta is not None:
             self.index = None  # another database's: wait for the writer to rebuild it
-
-    def _progress(self, revision: int, _target: int) -> None:
-        """A commit of this process's writer: its searches see it before its status (and
-        so /readyz) says so, or a client that waits for the revision could search the
-        commit before it."""
-        if self.index is not None:
-            self.index.reload()
-        self._index_revision = revision
 
 
 class LoadIndexer:

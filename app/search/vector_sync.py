@@ -173,12 +173,6 @@ class VectorFollower(Polling):
         elif meta is not None:
             self.index = None  # another database's or embedder's: wait for the rebuild
 
-    def _progress(self, revision: int, _target: int) -> None:
-        """As the search index's follower: searches see a commit before the status says so."""
-        if self.index is not None:
-            self.index.reload()
-        self._index_revision = revision
-
 
 @contextmanager
 def _main_left_behind() -> Iterator[None]:
