@@ -393,3 +393,22 @@ async def test_a_percent_encoded_key_parameter_is_read_and_never_echoed(
     for response in (page, moved):
         assert key not in response.text
         assert all(key not in value for value in response.headers.values())
+
+
+async def test_in_process_counters_count_by_window_and_forget_expired_ones() -> None:
+    now = [1000.0]
+    counters = keyring.InProcessCounters(clock=lambda: now[0])
+    assert [await counters.incr("a", 60) for _ in range(3)] == [1, 2, 3]
+    assert await counters.incr("b", 10, amount=5) == 5
+    assert await counters.get("a") == 3
+    assert await counters.get_expiry("a") == 1060.0
+    assert await counters.get("missing") == 0
+    assert await counters.get_expiry("missing") == 1000.0
+    now[0] = 1010.0  # b's window is over, a's is not
+    assert await counters.get("b") == 0
+    assert await counters.incr("a", 60) == 4
+    assert await counters.incr("b", 10) == 1  # a new window, from now
+    assert await counters.get_expiry("b") == 1020.0
+    now[0] = 1100.0  # both over: a new counter sweeps the expired ones away
+    assert await counters.incr("c", 60) == 1
+    assert set(counters._counts) == {"c"}
