@@ -11,10 +11,11 @@ primary (`primary_database_url`) when one is set, and when the database refuses 
 a replica does, they are dropped, with one warning per process.
 
 Limits are fixed windows (a counter per key that expires with its window, as limits'
-FixedWindowRateLimiter keeps them) in a storage of the `limits` library: in this process,
-or in Redis when `redis_url` is set, so that every worker and host of one database shares
-one budget per key. Counters are named by the database's id, so two corpora may share one
-Redis. A request costs one increment; the window's end is asked once per window.
+FixedWindowRateLimiter keeps them): in this process (InProcessCounters), or in Redis
+through the `limits` library's storage when `redis_url` is set, so that every worker and
+host of one database shares one budget per key. Counters are named by the database's id,
+so two corpora may share one Redis. A request costs one increment; the window's end is
+asked once per window.
 """
 
 import asyncio
