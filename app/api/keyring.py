@@ -62,19 +62,19 @@ class InProcessCounters:
     """Fixed-window counters in this process's memory, for a server without Redis.
 
     limits' MemoryStorage does the same behind an asyncio lock per counter, a read before
-    each increment and an exception wrapper around each call: ~10 µs of a keyed request's
-    ~20 µs key check (bench/inprocess.py). One event loop owns these counters and no call
-    awaits between its read and its write, so a dict suffices. Expired counters are read
-    as absent and swept at most once a second, so a flood of made-up keys' failure counters
-    does not outlive its windows.
+    each increment and an exception wrapper around each call: a third of a keyed request's
+    key check (bench/inprocess.py: 18-30 µs a request with it, 14-25 without). One event
+    loop owns these counters and no call awaits between its read and its write, so a dict
+    suffices. Expired counters read as absent and are swept at most once a second, so a
+    flood of made-up keys' failure counters does not outlive its windows.
     """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        self._counts: dict[str, list[float]] = {}  # name -> [count, window end (epoch s)]
+        self._counts: dict[str, tuple[int, float]] = {}  # name -> (count, window end, epoch s)
         self._next_sweep_s = 0.0
 
-    def _live(self, key: str, now: float) -> list[float] | None:
+    def _live(self, key: str, now: float) -> tuple[int, float] | None:
         found = self._counts.get(key)
         return found if found is not None and found[1] > now else None
 
@@ -83,13 +83,14 @@ class InProcessCounters:
         found = self._live(key, now)
         if found is None:
             self._sweep(now)
-            found = self._counts[key] = [0, now + expiry]
-        found[0] += amount
-        return int(found[0])
+            found = (0, now + expiry)
+        count = found[0] + amount
+        self._counts[key] = (count, found[1])
+        return count
 
     async def get(self, key: str) -> int:
         found = self._live(key, self._clock())
-        return 0 if found is None else int(found[0])
+        return 0 if found is None else found[0]
 
     async def get_expiry(self, key: str) -> float:
         now = self._clock()
