@@ -203,6 +203,15 @@ def pick_words(data: Path, rows: int) -> tuple[list[str], list[str]]:
 # -- Servers and load --------------------------------------------------------------------------
 
 
+# Production settings: the defaults, with the access log off (uvicorn's and ours).
+SERVE_ENV = {"CORPUS_ACCESS_LOG": "false"}
+
+
+def serve(url: str, port: int) -> list[str]:
+    """`corpus serve` of `url` on `port`, as every server of ours here runs."""
+    return [CORPUS, "serve", "--database-url", url, "--port", str(port), "--no-access-log"]
+
+
 @contextmanager
 def server(cmd: list[str], port: int, env: dict[str, str], log: Path) -> Iterator[int]:
     """Start a server, wait until it answers, yield its pid, stop it."""
@@ -380,9 +389,7 @@ def main() -> None:
     lua = OUT / "report.lua"
     lua.write_text(WRK_LUA)
     ours = f"http://127.0.0.1:{args.port}"
-    serve = [CORPUS, "serve", "--database-url", url, "--port", str(args.port), "--no-access-log"]
-    # Production settings: the defaults, with the access log off (uvicorn's and ours).
-    with server(serve, args.port, {"CORPUS_ACCESS_LOG": "false"}, OUT / "ours.log") as pid:
+    with server(serve(url, args.port), args.port, SERVE_ENV, OUT / "ours.log") as pid:
         common_cold, common_totals = cold(ours, common)
         rare_cold, rare_totals = cold(ours, rare)
         page = min(PAGE, max(2, args.rows // 40))  # page 10,000 needs 200k rows
@@ -451,15 +458,11 @@ def keys_on(
                "--database-url", url, "--json"], quiet=True)  # fmt: skip
     key = json.loads(made)["key"]
     on_port, off_port = args.port + 2, args.port + 3
-    env = {"CORPUS_ACCESS_LOG": "false"}
-
-    def serve(port: int) -> list[str]:
-        return [CORPUS, "serve", "--database-url", url, "--port", str(port), "--no-access-log"]
-
+    keyed_env = {**SERVE_ENV, "CORPUS_AUTH": "keys"}
     keyed: dict[str, tuple[Run, Run]] = {}
     with (
-        server(serve(on_port), on_port, {**env, "CORPUS_AUTH": "keys"}, OUT / "keys.log") as on_pid,
-        server(serve(off_port), off_port, env, OUT / "nokeys.log") as off_pid,
+        server(serve(url, on_port), on_port, keyed_env, OUT / "keys.log") as on_pid,
+        server(serve(url, off_port), off_port, SERVE_ENV, OUT / "nokeys.log") as off_pid,
     ):
         for case in cases:
             if not case.name.startswith(("list, first", "detail")):
